@@ -1,0 +1,156 @@
+// Package config reads popspool's one TOML file. Each daemon reads the parts
+// it needs; unknown keys and bad values are errors, all reported at once as
+// "file:line: key: what is wrong" so an operator can fix them in one pass.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultPath is used when neither -config nor $POPSPOOL_CONFIG is given.
+const DefaultPath = "/etc/popspool/popspool.toml"
+
+// Config is the whole file.
+type Config struct {
+	File    string    `toml:"-"`
+	Spool   string    `toml:"spool"`
+	Rescan  Duration  `toml:"rescan"`
+	Log     Log       `toml:"log"`
+	Account []Account `toml:"account"`
+	Deliver Deliver   `toml:"deliver"`
+}
+
+// Log configures the daemons' logs.
+type Log struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+// Account is one remote POP3 mailbox.
+type Account struct {
+	Name           string   `toml:"name"`
+	Server         string   `toml:"server"`
+	TLS            string   `toml:"tls"`
+	CAFile         string   `toml:"ca_file"`
+	AllowPlaintext bool     `toml:"allow_plaintext"`
+	Username       string   `toml:"username"`
+	Password       string   `toml:"password"`
+	PasswordFile   string   `toml:"password_file"`
+	PasswordEnv    string   `toml:"password_env"`
+	Interval       Duration `toml:"interval"`
+	Timeout        Duration `toml:"timeout"`
+	Keep           bool     `toml:"keep"`
+	KeepDays       int      `toml:"keep_days"`
+	MaxSize        Size     `toml:"max_size"`
+	DeliverTo      []string `toml:"deliver_to"`
+	LocalDomains   []string `toml:"local_domains"`
+	UnroutedTo     string   `toml:"unrouted_to"`
+}
+
+// Deliver configures deliverd.
+type Deliver struct {
+	Target       string     `toml:"target"`
+	Helo         string     `toml:"helo"`
+	StartTLS     string     `toml:"starttls"`
+	CAFile       string     `toml:"ca_file"`
+	Username     string     `toml:"username"`
+	PasswordFile string     `toml:"password_file"`
+	PasswordEnv  string     `toml:"password_env"`
+	Retry        []Duration `toml:"retry"`
+	Expire       Duration   `toml:"expire"`
+	Postmaster   string     `toml:"postmaster"`
+	Connections  int        `toml:"connections"`
+}
+
+// Path returns the config file to read: flag, then $POPSPOOL_CONFIG, then
+// DefaultPath.
+func Path(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if env := os.Getenv("POPSPOOL_CONFIG"); env != "" {
+		return env
+	}
+	return DefaultPath
+}
+
+// Load reads, defaults and validates the file. The error, if any, lists
+// every problem, one per line.
+func Load(path string) (*Config, error) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c := &Config{File: path}
+	md, err := toml.Decode(string(text), c)
+	if err != nil {
+		return nil, decodeError(path, err)
+	}
+	p := &problems{file: path, lines: locate(string(text))}
+	for _, k := range md.Undecoded() {
+		p.addKey(k, "unknown key (misspelt, or in the wrong section?)")
+	}
+	c.defaults()
+	c.validate(p)
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func decodeError(path string, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		key := pe.LastKey
+		if key == "" {
+			key = "syntax"
+		}
+		return fmt.Errorf("%s:%d: %s: %s", path, pe.Position.Line, key, pe.Message)
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
+// problems collects validation errors with their lines.
+type problems struct {
+	file  string
+	lines *lines
+	list  []string
+}
+
+func (p *problems) add(key, format string, args ...any) {
+	line := p.lines.find(key)
+	p.list = append(p.list, fmt.Sprintf("%s:%d: %s: %s", p.file, line, key, fmt.Sprintf(format, args...)))
+}
+
+func (p *problems) addKey(k toml.Key, msg string) {
+	p.add(strings.Join(k, "."), "%s", msg)
+}
+
+func (p *problems) err() error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(p.list, "\n"))
+}
+
+// Duration is a time.Duration written as "5m", "48h".
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration like \"90s\", \"5m\" or \"48h\"", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

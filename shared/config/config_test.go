@@ -1,0 +1,131 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func write(t *testing.T, text string) string {
+	t.Helper()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "office.pass"), []byte("s3cret\n"), 0o600)
+	text = strings.ReplaceAll(text, "DIR", dir)
+	path := filepath.Join(dir, "popspool.toml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const good = `spool = "DIR/spool"
+
+[log]
+level = "debug"
+
+[[account]]
+name = "office"
+server = "pop.example.net"
+username = "office@example.net"
+password_file = "DIR/office.pass"
+interval = "2m"
+max_size = "10MB"
+deliver_to = ["alice@contoso.local"]
+
+[deliver]
+target = "maildir://DIR/mail/{user}"
+retry = ["30s", "2m"]
+`
+
+func TestLoadGood(t *testing.T) {
+	path := write(t, good)
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Account[0]
+	if a.Server != "pop.example.net:995" || a.Interval.D() != 2*time.Minute || a.MaxSize != 10<<20 || a.TLS != "implicit" {
+		t.Fatalf("account %+v", a)
+	}
+	if pw, err := a.Secret(); err != nil || pw != "s3cret" {
+		t.Fatalf("secret %q %v", pw, err)
+	}
+	if len(c.Deliver.Retry) != 2 || c.Deliver.Expire.D() != 48*time.Hour || c.Rescan.D() != 30*time.Second {
+		t.Fatalf("deliver %+v", c.Deliver)
+	}
+}
+
+func TestErrorsNameFileLineKey(t *testing.T) {
+	bad := strings.NewReplacer(
+		`level = "debug"`, `level = "loud"`,
+		`interval = "2m"`, `interval = "2m"`+"\ntsl = \"none\"",
+		`server = "pop.example.net"`, `server = "pop.example.net"`+"\ntls = \"tsl\"",
+	).Replace(good)
+	path := write(t, bad)
+	_, err := Load(path)
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		path + ":4: log.level: \"loud\"",
+		path + ":9: account.office.tls: \"tsl\" is not implicit, starttls or none",
+		path + ":13: account.tsl: unknown key",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "s3cret") {
+		t.Error("secret in error")
+	}
+}
+
+func TestSyntaxAndTypeErrors(t *testing.T) {
+	for _, c := range []struct{ text, want string }{
+		{"spool = \n", ":1: "},
+		{good + "\n[deliver2]\nx = 1\n", ":19: deliver2: unknown key"},
+		{strings.Replace(good, `interval = "2m"`, `interval = "soon"`, 1), ":11: account.interval: \"soon\" is not a duration"},
+		{strings.Replace(good, `max_size = "10MB"`, `max_size = "big"`, 1), ":12: account.max_size: "},
+	} {
+		_, err := Load(write(t, c.text))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: got %v, want %q", c.want, err, c.want)
+		}
+	}
+}
+
+func TestPlaintextNeedsOptIn(t *testing.T) {
+	text := strings.Replace(good, `server = "pop.example.net"`, "server = \"pop.example.net:110\"\ntls = \"none\"", 1)
+	_, err := Load(write(t, text))
+	if err == nil || !strings.Contains(err.Error(), "allow_plaintext") {
+		t.Fatalf("got %v", err)
+	}
+	text = strings.Replace(text, `tls = "none"`, "tls = \"none\"\nallow_plaintext = true", 1)
+	if _, err := Load(write(t, text)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInlinePasswordNeedsPrivateFile(t *testing.T) {
+	text := strings.Replace(good, `password_file = "DIR/office.pass"`, `password = "hunter2"`, 1)
+	path := write(t, text)
+	os.Chmod(path, 0o644)
+	_, err := Load(path)
+	if err == nil || !strings.Contains(err.Error(), "chmod 600") || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("got %v", err)
+	}
+	os.Chmod(path, 0o600)
+	if _, err := Load(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.toml"))
+	if err == nil || !strings.Contains(err.Error(), "nope.toml") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -1,0 +1,280 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+)
+
+var accountNameRe = regexp.MustCompile(`^[a-z0-9._-]+$`)
+
+func (c *Config) defaults() {
+	if c.Spool == "" {
+		c.Spool = "/var/spool/popspool"
+	}
+	if c.Rescan == 0 {
+		c.Rescan = Duration(30 * time.Second)
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	for i := range c.Account {
+		a := &c.Account[i]
+		if a.TLS == "" {
+			a.TLS = "implicit"
+		}
+		if a.Interval == 0 {
+			a.Interval = Duration(5 * time.Minute)
+		}
+		if a.Timeout == 0 {
+			a.Timeout = Duration(60 * time.Second)
+		}
+		if a.MaxSize == 0 {
+			a.MaxSize = 50 << 20
+		}
+	}
+	d := &c.Deliver
+	if d.Target == "" {
+		d.Target = "smtp://127.0.0.1:25"
+	}
+	if len(d.Retry) == 0 {
+		d.Retry = []Duration{Duration(time.Minute), Duration(5 * time.Minute), Duration(15 * time.Minute), Duration(time.Hour)}
+	}
+	if d.Expire == 0 {
+		d.Expire = Duration(48 * time.Hour)
+	}
+	if d.Postmaster == "" {
+		d.Postmaster = "postmaster"
+	}
+	if d.StartTLS == "" {
+		d.StartTLS = "opportunistic"
+	}
+	if d.Connections == 0 {
+		d.Connections = 4
+	}
+}
+
+func (c *Config) validate(p *problems) {
+	if c.Rescan.D() < 0 {
+		p.add("rescan", "must be positive")
+	}
+	if !oneOf(c.Log.Level, "error", "warn", "info", "debug", "trace") {
+		p.add("log.level", "%q is not error, warn, info, debug or trace", c.Log.Level)
+	}
+	if !oneOf(c.Log.Format, "json", "console") {
+		p.add("log.format", "%q is not json or console", c.Log.Format)
+	}
+	seen := map[string]bool{}
+	for i := range c.Account {
+		a := &c.Account[i]
+		key := fmt.Sprintf("account.%d", i)
+		if accountNameRe.MatchString(a.Name) {
+			key = "account." + a.Name
+		}
+		if seen[a.Name] {
+			p.add(key+".name", "%q is used by another account", a.Name)
+		}
+		seen[a.Name] = true
+		a.validate(p, key, c.File)
+	}
+	c.Deliver.validate(p)
+}
+
+func (a *Account) validate(p *problems, key, file string) {
+	if !accountNameRe.MatchString(a.Name) {
+		p.add(key+".name", "%q must be made of a-z, 0-9, '.', '_' and '-'", a.Name)
+	}
+	if a.Server == "" {
+		p.add(key+".server", "missing (host:port of the POP3 server)")
+	} else if err := a.fixServer(); err != nil {
+		p.add(key+".server", "%v", err)
+	}
+	switch a.TLS {
+	case "implicit", "starttls":
+	case "none":
+		if !a.AllowPlaintext {
+			p.add(key+".tls", `"none" sends the password in clear; also set allow_plaintext = true if that is really wanted`)
+		}
+	default:
+		p.add(key+".tls", "%q is not implicit, starttls or none", a.TLS)
+	}
+	if a.CAFile != "" {
+		if _, err := os.Stat(a.CAFile); err != nil {
+			p.add(key+".ca_file", "%v", err)
+		}
+	}
+	if a.Username == "" {
+		p.add(key+".username", "missing")
+	}
+	validateSecret(p, key, file, a.Password, a.PasswordFile, a.PasswordEnv, true)
+	if a.Interval.D() < time.Second {
+		p.add(key+".interval", "must be at least 1s")
+	}
+	if a.Timeout.D() < time.Second {
+		p.add(key+".timeout", "must be at least 1s")
+	}
+	if a.KeepDays < 0 || (a.KeepDays > 0 && !a.Keep) {
+		p.add(key+".keep_days", "needs keep = true and a positive number of days")
+	}
+	if a.MaxSize < 0 {
+		p.add(key+".max_size", "must be positive")
+	}
+	a.validateRouting(p, key)
+}
+
+func (a *Account) validateRouting(p *problems, key string) {
+	if len(a.LocalDomains) > 0 || a.UnroutedTo != "" {
+		p.add(key+".local_domains", "multi-drop routing is not available in this version; use deliver_to")
+	}
+	if len(a.DeliverTo) == 0 {
+		p.add(key+".deliver_to", "missing: the local address(es) this mailbox's mail goes to")
+	}
+	for _, addr := range a.DeliverTo {
+		if !ValidAddress(addr) {
+			p.add(key+".deliver_to", "%q is not an address like alice@contoso.local", addr)
+		}
+	}
+}
+
+// fixServer adds the default port (995 with implicit TLS, else 110).
+func (a *Account) fixServer() error {
+	if _, _, err := net.SplitHostPort(a.Server); err == nil {
+		return nil
+	}
+	if strings.Contains(a.Server, "/") || strings.Contains(a.Server, " ") {
+		return fmt.Errorf("%q is not host:port", a.Server)
+	}
+	port := "110"
+	if a.TLS == "implicit" || a.TLS == "" {
+		port = "995"
+	}
+	a.Server = net.JoinHostPort(strings.Trim(a.Server, "[]"), port)
+	return nil
+}
+
+func (d *Deliver) validate(p *problems) {
+	u, err := url.Parse(d.Target)
+	if err != nil {
+		p.add("deliver.target", "%v", err)
+		return
+	}
+	switch u.Scheme {
+	case "smtp", "smtps", "lmtp":
+		if u.Host == "" {
+			p.add("deliver.target", "%q has no host:port", d.Target)
+		}
+	case "lmtp+unix", "maildir":
+		if u.Path == "" {
+			p.add("deliver.target", "%q has no path", d.Target)
+		}
+	default:
+		p.add("deliver.target", "%q: scheme must be smtp, smtps, lmtp, lmtp+unix or maildir", d.Target)
+	}
+	if !oneOf(d.StartTLS, "opportunistic", "required", "none") {
+		p.add("deliver.starttls", "%q is not opportunistic, required or none", d.StartTLS)
+	}
+	for _, r := range d.Retry {
+		if r.D() <= 0 {
+			p.add("deliver.retry", "intervals must be positive")
+		}
+	}
+	if d.Expire.D() <= 0 {
+		p.add("deliver.expire", "must be positive")
+	}
+	if d.Connections < 1 || d.Connections > 100 {
+		p.add("deliver.connections", "must be between 1 and 100")
+	}
+	if d.PasswordFile != "" && d.PasswordEnv != "" {
+		p.add("deliver.password_file", "set password_file or password_env, not both")
+	}
+}
+
+func validateSecret(p *problems, key, file, inline, pfile, env string, required bool) {
+	n := 0
+	for _, s := range []string{inline, pfile, env} {
+		if s != "" {
+			n++
+		}
+	}
+	switch {
+	case n == 0 && required:
+		p.add(key+".password_file", "missing: set password_file (or password_env)")
+	case n > 1:
+		p.add(key+".password_file", "set only one of password, password_file and password_env")
+	case pfile != "":
+		if _, err := os.ReadFile(pfile); err != nil {
+			p.add(key+".password_file", "cannot read: %v", err)
+		}
+	case env != "":
+		if os.Getenv(env) == "" {
+			p.add(key+".password_env", "environment variable %s is not set", env)
+		}
+	case inline != "":
+		if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			p.add(key+".password", "an inline password needs the config file to be readable by its owner only (chmod 600 %s); better use password_file", file)
+		}
+	}
+}
+
+// Secret returns the account's password, read afresh from its file or
+// environment variable so a rotated password is picked up. Trailing line
+// breaks of a password file are removed.
+func (a *Account) Secret() (string, error) {
+	return readSecret(a.Password, a.PasswordFile, a.PasswordEnv)
+}
+
+// Secret returns deliverd's AUTH password, or "" when none is configured.
+func (d *Deliver) Secret() (string, error) {
+	return readSecret("", d.PasswordFile, d.PasswordEnv)
+}
+
+func readSecret(inline, file, env string) (string, error) {
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("password file: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	case env != "":
+		v := os.Getenv(env)
+		if v == "" {
+			return "", fmt.Errorf("environment variable %s is empty", env)
+		}
+		return v, nil
+	}
+	return inline, nil
+}
+
+// ValidAddress reports whether s looks like local@domain, with no spaces,
+// angle brackets or line breaks.
+func ValidAddress(s string) bool {
+	at := strings.LastIndexByte(s, '@')
+	return at > 0 && at < len(s)-1 && !strings.ContainsAny(s, " \t\r\n<>,;\"")
+}
+
+func oneOf(s string, set ...string) bool {
+	for _, v := range set {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// AccountNamed returns the account named name.
+func (c *Config) AccountNamed(name string) (*Account, bool) {
+	for i := range c.Account {
+		if c.Account[i].Name == name {
+			return &c.Account[i], true
+		}
+	}
+	return nil, false
+}

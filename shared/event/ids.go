@@ -1,0 +1,83 @@
+package event
+
+import "github.com/rs/zerolog"
+
+const (
+	info  = zerolog.InfoLevel
+	warn  = zerolog.WarnLevel
+	errl  = zerolog.ErrorLevel
+	fatal = zerolog.FatalLevel
+)
+
+// Spool and daemon life cycle.
+var (
+	Started         = def(1001, "daemon started", info)
+	Stopped         = def(1002, "daemon stopped", info)
+	FolderCreated   = def(1003, "spool folder created", info)
+	SpoolLocked     = def(1004, "another instance holds the spool lock", fatal)
+	SpoolSplit      = def(1005, "spool folders on different filesystems", fatal)
+	ConfigInvalid   = def(1006, "configuration invalid", fatal)
+	DiskFull        = def(1007, "spool write failed for lack of space", errl)
+	SpoolIO         = def(1008, "spool I/O error", errl)
+	DirSyncFailed   = def(1009, "folder fsync failed; exiting so recovery runs", fatal)
+	WatchOverflow   = def(1010, "folder watch lost events; rescanning", warn)
+	Recovered       = def(1011, "unfinished work recovered at start", warn)
+	Renamed         = def(1012, "operator file given a spool id", info)
+	JournalTorn     = def(1013, "torn journal tail truncated", warn)
+	WatchFailed     = def(1014, "folder watch unavailable; polling only", warn)
+	ConfigReloaded  = def(1015, "configuration reloaded", info)
+	ReloadFailed    = def(1016, "configuration reload failed; old one kept", errl)
+	NameCollision   = def(1017, "destination name taken; file renamed", warn)
+	UnexpectedPanic = def(1018, "internal error while handling a file", errl)
+)
+
+// fetchd.
+var (
+	FetchSession   = def(2001, "mailbox polled", info)
+	Fetched        = def(2002, "message fetched", info)
+	ConnectFailed  = def(2003, "cannot connect to POP3 server", errl)
+	TLSFailed      = def(2004, "TLS handshake or certificate check failed", errl)
+	LoginFailed    = def(2005, "POP3 login refused", errl)
+	MailboxInUse   = def(2006, "mailbox in use or login delayed; backing off", warn)
+	ProtocolError  = def(2007, "POP3 server reply not understood", errl)
+	SessionCut     = def(2008, "POP3 session cut; nothing lost, resuming next poll", warn)
+	SizeMismatch   = def(2009, "message size differs from LIST", warn)
+	Redeleted      = def(2010, "already fetched message deleted again", info)
+	NoUIDL         = def(2011, "server lacks UIDL; using header digest", warn)
+	Secret         = def(2012, "password could not be read", errl)
+	Plaintext      = def(2013, "refusing to send password without TLS", errl)
+	UIDLRejected   = def(2014, "server sent an invalid unique id", errl)
+	TooBig         = def(2015, "message larger than max_size left on server", warn)
+	RetrieveNow    = def(2016, "retrieve-now requested", info)
+	JournalPrune   = def(2017, "UIDL journal compacted", info)
+	SessionTimeout = def(2018, "POP3 server did not answer in time", warn)
+)
+
+// rewrited.
+var (
+	Routed        = def(3001, "message routed", info)
+	RouteFailed   = def(3002, "message could not be routed; moved to failed/", warn)
+	HeaderBroken  = def(3003, "message header unreadable; moved to failed/", warn)
+	NoRecipient   = def(3004, "no recipient for message; moved to failed/", warn)
+	FileVanished  = def(3005, "file vanished before it could be read", info)
+	RewriteStuck  = def(3006, "file failed repeatedly; quarantined in failed/", errl)
+	EmptyMessage  = def(3007, "empty message; moved to failed/", warn)
+	EnvelopeFixed = def(3008, "old envelope lines replaced", info)
+)
+
+// deliverd.
+var (
+	Delivered       = def(4001, "message delivered", info)
+	Deferred        = def(4002, "delivery failed temporarily; deferred", warn)
+	Bounced         = def(4003, "delivery failed permanently; moved to badmail/", errl)
+	Expired         = def(4004, "delivery retried until expiry; moved to badmail/", errl)
+	DuplicateSkip   = def(4005, "message already delivered; copy removed", warn)
+	SMTPWindow      = def(4006, "connection lost after final dot; outcome unknown, retrying", warn)
+	TargetDown      = def(4007, "cannot connect to delivery target", errl)
+	NoEnvelope      = def(4008, "spool file has no envelope; moved to badmail/", errl)
+	MaildirFailed   = def(4009, "Maildir delivery failed", errl)
+	LedgerRecovered = def(4010, "delivery ledger replayed at start", info)
+	PartialDelivery = def(4011, "some recipients delivered, others deferred", warn)
+	RetryNow        = def(4012, "deferred message due; retrying", info)
+	DSNSent         = def(4013, "delivery status notification queued", info)
+)

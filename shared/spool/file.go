@@ -1,0 +1,235 @@
+package spool
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"example.org/popspool/shared/event"
+)
+
+// Settle is how long a file that was copied (not renamed) into a watched
+// folder must stay unchanged before it is taken. Files written by the
+// daemons carry an mtime older than Settle, so they are taken at once.
+const Settle = 2 * time.Second
+
+// DirSyncError is a failed folder fsync. The daemon must exit: the state of
+// the folder on disk is unknown and only recovery at start can mend it.
+type DirSyncError struct {
+	Dir string
+	Err error
+}
+
+func (e *DirSyncError) Error() string { return "fsync folder " + e.Dir + ": " + e.Err.Error() }
+func (e *DirSyncError) Unwrap() error { return e.Err }
+
+// Part is a file being written in the daemon's tmp/ folder.
+type Part struct {
+	*os.File
+	ID string
+}
+
+// Create opens tmp/<daemon>/<id>.part for writing; it must not exist.
+func (s *Spool) Create(id string) (*Part, error) {
+	return createExcl(filepath.Join(s.TmpDir(), id+".part"), id)
+}
+
+func createExcl(path, id string) (*Part, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	return &Part{File: f, ID: id}, nil
+}
+
+// Seal makes the part durable: its mtime is set back by more than Settle
+// (so the next daemon takes it without waiting), then fsync and close. A
+// failed fsync is not retried on the same file: the caller removes the part
+// and redoes the work from its durable source.
+func (p *Part) Seal() error {
+	name := p.Name()
+	old := time.Now().Add(-2 * Settle)
+	if err := os.Chtimes(name, old, old); err != nil {
+		p.File.Close()
+		return fmt.Errorf("seal %s: %w", name, err)
+	}
+	if err := p.Sync(); err != nil {
+		p.File.Close()
+		return fmt.Errorf("fsync %s: %w", name, err)
+	}
+	if err := p.File.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", name, err)
+	}
+	return nil
+}
+
+// Abort closes and removes an unfinished part.
+func (p *Part) Abort() {
+	p.File.Close()
+	os.Remove(p.Name())
+}
+
+// Move renames src into folder as <id>.eml and fsyncs both folders. It
+// returns the new path. It never overwrites: if the name is taken (an
+// operator copied a file back while the original still exists) the file
+// is stored as <id>-N.eml and an event says so.
+func (s *Spool) Move(src, folder, id string) (string, error) {
+	b := s.NewBatch()
+	dst, err := b.Move(src, folder, id)
+	if err != nil {
+		return "", err
+	}
+	return dst, b.Commit()
+}
+
+// Batch groups the folder fsyncs of several moves (group commit): the
+// renames are done at once, the folders fsynced once each in Commit.
+type Batch struct {
+	s    *Spool
+	dirs []string
+}
+
+// NewBatch starts a group of moves.
+func (s *Spool) NewBatch() *Batch { return &Batch{s: s} }
+
+// Move renames src into folder; it is durable only after Commit.
+func (b *Batch) Move(src, folder, id string) (string, error) {
+	dir := b.s.Dir(folder)
+	dst, err := b.s.renameUnique(src, dir, id)
+	if err != nil {
+		return "", err
+	}
+	b.add(dir)
+	b.add(filepath.Dir(src))
+	return dst, nil
+}
+
+func (b *Batch) add(dir string) {
+	for _, d := range b.dirs {
+		if d == dir {
+			return
+		}
+	}
+	b.dirs = append(b.dirs, dir)
+}
+
+// Commit fsyncs every folder the batch touched, destinations first.
+func (b *Batch) Commit() error {
+	for _, d := range b.dirs {
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	b.dirs = b.dirs[:0]
+	return nil
+}
+
+func (s *Spool) renameUnique(src, dir, id string) (string, error) {
+	dst := filepath.Join(dir, id+".eml")
+	for n := 1; ; n++ {
+		err := renameNoReplace(src, dst)
+		if err == nil {
+			if n > 1 {
+				event.Emit(&s.log, event.NameCollision).Str("id", id).Str("path", dst).Msg("a file of that name already existed")
+			}
+			return dst, nil
+		}
+		if !errors.Is(err, os.ErrExist) || n > 100 {
+			return "", fmt.Errorf("move to %s: %w", dir, err)
+		}
+		dst = filepath.Join(dir, id+"-"+strconv.Itoa(n)+".eml")
+	}
+}
+
+// Claim takes in/name into the daemon's tmp/ folder, so no other daemon or
+// instance can process it. It returns the claimed path and the message id;
+// a file whose name is not an id (an operator's) gets a fresh one. If the
+// file is gone (someone else took it, or an operator removed it) it returns
+// an error for which IsGone is true.
+func (s *Spool) Claim(folder, name string) (path, id string, err error) {
+	id, ok := IDOf(name)
+	if !ok {
+		id = NewID()
+		event.Emit(&s.log, event.Renamed).Str("file", name).Str("id", id).Str("dir", folder).Msg("file name is not a spool id; gave it one")
+	}
+	src := filepath.Join(s.Dir(folder), name)
+	dst := filepath.Join(s.TmpDir(), id+".eml")
+	if err := renameNoReplace(src, dst); errors.Is(err, os.ErrExist) {
+		id = NewID()
+		dst = filepath.Join(s.TmpDir(), id+".eml")
+		err = renameNoReplace(src, dst)
+		if err != nil {
+			return "", "", fmt.Errorf("claim %s: %w", src, err)
+		}
+	} else if err != nil {
+		return "", "", fmt.Errorf("claim %s: %w", src, err)
+	}
+	if err := syncDir(s.TmpDir()); err != nil {
+		return "", "", err
+	}
+	if err := syncDir(s.Dir(folder)); err != nil {
+		return "", "", err
+	}
+	return dst, id, nil
+}
+
+// IsGone reports whether err means the file was not there any more.
+func IsGone(err error) bool { return errors.Is(err, os.ErrNotExist) }
+
+// Replace writes a new version of the claimed file tmp/<daemon>/<id>.eml:
+// fill writes the content into <id>.new, which is sealed and renamed over
+// the old one. A crash leaves either version whole.
+func (s *Spool) Replace(id string, fill func(w *os.File) error) error {
+	path := filepath.Join(s.TmpDir(), id+".new")
+	os.Remove(path) // a leftover of a crash; its content is worthless
+	p, err := createExcl(path, id)
+	if err != nil {
+		return err
+	}
+	if err := fill(p.File); err != nil {
+		p.Abort()
+		return err
+	}
+	if err := p.Seal(); err != nil {
+		os.Remove(path)
+		return err
+	}
+	if err := os.Rename(path, filepath.Join(s.TmpDir(), id+".eml")); err != nil {
+		return fmt.Errorf("replace %s: %w", id, err)
+	}
+	return syncDir(s.TmpDir())
+}
+
+// Remove deletes a file and fsyncs its folder.
+func (s *Spool) Remove(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove: %w", err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// Leftovers lists the daemon's tmp/ folder for recovery at start: the
+// claimed or written files (*.eml, *.part) and leftovers (*.new), sorted.
+func (s *Spool) Leftovers() (eml, part, other []string, err error) {
+	entries, err := os.ReadDir(s.TmpDir())
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read %s: %w", s.TmpDir(), err)
+	}
+	for _, e := range entries {
+		n := e.Name()
+		switch {
+		case strings.HasPrefix(n, ".") || e.IsDir():
+		case strings.HasSuffix(n, ".eml"):
+			eml = append(eml, filepath.Join(s.TmpDir(), n))
+		case strings.HasSuffix(n, ".part"):
+			part = append(part, filepath.Join(s.TmpDir(), n))
+		default:
+			other = append(other, filepath.Join(s.TmpDir(), n))
+		}
+	}
+	return eml, part, other, nil
+}

@@ -1,0 +1,135 @@
+package spool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"example.org/popspool/shared/event"
+)
+
+// Watcher tells a daemon when a folder may hold new work. fsnotify events
+// are only hints: they can be lost (queue overflow, network shares, files
+// dropped in while the daemon was down), so the folder listing is the truth
+// and it is also rescanned periodically (notes/dependencies.md §4.3).
+type Watcher struct {
+	kick   chan struct{}
+	rescan time.Duration
+	fs     *fsnotify.Watcher
+}
+
+// Watch starts watching folders. It watches first and the caller scans
+// after, so nothing dropped in between is missed. If fsnotify cannot watch
+// (too many watches, an unsupported filesystem) the daemon polls.
+func (s *Spool) Watch(ctx context.Context, rescan time.Duration, folders ...string) *Watcher {
+	w := &Watcher{kick: make(chan struct{}, 1), rescan: rescan}
+	fw, err := fsnotify.NewWatcher()
+	if err == nil {
+		for _, f := range folders {
+			if err = fw.Add(s.Dir(f)); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		event.Emit(&s.log, event.WatchFailed).Err(err).Dur("rescan", rescan).Msg("polling the folders instead")
+		if fw != nil {
+			fw.Close()
+		}
+		return w
+	}
+	w.fs = fw
+	go w.pump(ctx, s)
+	return w
+}
+
+func (w *Watcher) pump(ctx context.Context, s *Spool) {
+	defer w.fs.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.fs.Events:
+			if !ok {
+				return
+			}
+			if ev.Has(fsnotify.Create) || ev.Has(fsnotify.Write) || ev.Has(fsnotify.Chmod) {
+				w.Kick()
+			}
+		case err, ok := <-w.fs.Errors:
+			if !ok {
+				return
+			}
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				event.Emit(&s.log, event.WatchOverflow).Msg("too many changes at once; rescanning")
+			} else {
+				event.Emit(&s.log, event.WatchOverflow).Err(err).Msg("watch error; rescanning")
+			}
+			w.Kick()
+		}
+	}
+}
+
+// Kick asks for a scan as soon as the daemon waits next.
+func (w *Watcher) Kick() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Wait returns when a folder changed, the rescan interval or max passed, or
+// ctx ended (then it returns false).
+func (w *Watcher) Wait(ctx context.Context, max time.Duration) bool {
+	if max <= 0 || max > w.rescan {
+		max = w.rescan
+	}
+	t := time.NewTimer(max)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-w.kick:
+		return true
+	case <-t.C:
+		return true
+	}
+}
+
+// Ready lists the files of folder that can be taken now, oldest name first,
+// and how long to wait for the ones not yet settled (0 if none). Dot-files
+// (editors' and copy tools' temporaries), folders and other non-regular
+// files are ignored. A file modified within Settle may still be being
+// copied in by an operator and is left for a later scan.
+func (s *Spool) Ready(folder string) (names []string, wait time.Duration, err error) {
+	entries, err := os.ReadDir(s.Dir(folder))
+	if err != nil {
+		return nil, 0, fmt.Errorf("scan %s: %w", s.Dir(folder), err)
+	}
+	now := time.Now()
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // vanished since the listing
+		}
+		// A future mtime (clock skew, a restored backup) counts as settled.
+		if age := now.Sub(fi.ModTime()); age >= 0 && age < Settle {
+			if wait == 0 || Settle-age < wait {
+				wait = Settle - age
+			}
+			continue
+		}
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return names, wait, nil
+}
