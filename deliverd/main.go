@@ -1,0 +1,54 @@
+// Command deliverd delivers routed messages: it takes each file from
+// pickup/, hands it to the local mail server over SMTP or LMTP, or writes
+// it into a Maildir, and records every outcome in its ledger so that no
+// message is delivered twice.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"example.org/popspool/deliverd/ledger"
+	"example.org/popspool/deliverd/queue"
+	"example.org/popspool/shared/event"
+	"example.org/popspool/shared/service"
+	"example.org/popspool/shared/spool"
+)
+
+func main() {
+	os.Exit(service.Run("deliverd", os.Args[1:], run))
+}
+
+func run(ctx context.Context, env *service.Env) error {
+	s, err := spool.Open(env.Config.Spool, "deliverd", env.Log)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	l, err := ledger.Open(filepath.Join(s.Dir(spool.State), "deliverd.ledger"))
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	if l.Torn > 0 {
+		event.Emit(&env.Log, event.JournalTorn).Int64("bytes", l.Torn).Str("journal", "deliverd.ledger").Msg("a crash left a torn record; cut away")
+	}
+	target, err := newTarget(env)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	q := &queue.Queue{S: s, Cfg: env.Config, Log: env.Log, Ledger: l, Target: target}
+	if err := q.Recover(); err != nil {
+		return err
+	}
+	if err := q.Run(ctx, env.Once); err != nil {
+		return err
+	}
+	if env.Once && q.Unsent > 0 {
+		return fmt.Errorf("%d message(s) deferred or moved to badmail/", q.Unsent)
+	}
+	return nil
+}

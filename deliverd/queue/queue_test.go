@@ -1,0 +1,194 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"example.org/popspool/deliverd/ledger"
+	"example.org/popspool/deliverd/maildir"
+	"example.org/popspool/shared/config"
+	"example.org/popspool/shared/envelope"
+	"example.org/popspool/shared/spool"
+)
+
+// scripted answers each recipient by a table: "ok", "temp", "perm", or
+// the whole message with an error.
+type scripted struct {
+	answers map[string]string
+	err     error
+	calls   int
+}
+
+func (s *scripted) Send(_ context.Context, id, sender string, rcpts []string, msg Msg, retry bool) ([]Outcome, error) {
+	s.calls++
+	if s.err != nil {
+		return nil, s.err
+	}
+	var out []Outcome
+	for _, r := range rcpts {
+		a := s.answers[r]
+		out = append(out, Outcome{Rcpt: r, OK: a == "ok", Temp: a == "temp", Text: "said " + a})
+	}
+	return out, nil
+}
+func (s *scripted) Idle()        {}
+func (s *scripted) Close() error { return nil }
+
+func newQueue(t *testing.T, target Target) *Queue {
+	t.Helper()
+	s, err := spool.Open(t.TempDir(), "deliverd", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.Open(filepath.Join(s.Dir(spool.State), "deliverd.ledger"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(); s.Close() })
+	cfg := &config.Config{Rescan: config.Duration(time.Second), Deliver: config.Deliver{
+		Retry: []config.Duration{config.Duration(time.Minute), config.Duration(time.Hour)}, Expire: config.Duration(48 * time.Hour)}}
+	return &Queue{S: s, Cfg: cfg, Log: zerolog.Nop(), Ledger: l, Target: target}
+}
+
+const body = "From: a@x\r\nSubject: s\r\n\r\nbody\r\n.dot\r\n"
+
+func put(t *testing.T, q *Queue, folder string, rcpts ...string) string {
+	t.Helper()
+	id := spool.NewID()
+	var b strings.Builder
+	envelope.Envelope{Sender: "a@x", HasSender: true, Receivers: rcpts}.Write(&b)
+	p := filepath.Join(q.S.Dir(folder), id+".eml")
+	os.WriteFile(p, []byte(b.String()+body), 0o600)
+	old := time.Now().Add(-time.Minute)
+	os.Chtimes(p, old, old)
+	return id
+}
+
+func read(t *testing.T, q *Queue, folder, id string) (envelope.Envelope, string) {
+	t.Helper()
+	p := filepath.Join(q.S.Dir(folder), id+".eml")
+	env, msg, err := readEnvelope(p)
+	if err != nil {
+		t.Fatalf("%s/%s: %v", folder, id, err)
+	}
+	r, _ := msg.Open()
+	defer r.Close()
+	b := make([]byte, msg.Size)
+	r.Read(b)
+	return env, string(b)
+}
+
+func TestMaildirDeliveryOnce(t *testing.T) {
+	root := t.TempDir()
+	q := newQueue(t, &Maildirs{Pattern: root + "/{user}"})
+	id := put(t, q, spool.Pickup, "alice@l", "bob@l")
+	if err := q.Run(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"alice", "bob"} {
+		b, err := os.ReadFile(filepath.Join(root, u, "new", maildir.Name(id)))
+		if err != nil || !strings.HasSuffix(string(b), body) || !strings.HasPrefix(string(b), "Return-Path: <a@x>\r\nDelivered-To: "+u+"@l\r\n") {
+			t.Fatalf("%s: %q %v", u, b, err)
+		}
+	}
+	if left, _ := os.ReadDir(q.S.Dir(spool.Pickup)); len(left) != 0 {
+		t.Fatalf("pickup not empty")
+	}
+	// A copy resurrected by a crash is not delivered again.
+	os.WriteFile(filepath.Join(q.S.Dir(spool.Pickup), id+".eml"), []byte("X-Receiver: <alice@l>\r\n"+body), 0o600)
+	os.Chtimes(filepath.Join(q.S.Dir(spool.Pickup), id+".eml"), time.Unix(0, 0), time.Unix(0, 0))
+	q.Run(context.Background(), true)
+	if left, _ := os.ReadDir(q.S.Dir(spool.Pickup)); len(left) != 0 {
+		t.Fatalf("copy not removed")
+	}
+}
+
+func TestPartialFailureDefersOnlyFailedRecipients(t *testing.T) {
+	tg := &scripted{answers: map[string]string{"ok@l": "ok", "temp@l": "temp", "perm@l": "perm"}}
+	q := newQueue(t, tg)
+	now := time.Now()
+	q.nowFunc = func() time.Time { return now }
+	id := put(t, q, spool.Pickup, "ok@l", "temp@l", "perm@l")
+	q.Run(context.Background(), true)
+	env, msg := read(t, q, spool.Deferred, id)
+	if msg != body || len(env.Receivers) != 1 || env.Receivers[0] != "temp@l" || env.Attempts != 1 {
+		t.Fatalf("deferred %+v %q", env, msg)
+	}
+	if !env.NextAttempt.After(now.Add(59*time.Second)) || env.LastError == "" {
+		t.Fatalf("next attempt %v, error %q", env.NextAttempt, env.LastError)
+	}
+	// Not due yet: nothing happens. Due: retried, and now it works.
+	q.Run(context.Background(), true)
+	if tg.calls != 1 {
+		t.Fatalf("retried before due")
+	}
+	now = now.Add(2 * time.Minute)
+	tg.answers["temp@l"] = "ok"
+	q.Run(context.Background(), true)
+	if tg.calls != 2 {
+		t.Fatalf("not retried when due")
+	}
+	if left, _ := os.ReadDir(q.S.Dir(spool.Deferred)); len(left) != 0 {
+		t.Fatalf("deferred not emptied")
+	}
+	if !q.Ledger.Delivered(id) {
+		t.Fatal("not recorded as delivered")
+	}
+}
+
+func TestPermanentGoesToBadmailAndExpiry(t *testing.T) {
+	tg := &scripted{answers: map[string]string{"perm@l": "perm", "temp@l": "temp"}}
+	q := newQueue(t, tg)
+	id := put(t, q, spool.Pickup, "perm@l")
+	q.Run(context.Background(), true)
+	if env, msg := read(t, q, spool.Badmail, id); msg != body || env.LastError != "perm@l: said perm" {
+		t.Fatalf("badmail %+v %q", env, msg)
+	}
+	q.nowFunc = func() time.Time { return time.Now().Add(49 * time.Hour) }
+	id = put(t, q, spool.Pickup, "temp@l")
+	q.Run(context.Background(), true)
+	if env, _ := read(t, q, spool.Badmail, id); env.Receivers[0] != "temp@l" {
+		t.Fatalf("expired message not in badmail: %+v", env)
+	}
+}
+
+func TestWindowCountedAndRetried(t *testing.T) {
+	tg := &scripted{err: &NetError{AfterDot: true, Err: errors.New("EOF")}}
+	q := newQueue(t, tg)
+	id := put(t, q, spool.Pickup, "a@l")
+	q.Run(context.Background(), true)
+	if q.Ledger.Windows != 1 {
+		t.Fatalf("windows %d", q.Ledger.Windows)
+	}
+	if env, _ := read(t, q, spool.Deferred, id); !strings.Contains(env.LastError, "after the final dot") {
+		t.Fatalf("%+v", env)
+	}
+}
+
+func TestRecoverAfterCrashMidDelivery(t *testing.T) {
+	root := t.TempDir()
+	q := newQueue(t, &Maildirs{Pattern: root + "/{user}"})
+	id := put(t, q, spool.Pickup, "alice@l")
+	path, _, _ := q.S.Claim(spool.Pickup, id+".eml")
+	// The crash came after the Maildir link, before the D record.
+	_, msg, _ := readEnvelope(path)
+	r, _ := msg.Open()
+	maildir.Deliver(filepath.Join(root, "alice"), id, "", r, false)
+	r.Close()
+	q.Ledger.Start(id, 1)
+	if err := q.Recover(); err != nil {
+		t.Fatal(err)
+	}
+	q.Run(context.Background(), true)
+	n, _ := os.ReadDir(filepath.Join(root, "alice", "new"))
+	if len(n) != 1 || !q.Ledger.Delivered(id) || q.Ledger.Windows != 1 {
+		t.Fatalf("maildir holds %d, delivered %v, windows %d", len(n), q.Ledger.Delivered(id), q.Ledger.Windows)
+	}
+}

@@ -1,0 +1,66 @@
+package queue
+
+import (
+	"context"
+	"io"
+	"os"
+)
+
+// Msg is the message part of a claimed spool file: the bytes after the
+// envelope lines.
+type Msg struct {
+	Path   string
+	Offset int64
+	Size   int64
+}
+
+// Open returns a reader of the message, streamed from the file.
+func (m Msg) Open() (io.ReadCloser, error) {
+	f, err := os.Open(m.Path)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.NewSectionReader(f, m.Offset, m.Size), f}, nil
+}
+
+// Outcome is one recipient's result.
+type Outcome struct {
+	Rcpt string
+	OK   bool
+	Temp bool   // with !OK: retry later; else permanent
+	Text string // the server's reply or the error, for the spool file and the log
+}
+
+// NetError is a failure of the connection rather than a reply. AfterDot
+// marks the one window no SMTP client can close (RFC 1047): the message was
+// sent in full and the reply never came, so it may have been delivered.
+type NetError struct {
+	AfterDot bool
+	Err      error
+}
+
+func (e *NetError) Error() string {
+	if e.AfterDot {
+		return "connection lost after the final dot, before the reply: " + e.Err.Error()
+	}
+	return e.Err.Error()
+}
+
+func (e *NetError) Unwrap() error { return e.Err }
+
+// Target delivers messages: a Maildir tree, or an SMTP or LMTP server.
+type Target interface {
+	// Send delivers msg from sender to rcpts. retry says an earlier
+	// attempt may have succeeded. A non-nil error concerns the whole
+	// message (typically a *NetError); otherwise there is one Outcome
+	// per recipient.
+	Send(ctx context.Context, id, sender string, rcpts []string, msg Msg, retry bool) ([]Outcome, error)
+	// Idle is called when the queue is empty: a good moment to close
+	// connections.
+	Idle()
+	Close() error
+}
+
