@@ -1,0 +1,204 @@
+package smtpc
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+// maxPending bounds a reply line held back while its end is awaited;
+// longer lines pass through as they are (go-smtp rejects lines over 2000).
+const maxPending = 4096
+
+// wire sits between go-smtp and the transport and fixes what go-smtp
+// v0.25.1 gets wrong on the wire (see dependencies.md §2):
+//
+//   - Read hands out one whole reply line per call, adding the SP after a
+//     bare reply code ("250\r\n" -> "250 \r\n"; RFC 5321 §4.2: clients MUST
+//     accept a missing text) and upper-casing EHLO keywords (§2.4: they are
+//     case-insensitive; go-smtp looks them up in upper case only). One line
+//     per Read also means no reader above ever buffers past a reply, which
+//     the STARTTLS injection check relies on.
+//   - Write sets a write deadline first: the RFC's "data block" timeout,
+//     which go-smtp lacks while the body is written.
+//   - It remembers the last bytes written, so a failure can be placed
+//     before or after the final "." (RFC 1047).
+//
+// The transport is swapped for a *tls.Conn on STARTTLS; the wire stays on
+// top, so it always sees clear text. It is used by one goroutine at a
+// time, except kill.
+type wire struct {
+	net.Conn // current transport: raw, or TLS over raw
+	raw      net.Conn
+	block    time.Duration
+	broken   atomic.Bool
+
+	rbuf     [4096]byte
+	in       []byte // bytes read, not yet a whole line
+	out      []byte // fixed line(s) ready for the reader
+	obuf     []byte
+	rerr     error
+	ehloLine int // >0: reading the reply to EHLO/LHLO, at this line
+
+	inData bool
+	tail   [5]byte // last bytes written
+}
+
+func newWire(raw net.Conn, block time.Duration) *wire {
+	return &wire{Conn: raw, raw: raw, block: block}
+}
+
+// kill closes the transport from any goroutine; the Conn is then broken.
+func (w *wire) kill() {
+	w.broken.Store(true)
+	_ = w.raw.Close() // nothing to do about a failed close of a dead conn
+}
+
+func (w *wire) Read(p []byte) (int, error) {
+	for len(w.out) == 0 {
+		if w.rerr != nil && len(w.in) == 0 {
+			return 0, w.rerr
+		}
+		w.fill()
+	}
+	n := copy(p, w.out)
+	w.out = w.out[n:]
+	return n, nil
+}
+
+// fill reads until one line is complete and puts it, fixed, in w.out.
+func (w *wire) fill() {
+	for {
+		if i := bytes.IndexByte(w.in, '\n'); i >= 0 {
+			w.out = w.fixLine(w.in[:i+1])
+			w.in = w.in[:copy(w.in, w.in[i+1:])]
+			return
+		}
+		if w.rerr != nil || len(w.in) > maxPending {
+			w.out = append(w.obuf[:0], w.in...)
+			w.in = w.in[:0]
+			return
+		}
+		n, err := w.Conn.Read(w.rbuf[:])
+		w.in = append(w.in, w.rbuf[:n]...)
+		w.rerr = err
+	}
+}
+
+func (w *wire) fixLine(line []byte) []byte {
+	body := bytes.TrimRight(line, "\r\n")
+	out := append(w.obuf[:0], body...)
+	if len(body) == 3 && isDigits(body) {
+		out = append(out, ' ') // RFC 5321 §4.2: "MUST be prepared" for no text
+	}
+	if w.ehloLine > 0 {
+		w.fixKeyword(out)
+	}
+	w.obuf = append(out, line[len(body):]...)
+	return w.obuf
+}
+
+// fixKeyword upper-cases the keyword of an EHLO reply line after the first
+// (RFC 5321 §2.4, §4.1.1.1) and notes where the reply ends.
+func (w *wire) fixKeyword(line []byte) {
+	coded := len(line) >= 4 && isDigits(line[:3])
+	if coded && w.ehloLine > 1 {
+		for i := 4; i < len(line) && line[i] != ' '; i++ {
+			if 'a' <= line[i] && line[i] <= 'z' {
+				line[i] -= 'a' - 'A'
+			}
+		}
+	}
+	if coded && line[3] == '-' {
+		w.ehloLine++
+	} else {
+		w.ehloLine = 0
+	}
+}
+
+func (w *wire) Write(p []byte) (int, error) {
+	if !w.inData && isHello(p) {
+		w.ehloLine = 1
+	}
+	if w.block > 0 {
+		if err := w.Conn.SetWriteDeadline(time.Now().Add(w.block)); err != nil {
+			return 0, err
+		}
+	}
+	n, err := w.Conn.Write(p)
+	w.remember(p[:n])
+	return n, err
+}
+
+func (w *wire) remember(b []byte) {
+	t := w.tail[:]
+	if len(b) >= len(t) {
+		copy(t, b[len(b)-len(t):])
+		return
+	}
+	copy(t, t[len(b):])
+	copy(t[len(t)-len(b):], b)
+}
+
+// beginData marks the start of the body; the DATA line ended in CRLF.
+func (w *wire) beginData() {
+	w.inData = true
+	w.tail = [5]byte{0, 0, 0, '\r', '\n'}
+}
+
+func (w *wire) endData() { w.inData = false }
+
+// dotSent reports whether the final "\r\n.\r\n" has left us whole. The
+// dot-stuffed body cannot contain it (RFC 5321 §4.5.2).
+func (w *wire) dotSent() bool { return string(w.tail[:]) == "\r\n.\r\n" }
+
+// pending reports bytes received but not yet handed to a reader.
+func (w *wire) pending() bool { return len(w.in) > 0 || len(w.out) > 0 }
+
+// inject queues a line as if the server had sent it.
+func (w *wire) inject(line string) { w.out = append(w.out, line...) }
+
+// upgrade runs a TLS handshake over the current transport and swaps it in.
+func (w *wire) upgrade(ctx context.Context, cfg *tls.Config, timeout time.Duration) error {
+	tc := tls.Client(w.Conn, cfg)
+	if err := tc.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return err
+	}
+	w.Conn = tc
+	return tc.SetDeadline(time.Time{})
+}
+
+func (w *wire) tls() bool {
+	_, ok := w.Conn.(*tls.Conn)
+	return ok
+}
+
+// loopback reports a unix socket or a loopback peer address.
+func (w *wire) loopback() bool {
+	switch a := w.raw.RemoteAddr().(type) {
+	case *net.UnixAddr:
+		return true
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	}
+	return false
+}
+
+func isDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+func isHello(p []byte) bool {
+	return len(p) > 5 && (bytes.EqualFold(p[:5], []byte("EHLO ")) || bytes.EqualFold(p[:5], []byte("LHLO ")))
+}

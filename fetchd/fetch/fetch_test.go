@@ -1,0 +1,197 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"example.org/popspool/shared/config"
+	"example.org/popspool/shared/spool"
+	"example.org/popspool/spooltest/pop3srv"
+	"example.org/popspool/spooltest/samples"
+)
+
+type rig struct {
+	srv  *pop3srv.Server
+	cfg  *config.Config
+	s    *spool.Spool
+	f    *Fetcher
+	want map[string][]byte // sample name -> bytes a client receives
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	dir := t.TempDir()
+	box := filepath.Join(dir, "box")
+	names, err := samples.WriteTo(box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{want: map[string][]byte{}}
+	for _, n := range names {
+		b, _ := samples.Read(n)
+		if !bytes.HasSuffix(b, []byte("\r\n")) {
+			b = append(b, '\r', '\n') // POP3 ends the last line with CRLF
+		}
+		r.want[n] = b
+	}
+	r.srv = &pop3srv.Server{Dir: box, User: "u", Pass: "p"}
+	addr, err := r.srv.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.srv.Close() })
+	pass := filepath.Join(dir, "pass")
+	os.WriteFile(pass, []byte("p\n"), 0o600)
+	r.cfg = &config.Config{Account: []config.Account{{Name: "office", Server: addr.String(), TLS: "none",
+		AllowPlaintext: true, Username: "u", PasswordFile: pass, Timeout: config.Duration(5 * time.Second),
+		MaxSize: 50 << 20, DeliverTo: []string{"a@l"}}}}
+	r.s, err = spool.Open(filepath.Join(dir, "spool"), "fetchd", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.s.Close() })
+	r.reopen(t)
+	return r
+}
+
+// reopen starts a new Fetcher on the same spool, as a restart would.
+func (r *rig) reopen(t *testing.T) {
+	if r.f != nil {
+		r.f.Close()
+	}
+	f, err := New(r.s, r.cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.f = f
+	t.Cleanup(f.Close)
+}
+
+func (r *rig) poll(t *testing.T) (Stats, error) {
+	return r.f.Poll(context.Background(), &r.cfg.Account[0])
+}
+
+// check asserts that incoming/ holds every sample exactly once, byte exact
+// after fetchd's two trace header fields.
+func (r *rig) check(t *testing.T) {
+	t.Helper()
+	entries, _ := os.ReadDir(r.s.Dir(spool.Incoming))
+	var got []string
+	for _, e := range entries {
+		b, _ := os.ReadFile(filepath.Join(r.s.Dir(spool.Incoming), e.Name()))
+		_, msg, ok := strings.Cut(string(b), "X-Popspool-Account: office\r\n")
+		if !ok || !strings.HasPrefix(string(b), "Received: from 127.0.0.1\r\n") {
+			t.Fatalf("%s: no trace header: %.200q", e.Name(), b)
+		}
+		got = append(got, msg)
+	}
+	var want []string
+	for _, b := range r.want {
+		want = append(want, string(b))
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if strings.Join(got, "\x00") != strings.Join(want, "\x00") {
+		t.Fatalf("incoming/ holds %d messages, want the %d samples, each once and byte-identical", len(got), len(want))
+	}
+}
+
+func TestFetchAllOnceAndDelete(t *testing.T) {
+	r := newRig(t)
+	st, err := r.poll(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Fetched != len(r.want) || st.Deleted != len(r.want) {
+		t.Fatalf("stats %+v", st)
+	}
+	r.check(t)
+	if left := r.srv.Stats().Left; left != 0 {
+		t.Fatalf("%d messages left on the server", left)
+	}
+}
+
+func TestCutAfterDeleBeforeQuitCausesNoDuplicate(t *testing.T) {
+	r := newRig(t)
+	var cut atomic.Bool
+	cut.Store(true)
+	r.srv.Fault = func(ev pop3srv.Event) bool {
+		return cut.Load() && ev.Name == pop3srv.EvCommand && ev.Cmd == "QUIT"
+	}
+	if _, err := r.poll(t); err == nil {
+		t.Fatal("cut session reported success")
+	}
+	if left := r.srv.Stats().Left; left != len(r.want) {
+		t.Fatalf("server should still hold all %d (no QUIT), holds %d", len(r.want), left)
+	}
+	cut.Store(false)
+	r.reopen(t)
+	st, err := r.poll(t)
+	if err != nil || st.Fetched != 0 || st.Deleted != len(r.want) {
+		t.Fatalf("second poll %+v %v", st, err)
+	}
+	r.check(t)
+	if left := r.srv.Stats().Left; left != 0 {
+		t.Fatalf("%d left on the server", left)
+	}
+}
+
+func TestCutMidRetrLosesNothing(t *testing.T) {
+	r := newRig(t)
+	var retrs atomic.Int32
+	r.srv.Fault = func(ev pop3srv.Event) bool {
+		if ev.Name == pop3srv.EvRetr && ev.Bytes == 0 {
+			return retrs.Add(1) == 7
+		}
+		return false
+	}
+	if _, err := r.poll(t); err == nil {
+		t.Fatal("cut session reported success")
+	}
+	r.reopen(t)
+	if _, err := r.poll(t); err != nil {
+		t.Fatal(err)
+	}
+	r.check(t)
+}
+
+func TestKeepLeavesMailAndFetchesOnce(t *testing.T) {
+	r := newRig(t)
+	r.cfg.Account[0].Keep = true
+	for i := 0; i < 2; i++ {
+		st, err := r.poll(t)
+		if err != nil || st.Deleted != 0 {
+			t.Fatalf("poll %d: %+v %v", i, st, err)
+		}
+	}
+	r.check(t)
+	if left := r.srv.Stats().Left; left != len(r.want) {
+		t.Fatalf("keep: %d left", left)
+	}
+}
+
+func TestRecoveryMovesRecordedPartsAndDropsOthers(t *testing.T) {
+	r := newRig(t)
+	recorded, stray := spool.NewID(), spool.NewID()
+	j := r.f.journals["office"]
+	j.add("uid-1", recorded, time.Now())
+	j.sync()
+	os.WriteFile(filepath.Join(r.s.TmpDir(), recorded+".part"), []byte("Subject: x\r\n\r\nb\r\n"), 0o600)
+	os.WriteFile(filepath.Join(r.s.TmpDir(), stray+".part"), []byte("half"), 0o600)
+	r.reopen(t)
+	if _, err := os.Stat(filepath.Join(r.s.Dir(spool.Incoming), recorded+".eml")); err != nil {
+		t.Fatal("recorded part not moved on:", err)
+	}
+	if _, err := os.Stat(filepath.Join(r.s.TmpDir(), stray+".part")); !os.IsNotExist(err) {
+		t.Fatal("unrecorded part kept")
+	}
+}

@@ -1,0 +1,110 @@
+package fetch
+
+import (
+	"encoding/hex"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"example.org/popspool/shared/journal"
+	"example.org/popspool/shared/spool"
+)
+
+// uidls is one account's UIDL journal, state/<account>.uidl (DESIGN.md):
+// a record "F <uidl-hex> <id> <unix-time>" is appended and fsynced after the
+// message is sealed in tmp/fetchd and before it moves to incoming/ and is
+// DELE'd. A recorded UIDL is never downloaded again; it is DELE'd again
+// while the server still lists it. "X <uidl-hex>" forgets a UIDL.
+type uidls struct {
+	j    *journal.Journal
+	path string
+	seen map[string]record // by UIDL
+	torn int64
+}
+
+type record struct {
+	id string
+	at time.Time
+}
+
+func openUIDLs(s *spool.Spool, account string) (*uidls, error) {
+	path := filepath.Join(s.Dir(spool.State), account+".uidl")
+	j, recs, torn, err := journal.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	u := &uidls{j: j, path: path, seen: map[string]record{}, torn: torn}
+	for _, r := range recs {
+		u.apply(r)
+	}
+	return u, nil
+}
+
+func (u *uidls) apply(r []string) {
+	if len(r) < 2 {
+		return
+	}
+	b, err := hex.DecodeString(r[1])
+	if err != nil {
+		return
+	}
+	switch {
+	case r[0] == "F" && len(r) >= 4:
+		sec, _ := strconv.ParseInt(r[3], 10, 64)
+		u.seen[string(b)] = record{id: r[2], at: time.Unix(sec, 0)}
+	case r[0] == "X":
+		delete(u.seen, string(b))
+	}
+}
+
+// add buffers a record for a sealed message; it is durable after sync.
+func (u *uidls) add(uidl, id string, at time.Time) error {
+	r := []string{"F", hex.EncodeToString([]byte(uidl)), id, strconv.FormatInt(at.Unix(), 10)}
+	if err := u.j.Append(r...); err != nil {
+		return err
+	}
+	u.apply(r)
+	return nil
+}
+
+func (u *uidls) sync() error { return u.j.Sync() }
+
+// ids returns the spool ids of all records, for recovery.
+func (u *uidls) ids() map[string]bool {
+	m := make(map[string]bool, len(u.seen))
+	for _, r := range u.seen {
+		m[r.id] = true
+	}
+	return m
+}
+
+// forget drops the records of UIDLs the server no longer lists: those
+// messages are gone from the server and can never be downloaded again. It
+// rewrites the journal when that removes many.
+func (u *uidls) forget(listed map[string]bool) error {
+	var gone []string
+	for uidl := range u.seen {
+		if !listed[uidl] {
+			gone = append(gone, uidl)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	for _, g := range gone {
+		delete(u.seen, g)
+	}
+	recs := make([][]string, 0, len(u.seen))
+	for uidl, r := range u.seen {
+		recs = append(recs, []string{"F", hex.EncodeToString([]byte(uidl)), r.id, strconv.FormatInt(r.at.Unix(), 10)})
+	}
+	u.j.Close()
+	if err := journal.Rewrite(u.path, recs); err != nil {
+		return err
+	}
+	j, _, _, err := journal.Open(u.path)
+	u.j = j
+	return err
+}
+
+func (u *uidls) close() error { return u.j.Close() }

@@ -1,0 +1,159 @@
+package pop3
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// copyDot copies the body of a multi-line response (RFC 1939 §3) from r to
+// w, byte for byte, and stops right after the terminator so r is in sync for
+// the next reply.
+//
+// A line start is the beginning of the body or the octet after a CRLF; bare
+// LF and bare CR are data. At a line start, ".\r\n" ends the body and any
+// other line beginning with "." loses that one dot ("byte-stuffing").
+// Everything else, NUL, 8-bit octets and lines of any length included,
+// passes through unchanged. This is why net/textproto's DotReader is not
+// used: it rewrites CRLF to LF and also ends at ".\n".
+//
+// Memory stays at r's buffer size: lines longer than the buffer are copied
+// in pieces. tick is called after every piece read (to extend the read
+// deadline while data flows).
+//
+// If w fails, the rest of the body is still read and discarded so that the
+// session stays usable; the write error is returned as werr. A read error
+// (including EOF before the terminator) is returned as rerr and means the
+// session is lost.
+func copyDot(r *bufio.Reader, w io.Writer, tick func()) (n int64, werr, rerr error) {
+	lineStart, prev := true, byte(0)
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return n, werr, bodyReadErr(err)
+		}
+		tick()
+		out := chunk
+		if lineStart && chunk[0] == '.' {
+			if string(chunk) == ".\r\n" {
+				return n, werr, nil
+			}
+			out = chunk[1:]
+		}
+		if werr == nil {
+			m, err := w.Write(out)
+			n += int64(m)
+			werr = shortWrite(m, len(out), err)
+		}
+		lineStart, prev = nextLineStart(chunk, prev)
+	}
+}
+
+// nextLineStart reports whether the octet after chunk starts a line, given
+// prev, the octet before chunk. A chunk ends either at LF or where the
+// buffer filled up, so a CRLF split between two chunks arrives as "...\r"
+// followed by a chunk that is exactly "\n".
+func nextLineStart(chunk []byte, prev byte) (bool, byte) {
+	last := chunk[len(chunk)-1]
+	if last != '\n' {
+		return false, last
+	}
+	before := prev
+	if len(chunk) >= 2 {
+		before = chunk[len(chunk)-2]
+	}
+	return before == '\r', last
+}
+
+func shortWrite(m, want int, err error) error {
+	if err == nil && m < want {
+		err = io.ErrShortWrite
+	}
+	return err
+}
+
+func bodyReadErr(err error) error {
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("connection closed before the end of the multi-line response: %w", io.ErrUnexpectedEOF)
+	}
+	return err
+}
+
+// body sends cmd and streams its multi-line reply (RETR, TOP) into w.
+func (c *Client) body(cmd string, w io.Writer) (int64, error) {
+	if _, err := c.cmd(cmd); err != nil {
+		return 0, err
+	}
+	n, werr, rerr := copyDot(c.r, w, c.extendRead)
+	if rerr != nil {
+		return n, c.fatal(cmd, fmt.Errorf("read message after %d octets: %w", n, rerr))
+	}
+	if werr != nil {
+		return n, fmt.Errorf("pop3 %s: write message after %d octets (rest discarded, session still usable): %w", cmd, n, werr)
+	}
+	return n, nil
+}
+
+// readListing reads the lines of a multi-line reply whose +OK line has
+// already been read (LIST, UIDL, CAPA), unstuffed and without CRLF, and
+// passes each to fn. Each line may be at most maxLine octets and there may be
+// at most maxLines of them; either limit breaks the session. An error from fn
+// is remembered, the rest of the listing is still read so the session stays in
+// sync, and the first such error is returned.
+func (c *Client) readListing(cmd string, maxLines int, fn func(no int, line []byte) error) error {
+	var first error
+	for no := 1; ; no++ {
+		line, err := c.readLine(cmd)
+		if err != nil {
+			return err
+		}
+		if string(line) == ".\r\n" {
+			return first
+		}
+		if no > maxLines {
+			return c.fatal(cmd, fmt.Errorf("%w: listing has more than %d lines", ErrProtocol, maxLines))
+		}
+		c.trace('S', clean(trimEOL(line)))
+		if line[0] == '.' {
+			line = line[1:] // RFC 1939 §3 byte-stuffing
+		}
+		if err := fn(no, trimEOL(line)); err != nil && first == nil {
+			first = fmt.Errorf("pop3 %s: %w", cmd, err)
+		}
+	}
+}
+
+// Retr streams message n, dot-unstuffed and byte exact, into w and returns
+// the number of octets written (RFC 1939 §5 RETR). The message is never held
+// in memory.
+//
+// A failure of w does not break the session (the rest of the message is read
+// and discarded); an -ERR reply is an *Error; any read error or an early EOF
+// is an error and leaves the Client unusable. A nil error means the whole
+// message up to the terminator was received and written.
+func (c *Client) Retr(n int, w io.Writer) (int64, error) {
+	if err := checkNum("RETR", n); err != nil {
+		return 0, err
+	}
+	return c.body(fmt.Sprintf("RETR %d", n), w)
+}
+
+// Top streams the header and the first lines lines of the body of message n
+// into w (RFC 1939 §7 TOP), as Retr does.
+func (c *Client) Top(n, lines int, w io.Writer) (int64, error) {
+	if err := checkNum("TOP", n); err != nil {
+		return 0, err
+	}
+	if lines < 0 {
+		return 0, fmt.Errorf("pop3 TOP %d: negative line count %d", n, lines)
+	}
+	return c.body(fmt.Sprintf("TOP %d %d", n, lines), w)
+}
+
+func checkNum(cmd string, n int) error {
+	if n < 1 {
+		return fmt.Errorf("pop3 %s: invalid message number %d", cmd, n)
+	}
+	return nil
+}

@@ -1,0 +1,223 @@
+// Package harness runs the three popspool daemons as real processes on a
+// temporary spool, against the spooltest POP3 server, delivering into a
+// Maildir. The demo, the end-to-end tests and the crash tests share it.
+package harness
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"example.org/popspool/spooltest/pop3srv"
+)
+
+// Daemons are the three binaries, in pipeline order.
+var Daemons = []string{"fetchd", "rewrited", "deliverd"}
+
+// Root returns the project root: the folder of go.work.
+func Root() (string, error) {
+	out, err := exec.Command("go", "env", "GOWORK").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOWORK: %w", err)
+	}
+	w := strings.TrimSpace(string(out))
+	if w == "" || w == "off" {
+		return "", errors.New("not inside the popspool workspace (no go.work)")
+	}
+	return filepath.Dir(w), nil
+}
+
+// Build compiles the three daemons into dir and returns dir.
+func Build(dir string) (string, error) {
+	root, err := Root()
+	if err != nil {
+		return "", err
+	}
+	for _, d := range Daemons {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, exe(d)), ".")
+		cmd.Dir = filepath.Join(root, d)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("build %s: %v\n%s", d, err, out)
+		}
+	}
+	return dir, nil
+}
+
+func exe(name string) string {
+	if runtime.GOOS == "windows" {
+		return name + ".exe"
+	}
+	return name
+}
+
+// Options shape a flow.
+type Options struct {
+	Account  string        // account name, default "demo"
+	User     string        // local user the Maildir is for, default "alice"
+	Interval time.Duration // fetchd's poll interval, default 1s
+	Rescan   time.Duration // rescan interval, default 1s
+	LogLevel string        // default "info"
+}
+
+// Flow is one running pipeline.
+type Flow struct {
+	Dir    string // everything of this flow lives here
+	Box    string // the POP3 mailbox: one .eml per message
+	Spool  string
+	Mail   string // the Maildir root; the user's Maildir is Mail/<user>
+	Config string
+	Logs   string
+	Server *pop3srv.Server
+	Opt    Options
+	bins   string
+	procs  map[string]*Proc
+}
+
+// New prepares a flow in dir: the mailbox (empty; fill Box before or
+// while running), the POP3 server on a free loopback port, and the config.
+func New(dir, bins string, o Options) (*Flow, error) {
+	o = o.withDefaults()
+	f := &Flow{Dir: dir, Box: filepath.Join(dir, "pop3-mailbox"), Spool: filepath.Join(dir, "spool"),
+		Mail: filepath.Join(dir, "Maildir"), Config: filepath.Join(dir, "popspool.toml"),
+		Logs: filepath.Join(dir, "logs"), Opt: o, bins: bins, procs: map[string]*Proc{}}
+	for _, d := range []string{f.Box, f.Logs} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	f.Server = &pop3srv.Server{Dir: f.Box, User: "demo@isp.example", Pass: "demo-password"}
+	addr, err := f.Server.Start("127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	if err := f.writeConfig(addr.String()); err != nil {
+		f.Server.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.Account == "" {
+		o.Account = "demo"
+	}
+	if o.User == "" {
+		o.User = "alice"
+	}
+	if o.Interval == 0 {
+		o.Interval = time.Second
+	}
+	if o.Rescan == 0 {
+		o.Rescan = time.Second
+	}
+	if o.LogLevel == "" {
+		o.LogLevel = "info"
+	}
+	return o
+}
+
+func (f *Flow) writeConfig(server string) error {
+	pass := filepath.Join(f.Dir, "demo.pass")
+	if err := os.WriteFile(pass, []byte(f.Server.Pass+"\n"), 0o600); err != nil {
+		return err
+	}
+	cfg := fmt.Sprintf(`# popspool config written by spooltest/harness
+spool = %q
+rescan = %q
+
+[log]
+level = %q
+
+[[account]]
+name = %q
+server = %q
+tls = "none"              # the local test server has no TLS
+allow_plaintext = true
+username = %q
+password_file = %q
+interval = %q
+deliver_to = [%q]
+
+[deliver]
+target = "maildir://%s/{user}"
+retry = ["1s", "2s"]
+`, f.Spool, f.Opt.Rescan.String(), f.Opt.LogLevel, f.Opt.Account, server, f.Server.User, pass,
+		f.Opt.Interval.String(), f.Opt.User+"@example.local", filepath.ToSlash(f.Mail))
+	return os.WriteFile(f.Config, []byte(cfg), 0o600)
+}
+
+// Close stops every daemon and the server.
+func (f *Flow) Close() {
+	for _, d := range Daemons {
+		f.Stop(d, 10*time.Second)
+	}
+	f.Server.Close()
+}
+
+// UserMaildir is the Maildir the flow delivers into.
+func (f *Flow) UserMaildir() string { return filepath.Join(f.Mail, f.Opt.User) }
+
+// Delivered returns the messages in the user's Maildir (new/ and cur/),
+// by file name.
+func (f *Flow) Delivered() (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, sub := range []string{"new", "cur"} {
+		dir := filepath.Join(f.UserMaildir(), sub)
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				return nil, err
+			}
+			out[e.Name()] = b
+		}
+	}
+	return out, nil
+}
+
+// Original returns the message as the POP3 server sent it, from a
+// delivered Maildir file: what follows fetchd's X-Popspool-Account line.
+func (f *Flow) Original(delivered []byte) ([]byte, bool) {
+	marker := []byte("X-Popspool-Account: " + f.Opt.Account + "\r\n")
+	i := bytes.Index(delivered, marker)
+	if i < 0 {
+		return nil, false
+	}
+	return delivered[i+len(marker):], true
+}
+
+// Wire is what a POP3 client receives for a mailbox file: the bytes, with
+// CRLF added when the last line lacks one.
+func Wire(b []byte) []byte {
+	if bytes.HasSuffix(b, []byte("\r\n")) {
+		return b
+	}
+	return append(append([]byte{}, b...), '\r', '\n')
+}
+
+// SpoolFiles counts the files left in each spool folder (dot-files and
+// locks excluded), by folder; tmp folders appear as "tmp/<daemon>".
+func (f *Flow) SpoolFiles() map[string]int {
+	out := map[string]int{}
+	for _, d := range []string{"incoming", "pickup", "failed", "deferred", "badmail", "tmp/fetchd", "tmp/rewrited", "tmp/deliverd"} {
+		entries, _ := os.ReadDir(filepath.Join(f.Spool, d))
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Name(), ".") {
+				out[d]++
+			}
+		}
+	}
+	return out
+}

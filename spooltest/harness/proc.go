@@ -1,0 +1,110 @@
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+)
+
+// Proc is one running daemon.
+type Proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// Start runs daemon name in service mode (or with -once), its log
+// appended to Logs/<name>.log.
+func (f *Flow) Start(name string, extra ...string) error {
+	if p := f.procs[name]; p != nil && !p.Exited() {
+		return fmt.Errorf("%s is already running", name)
+	}
+	log, err := os.OpenFile(filepath.Join(f.Logs, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	args := append([]string{"-config", f.Config}, extra...)
+	cmd := exec.Command(filepath.Join(f.bins, exe(name)), args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &Proc{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		log.Close()
+		close(p.done)
+	}()
+	f.procs[name] = p
+	return nil
+}
+
+// Run runs daemon name with -once and waits for it.
+func (f *Flow) Run(name string, timeout time.Duration) error {
+	if err := f.Start(name, "-once"); err != nil {
+		return err
+	}
+	p := f.procs[name]
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(timeout):
+		p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("%s -once did not finish in %v", name, timeout)
+	}
+}
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Kill sends SIGKILL to daemon name and waits for it to die.
+func (f *Flow) Kill(name string) error {
+	p := f.procs[name]
+	if p == nil || p.Exited() {
+		return nil
+	}
+	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	<-p.done
+	return nil
+}
+
+// Stop asks daemon name to stop (SIGTERM, or a kill on Windows) and waits
+// up to timeout, then kills it. It returns an error if the daemon had to be
+// killed or exited non-zero.
+func (f *Flow) Stop(name string, timeout time.Duration) error {
+	p := f.procs[name]
+	if p == nil || p.Exited() {
+		return nil
+	}
+	if err := terminate(p.cmd.Process); err != nil {
+		return err
+	}
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(timeout):
+		p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("%s did not stop within %v of SIGTERM", name, timeout)
+	}
+}
+
+// Running reports whether daemon name is running.
+func (f *Flow) Running(name string) bool {
+	p := f.procs[name]
+	return p != nil && !p.Exited()
+}
