@@ -35,7 +35,7 @@ func run(ctx context.Context, env *service.Env) error {
 	if l.Torn > 0 {
 		event.Emit(&env.Log, event.JournalTorn).Int64("bytes", l.Torn).Str("journal", "deliverd.ledger").Msg("a crash left a torn record; cut away")
 	}
-	target, err := newTarget(env)
+	target, err := newTarget(env.Config.Deliver)
 	if err != nil {
 		return err
 	}

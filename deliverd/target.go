@@ -1,23 +1,44 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/url"
+	"os"
 
 	"example.org/popspool/deliverd/queue"
-	"example.org/popspool/shared/service"
+	"example.org/popspool/deliverd/smtpc"
+	"example.org/popspool/shared/config"
 )
 
 // newTarget makes the delivery target of the config's deliver.target.
-func newTarget(env *service.Env) (queue.Target, error) {
-	d := env.Config.Deliver
+func newTarget(d config.Deliver) (queue.Target, error) {
 	u, err := url.Parse(d.Target)
 	if err != nil {
 		return nil, fmt.Errorf("deliver.target: %w", err)
 	}
-	switch u.Scheme {
-	case "maildir":
+	if u.Scheme == "maildir" {
 		return &queue.Maildirs{Pattern: u.Path}, nil
 	}
-	return nil, fmt.Errorf("deliver.target: %s is not supported yet", u.Scheme)
+	t, err := smtpc.ParseTarget(d.Target)
+	if err != nil {
+		return nil, fmt.Errorf("deliver.target: %w", err)
+	}
+	opt := smtpc.Options{Helo: d.Helo, StartTLS: d.StartTLS, Username: d.Username}
+	if opt.Password, err = d.Secret(); err != nil {
+		return nil, fmt.Errorf("deliver: %w", err)
+	}
+	if d.CAFile != "" {
+		pem, err := os.ReadFile(d.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("deliver.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("deliver.ca_file %s: no PEM certificate in it", d.CAFile)
+		}
+		opt.TLSConfig = &tls.Config{RootCAs: pool}
+	}
+	return &queue.SMTP{Target: t, Opt: opt}, nil
 }

@@ -128,7 +128,7 @@ func (q *Queue) deliver(ctx context.Context, path, id string) error {
 	}
 	out, err := q.Target.Send(ctx, id, env.Sender, rcpts, msg, retry)
 	if err != nil {
-		out = q.netFailure(id, rcpts, err)
+		out = q.netFailure(id, rcpts, out, err)
 	}
 	return q.settle(path, id, env, out)
 }
@@ -145,7 +145,9 @@ func (q *Queue) pending(id string, rcpts []string) []string {
 	return left
 }
 
-func (q *Queue) netFailure(id string, rcpts []string, err error) []Outcome {
+// netFailure records a failed connection; recipients without a verdict
+// are retried.
+func (q *Queue) netFailure(id string, rcpts []string, out []Outcome, err error) []Outcome {
 	var ne *NetError
 	if errors.As(err, &ne) && ne.AfterDot {
 		if werr := q.Ledger.Window(id); werr == nil {
@@ -154,9 +156,14 @@ func (q *Queue) netFailure(id string, rcpts []string, err error) []Outcome {
 	} else {
 		event.Emit(&q.Log, event.TargetDown).Str("id", id).Err(err).Msg("will retry")
 	}
-	out := make([]Outcome, 0, len(rcpts))
+	decided := map[string]bool{}
+	for _, o := range out {
+		decided[o.Rcpt] = true
+	}
 	for _, r := range rcpts {
-		out = append(out, Outcome{Rcpt: r, Temp: true, Text: err.Error()})
+		if !decided[r] {
+			out = append(out, Outcome{Rcpt: r, Temp: true, Text: err.Error()})
+		}
 	}
 	return out
 }

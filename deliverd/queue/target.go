@@ -55,12 +55,12 @@ func (e *NetError) Unwrap() error { return e.Err }
 type Target interface {
 	// Send delivers msg from sender to rcpts. retry says an earlier
 	// attempt may have succeeded. A non-nil error concerns the whole
-	// message (typically a *NetError); otherwise there is one Outcome
-	// per recipient.
+	// message (typically a *NetError); the Outcomes returned with it are
+	// the verdicts that arrived before it, and the other recipients are
+	// retried. Without an error there is one Outcome per recipient.
 	Send(ctx context.Context, id, sender string, rcpts []string, msg Msg, retry bool) ([]Outcome, error)
 	// Idle is called when the queue is empty: a good moment to close
 	// connections.
 	Idle()
 	Close() error
 }
-
