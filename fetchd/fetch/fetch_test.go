@@ -124,9 +124,9 @@ func TestCutAfterDeleBeforeQuitCausesNoDuplicate(t *testing.T) {
 	r := newRig(t)
 	var cut atomic.Bool
 	cut.Store(true)
-	r.srv.Fault = func(ev pop3srv.Event) bool {
+	r.srv.SetFault(func(ev pop3srv.Event) bool {
 		return cut.Load() && ev.Name == pop3srv.EvCommand && ev.Cmd == "QUIT"
-	}
+	})
 	if _, err := r.poll(t); err == nil {
 		t.Fatal("cut session reported success")
 	}
@@ -148,12 +148,12 @@ func TestCutAfterDeleBeforeQuitCausesNoDuplicate(t *testing.T) {
 func TestCutMidRetrLosesNothing(t *testing.T) {
 	r := newRig(t)
 	var retrs atomic.Int32
-	r.srv.Fault = func(ev pop3srv.Event) bool {
+	r.srv.SetFault(func(ev pop3srv.Event) bool {
 		if ev.Name == pop3srv.EvRetr && ev.Bytes == 0 {
 			return retrs.Add(1) == 7
 		}
 		return false
-	}
+	})
 	if _, err := r.poll(t); err == nil {
 		t.Fatal("cut session reported success")
 	}

@@ -228,8 +228,18 @@ func (s *Server) timeout() time.Duration {
 	return DefaultTimeout
 }
 
+// SetFault replaces the Fault hook while the server runs.
+func (s *Server) SetFault(f func(Event) bool) {
+	s.mu.Lock()
+	s.Fault = f
+	s.mu.Unlock()
+}
+
 func (s *Server) fault(ev Event) bool {
-	return s.Fault != nil && s.Fault(ev)
+	s.mu.Lock()
+	f := s.Fault
+	s.mu.Unlock()
+	return f != nil && f(ev)
 }
 
 func (s *Server) logf(format string, args ...any) {
