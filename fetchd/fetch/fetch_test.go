@@ -53,7 +53,7 @@ func newRig(t *testing.T) *rig {
 	os.WriteFile(pass, []byte("p\n"), 0o600)
 	r.cfg = &config.Config{Account: []config.Account{{Name: "office", Server: addr.String(), TLS: "none",
 		AllowPlaintext: true, Username: "u", PasswordFile: pass, Timeout: config.Duration(5 * time.Second),
-		MaxSize: 50 << 20, DeliverTo: []string{"a@l"}}}}
+		MaxSize: 50 << 20, Routing: config.Routing{DeliverTo: []string{"a@l"}}}}}
 	r.s, err = spool.Open(filepath.Join(dir, "spool"), "fetchd", zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

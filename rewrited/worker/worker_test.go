@@ -23,7 +23,7 @@ func setup(t *testing.T, accounts ...string) *Worker {
 	t.Cleanup(func() { s.Close() })
 	cfg := &config.Config{Rescan: config.Duration(time.Second)}
 	for _, a := range accounts {
-		cfg.Account = append(cfg.Account, config.Account{Name: a, DeliverTo: []string{a + "@contoso.local", "Boss@contoso.local", "boss@contoso.local"}})
+		cfg.Account = append(cfg.Account, config.Account{Name: a, Routing: config.Routing{DeliverTo: []string{a + "@contoso.local", "Boss@contoso.local", "boss@contoso.local"}}})
 	}
 	return &Worker{S: s, Cfg: cfg, Log: zerolog.Nop()}
 }

@@ -24,6 +24,7 @@ type Config struct {
 	Log     Log       `toml:"log"`
 	Account []Account `toml:"account"`
 	Deliver Deliver   `toml:"deliver"`
+	Filter  Filter    `toml:"filter"`
 }
 
 // Log configures the daemons' logs.
@@ -48,9 +49,7 @@ type Account struct {
 	Keep           bool     `toml:"keep"`
 	KeepDays       int      `toml:"keep_days"`
 	MaxSize        Size     `toml:"max_size"`
-	DeliverTo      []string `toml:"deliver_to"`
-	LocalDomains   []string `toml:"local_domains"`
-	UnroutedTo     string   `toml:"unrouted_to"`
+	Routing                 // deliver_to, or multi-drop: routing.go
 }
 
 // Deliver configures deliverd.

@@ -40,6 +40,7 @@ func (c *Config) defaults() {
 			a.MaxSize = 50 << 20
 		}
 	}
+	c.Filter.defaults()
 	d := &c.Deliver
 	if d.Target == "" {
 		d.Target = "smtp://127.0.0.1:25"
@@ -85,6 +86,7 @@ func (c *Config) validate(p *problems) {
 		a.validate(p, key, c.File)
 	}
 	c.Deliver.validate(p)
+	c.Filter.validate(p)
 }
 
 func (a *Account) validate(p *problems, key, file string) {
@@ -127,20 +129,6 @@ func (a *Account) validate(p *problems, key, file string) {
 		p.add(key+".max_size", "must be positive")
 	}
 	a.validateRouting(p, key)
-}
-
-func (a *Account) validateRouting(p *problems, key string) {
-	if len(a.LocalDomains) > 0 || a.UnroutedTo != "" {
-		p.add(key+".local_domains", "multi-drop routing is not available in this version; use deliver_to")
-	}
-	if len(a.DeliverTo) == 0 {
-		p.add(key+".deliver_to", "missing: the local address(es) this mailbox's mail goes to")
-	}
-	for _, addr := range a.DeliverTo {
-		if !ValidAddress(addr) {
-			p.add(key+".deliver_to", "%q is not an address like alice@contoso.local", addr)
-		}
-	}
 }
 
 // fixServer adds the default port (995 with implicit TLS, else 110).
