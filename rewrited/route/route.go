@@ -1,6 +1,8 @@
 // Package route decides the envelope of a fetched message: who it is from
-// and which local addresses it goes to. Version one knows single-drop
-// accounts: every message of the account goes to its deliver_to list.
+// and which local addresses it goes to. Single-drop accounts send every
+// message to their deliver_to list; multi-drop accounts (one ISP mailbox
+// for a whole domain) read the recipients from the envelope headers the
+// ISP left, keep those in local_domains, and apply aliases.
 package route
 
 import (
@@ -8,8 +10,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/emersion/go-message"
-	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
 
 	"example.org/popspool/shared/config"
@@ -18,37 +18,67 @@ import (
 // AccountHeader names the account a message was fetched from; fetchd adds it.
 const AccountHeader = "X-Popspool-Account"
 
-// Route is the outcome for one message.
+// Route is the outcome for one message, with the reasoning behind it.
 type Route struct {
 	Account    string
 	Sender     string // "" for the null sender
 	Recipients []string
+	Unrouted   bool     // no recipient found; sent to unrouted_to
+	Trace      []string // one line per decision, for `rewrited explain`
+}
+
+func (r *Route) note(format string, args ...any) {
+	r.Trace = append(r.Trace, fmt.Sprintf(format, args...))
 }
 
 // ErrNoAccount means the message names no known account and the config has
 // more than one, so its recipients cannot be decided.
 var ErrNoAccount = errors.New("no known X-Popspool-Account header and more than one account configured")
 
+// NoRecipientError is a multi-drop message for which no local recipient
+// was found and no unrouted_to is configured.
+type NoRecipientError struct{ Trace []string }
+
+func (e *NoRecipientError) Error() string {
+	return "no local recipient in the envelope headers, To or Cc, and no unrouted_to set"
+}
+
 // Decide routes a message by its header.
 func Decide(cfg *config.Config, h textproto.Header) (Route, error) {
-	acct, err := account(cfg, h.Get(AccountHeader))
+	var r Route
+	acct, err := account(cfg, h.Get(AccountHeader), &r)
 	if err != nil {
-		return Route{}, err
+		return r, err
 	}
-	r := Route{Account: acct.Name, Sender: Sender(h)}
-	r.Recipients = dedupe(acct.DeliverTo)
-	if len(r.Recipients) == 0 {
-		return Route{}, fmt.Errorf("account %s has no deliver_to address", acct.Name)
+	r.Account = acct.Name
+	r.Sender = sender(h, &r)
+	if !acct.MultiDrop() {
+		r.Recipients = dedupe(acct.DeliverTo, &r)
+		r.note("single-drop account %s: deliver_to %s", acct.Name, strings.Join(r.Recipients, ", "))
+		return r, nil
 	}
+	multiDrop(&acct.Routing, h, &r)
+	if len(r.Recipients) > 0 {
+		return r, nil
+	}
+	if acct.UnroutedTo == "" {
+		r.note("no local recipient and no unrouted_to: the message goes to failed/")
+		return r, &NoRecipientError{Trace: r.Trace}
+	}
+	r.Unrouted = true
+	r.Recipients = []string{acct.UnroutedTo}
+	r.note("no local recipient: unrouted_to %s", acct.UnroutedTo)
 	return r, nil
 }
 
-func account(cfg *config.Config, name string) (*config.Account, error) {
+func account(cfg *config.Config, name string, r *Route) (*config.Account, error) {
 	name = strings.TrimSpace(name)
 	if a, ok := cfg.AccountNamed(name); ok {
+		r.note("account %s (from %s)", name, AccountHeader)
 		return a, nil
 	}
 	if len(cfg.Account) == 1 {
+		r.note("account %s (the only one configured; %s was %q)", cfg.Account[0].Name, AccountHeader, name)
 		return &cfg.Account[0], nil
 	}
 	if name != "" {
@@ -57,35 +87,39 @@ func account(cfg *config.Config, name string) (*config.Account, error) {
 	return nil, ErrNoAccount
 }
 
-// Sender returns the envelope sender: the Return-Path the ISP recorded,
+// sender returns the envelope sender: the Return-Path the ISP recorded,
 // else the Sender or From address; "" for the null sender <> (bounces)
 // and when none can be parsed.
-func Sender(h textproto.Header) string {
+func sender(h textproto.Header, r *Route) string {
 	if rp := strings.TrimSpace(h.Get("Return-Path")); rp != "" {
-		rp = strings.TrimSuffix(strings.TrimPrefix(rp, "<"), ">")
-		if rp == "" || config.ValidAddress(rp) {
-			return rp
+		addr := strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(rp, "<"), ">"))
+		if addr == "" || config.ValidAddress(addr) {
+			r.note("sender <%s> from Return-Path", addr)
+			return addr
 		}
+		r.note("Return-Path %q is not an address; ignored", rp)
 	}
-	mh := mail.Header{Header: message.Header{Header: h}}
 	for _, key := range []string{"Sender", "From"} {
-		list, err := mh.AddressList(key)
-		if err == nil && len(list) > 0 && config.ValidAddress(list[0].Address) {
-			return list[0].Address
+		if list := addresses(h.Get(key)); len(list) > 0 {
+			r.note("sender <%s> from %s", list[0], key)
+			return list[0]
 		}
 	}
+	r.note("no sender found: using the null sender <>")
 	return ""
 }
 
-func dedupe(addrs []string) []string {
+func dedupe(addrs []string, r *Route) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, a := range addrs {
 		k := strings.ToLower(a)
-		if !seen[k] {
-			seen[k] = true
-			out = append(out, a)
+		if seen[k] {
+			r.note("%s: duplicate, delivered once", a)
+			continue
 		}
+		seen[k] = true
+		out = append(out, a)
 	}
 	return out
 }

@@ -13,12 +13,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
-	"github.com/emersion/go-message/textproto"
 	"github.com/rs/zerolog"
 
-	"example.org/popspool/rewrited/route"
+	"example.org/popspool/rewrited/filter"
 	"example.org/popspool/shared/config"
 	"example.org/popspool/shared/envelope"
 	"example.org/popspool/shared/event"
@@ -31,9 +31,15 @@ const maxHeader = 1 << 20
 
 // Worker routes the files of one spool.
 type Worker struct {
-	S   *spool.Spool
-	Cfg *config.Config
-	Log zerolog.Logger
+	S      *spool.Spool
+	Cfg    *config.Config
+	Log    zerolog.Logger
+	Filter *filter.Filter
+}
+
+// New makes the worker of a config.
+func New(s *spool.Spool, cfg *config.Config, log zerolog.Logger) *Worker {
+	return &Worker{S: s, Cfg: cfg, Log: log, Filter: filter.New(cfg.Filter)}
 }
 
 // reject is a message-level failure: the file goes to failed/.
@@ -45,25 +51,44 @@ type reject struct {
 func (r *reject) Error() string { return r.reason }
 
 // Recover finishes what a crash left in tmp/rewrited: half-written
-// replacements are deleted, claimed files are routed again.
-func (w *Worker) Recover() error {
+// replacements are deleted, claimed files are routed again. A file that
+// was already being recovered when rewrited died again is quarantined in
+// failed/: it would otherwise crash rewrited at every start and block the
+// mail behind it.
+func (w *Worker) Recover(ctx context.Context) error {
 	eml, part, other, err := w.S.Leftovers()
 	if err != nil {
 		return err
+	}
+	for _, p := range eml {
+		if err := w.recoverOne(ctx, p); err != nil {
+			return err
+		}
 	}
 	for _, p := range append(part, other...) {
 		if err := w.S.Remove(p); err != nil {
 			return err
 		}
 	}
-	for _, p := range eml {
-		id, _ := spool.IDOf(filepath.Base(p))
-		event.Emit(&w.Log, event.Recovered).Str("id", id).Msg("routing a file claimed before a crash")
-		if err := w.route(p, id); err != nil {
-			return err
-		}
-	}
 	return nil
+}
+
+func (w *Worker) recoverOne(ctx context.Context, path string) error {
+	id, _ := spool.IDOf(filepath.Base(path))
+	marker := strings.TrimSuffix(path, ".eml") + ".recovering"
+	if _, err := os.Stat(marker); err == nil {
+		event.Emit(&w.Log, event.RewriteStuck).Str("id", id).Msg("rewrited stopped twice while handling this file; quarantined")
+		p := &plan{reject: &reject{event.RewriteStuck, "rewrited crashed or was killed twice while routing this file"}}
+		return w.finish(path, id, p)
+	}
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		return w.ioError(err, id)
+	}
+	event.Emit(&w.Log, event.Recovered).Str("id", id).Msg("routing a file claimed before a crash")
+	if err := w.process(ctx, path, id); err != nil {
+		return err
+	}
+	return os.Remove(marker)
 }
 
 // Run routes files as they arrive until ctx ends; with once, until
@@ -79,7 +104,7 @@ func (w *Worker) Run(ctx context.Context, once bool) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if err := w.handle(n); err != nil {
+			if err := w.handle(ctx, n); err != nil {
 				return err
 			}
 		}
@@ -94,7 +119,7 @@ func (w *Worker) Run(ctx context.Context, once bool) error {
 
 // handle claims one file and routes it. Only errors that must stop the
 // daemon (a failed folder fsync) are returned.
-func (w *Worker) handle(name string) error {
+func (w *Worker) handle(ctx context.Context, name string) error {
 	path, id, err := w.S.Claim(spool.Incoming, name)
 	if spool.IsGone(err) {
 		event.Emit(&w.Log, event.FileVanished).Str("file", name).Msg("someone else took it")
@@ -103,97 +128,89 @@ func (w *Worker) handle(name string) error {
 	if err != nil {
 		return w.ioError(err, name)
 	}
-	return w.route(path, id)
+	// The filter command gets its own time-out; a stop request lets the
+	// file in hand finish.
+	return w.process(context.WithoutCancel(ctx), path, id)
 }
 
-func (w *Worker) route(path, id string) (err error) {
+func (w *Worker) process(ctx context.Context, path, id string) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			event.Emit(&w.Log, event.UnexpectedPanic).Str("id", id).Interface("panic", p).Msg("moving the file to failed/")
-			err = w.finish(path, id, envelope.Envelope{}, &reject{event.UnexpectedPanic, fmt.Sprint("internal error: ", p)})
+			err = w.finish(path, id, &plan{reject: &reject{event.UnexpectedPanic, fmt.Sprint("internal error: ", p)}})
 		}
 	}()
-	env, rerr := w.decide(path)
-	return w.finish(path, id, env, rerr)
+	p, err := w.makePlan(ctx, path, true)
+	if err != nil {
+		return w.putBack(path, id, err)
+	}
+	return w.finish(path, id, p)
 }
 
 // finish writes the routed (or failed) version and moves it on.
-func (w *Worker) finish(path, id string, env envelope.Envelope, rerr error) error {
-	var rej *reject
-	folder := spool.Pickup
-	if errors.As(rerr, &rej) {
+func (w *Worker) finish(path, id string, p *plan) error {
+	folder, env := spool.Pickup, p.env
+	if p.reject != nil {
 		folder = spool.Failed
-		env = envelope.Envelope{Failed: fmt.Sprintf("%d %s", rej.ev, rej.reason)}
-	} else if rerr != nil {
-		return w.putBack(path, id, rerr)
+		env = envelope.Envelope{Failed: fmt.Sprintf("%d %s", p.reject.ev, p.reject.reason)}
 	}
-	if err := w.S.Replace(id, func(out *os.File) error { return rewrite(path, env, out) }); err != nil {
+	fill := func(out *os.File) error { return rewrite(path, env, p.tag, out) }
+	if err := w.S.Replace(id, fill); err != nil {
 		return w.putBack(path, id, err)
 	}
 	dst, err := w.S.Move(path, folder, id)
 	if err != nil {
 		return w.putBack(path, id, err)
 	}
-	if rej != nil {
-		event.Emit(&w.Log, rej.ev).Str("id", id).Str("reason", rej.reason).Str("path", dst).Msg("moved to failed/")
-	} else {
-		event.Emit(&w.Log, event.Routed).Str("id", id).Str("from", env.Sender).Strs("to", env.Receivers).Msg("routed to pickup/")
-	}
+	w.report(id, dst, p)
 	return nil
 }
 
-// decide reads the header of a claimed file and returns its envelope, or
-// a *reject for a message that cannot be routed.
-func (w *Worker) decide(path string) (envelope.Envelope, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return envelope.Envelope{}, err
+func (w *Worker) report(id, dst string, p *plan) {
+	if p.old.HasSender || len(p.old.Receivers) > 0 || p.old.Failed != "" {
+		event.Emit(&w.Log, event.EnvelopeFixed).Str("id", id).Str("was_failed", p.old.Failed).Msg("replaced the envelope lines of a file moved back")
 	}
-	defer f.Close()
-	br, _, err := skipEnvelope(f)
-	if err != nil {
-		return envelope.Envelope{}, err
+	for _, warn := range p.warnings {
+		if warn == "unrouted" {
+			event.Emit(&w.Log, event.Unrouted).Str("id", id).Strs("to", p.env.Receivers).Msg("no local recipient in the message")
+		} else {
+			event.Emit(&w.Log, event.FilterBroken).Str("id", id).Str("error", warn).Msg("check the filter command")
+		}
 	}
-	if _, err := br.Peek(1); errors.Is(err, io.EOF) {
-		return envelope.Envelope{}, &reject{event.EmptyMessage, "the file holds no message"}
+	if p.tag != "" {
+		event.Emit(&w.Log, event.FilterTagged).Str("id", id).Str("tag", strings.TrimSpace(p.tag)).Msg("tagged by the filter")
 	}
-	lr := &io.LimitedReader{R: br, N: maxHeader}
-	h, err := textproto.ReadHeader(bufio.NewReader(lr))
-	switch {
-	case lr.N == 0:
-		return envelope.Envelope{}, &reject{event.HeaderBroken, "header section larger than 1 MiB or without an end"}
-	case err != nil:
-		return envelope.Envelope{}, &reject{event.HeaderBroken, "unreadable header: " + err.Error()}
-	case h.Len() == 0:
-		return envelope.Envelope{}, &reject{event.HeaderBroken, "no header fields: not a mail message"}
+	if p.reject != nil {
+		event.Emit(&w.Log, p.reject.ev).Str("id", id).Str("reason", p.reject.reason).Str("path", dst).Msg("moved to failed/")
+		return
 	}
-	r, err := route.Decide(w.Cfg, h)
-	if err != nil {
-		return envelope.Envelope{}, &reject{event.NoRecipient, err.Error()}
-	}
-	return envelope.Envelope{Sender: r.Sender, HasSender: true, Receivers: r.Recipients}, nil
+	event.Emit(&w.Log, event.Routed).Str("id", id).Str("from", p.env.Sender).Strs("to", p.env.Receivers).Msg("routed to pickup/")
 }
 
 // skipEnvelope positions a reader after any envelope lines at the top of
 // f and returns the offset of the message proper.
-func skipEnvelope(f *os.File) (*bufio.Reader, int64, error) {
+func skipEnvelope(f *os.File, old *envelope.Envelope) (*bufio.Reader, int64, error) {
 	cr := &counter{r: f}
 	br := bufio.NewReaderSize(cr, 64<<10)
-	if _, err := envelope.Read(br); err != nil {
+	env, err := envelope.Read(br)
+	if err != nil {
 		return nil, 0, &reject{event.RouteFailed, "bad envelope line: " + err.Error()}
+	}
+	if old != nil {
+		*old = env
 	}
 	return br, cr.n - int64(br.Buffered()), nil
 }
 
-// rewrite writes env and then the message of the file at path, byte for
-// byte, into out.
-func rewrite(path string, env envelope.Envelope, out *os.File) error {
+// rewrite writes env, then tag (a header line, or ""), then the message
+// of the file at path, byte for byte, into out.
+func rewrite(path string, env envelope.Envelope, tag string, out *os.File) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	_, off, err := skipEnvelope(f)
+	_, off, err := skipEnvelope(f, nil)
 	var rej *reject
 	if errors.As(err, &rej) {
 		off = 0 // keep the broken lines: they are part of what failed
@@ -207,6 +224,7 @@ func rewrite(path string, env envelope.Envelope, out *os.File) error {
 	if err := env.Write(bw); err != nil {
 		return err
 	}
+	bw.WriteString(tag)
 	if _, err := io.Copy(bw, f); err != nil {
 		return fmt.Errorf("copy message: %w", err)
 	}

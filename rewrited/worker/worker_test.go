@@ -25,7 +25,8 @@ func setup(t *testing.T, accounts ...string) *Worker {
 	for _, a := range accounts {
 		cfg.Account = append(cfg.Account, config.Account{Name: a, Routing: config.Routing{DeliverTo: []string{a + "@contoso.local", "Boss@contoso.local", "boss@contoso.local"}}})
 	}
-	return &Worker{S: s, Cfg: cfg, Log: zerolog.Nop()}
+	cfg.Filter.MaxHops = 3
+	return New(s, cfg, zerolog.Nop())
 }
 
 func drop(t *testing.T, w *Worker, name, content string) {
@@ -114,7 +115,7 @@ func TestRecoverRoutesClaimedFile(t *testing.T) {
 	id := spool.NewID()
 	os.WriteFile(filepath.Join(w.S.TmpDir(), id+".eml"), []byte(msg), 0o600)
 	os.WriteFile(filepath.Join(w.S.TmpDir(), id+".new"), []byte("half"), 0o600)
-	if err := w.Recover(); err != nil {
+	if err := w.Recover(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if got := only(t, w, spool.Pickup); !strings.HasSuffix(got, msg) {

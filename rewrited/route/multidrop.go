@@ -1,0 +1,170 @@
+package route
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/emersion/go-message/textproto"
+
+	"example.org/popspool/shared/config"
+)
+
+// multiDrop finds the local recipients of a message in a mailbox that
+// holds mail for a whole domain. The envelope headers are tried in the
+// configured order; the first that names a local address decides. Only if
+// none does, To and Cc are read — except for list mail, whose To names the
+// list, not the recipient, so that every local address in it would get a
+// copy (a classic fetchmail multi-drop complaint).
+func multiDrop(rt *config.Routing, h textproto.Header, r *Route) {
+	for _, spec := range rt.EnvelopeHeaders {
+		name, which, _ := config.ParseEnvelopeSpec(spec)
+		vals := pick(ownTraceRemoved(name, h.Values(name)), which)
+		if len(vals) == 0 {
+			r.note("%s: not present", spec)
+			continue
+		}
+		if got := local(rt, source(name, vals), r); len(got) > 0 {
+			r.Recipients = dedupe(got, r)
+			return
+		}
+	}
+	if list := listID(h); list != "" {
+		r.note("list mail (%s): To and Cc name the list, not used", list)
+		return
+	}
+	if !rt.UseToCc() {
+		r.note("to_cc_fallback = false: To and Cc not used")
+		return
+	}
+	var fromHeaders []found
+	for _, key := range []string{"To", "Cc"} {
+		for _, v := range h.Values(key) {
+			for _, a := range addresses(v) {
+				fromHeaders = append(fromHeaders, found{key, a})
+			}
+		}
+	}
+	r.Recipients = dedupe(local(rt, fromHeaders, r), r)
+}
+
+type found struct{ header, addr string }
+
+// OwnTrace marks the Received field fetchd adds; it names no recipient.
+const OwnTrace = "(popspool fetchd;"
+
+func ownTraceRemoved(name string, vals []string) []string {
+	if !strings.EqualFold(name, "Received") {
+		return vals
+	}
+	var out []string
+	for _, v := range vals {
+		if !strings.Contains(v, OwnTrace) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// pick selects the occurrences an envelope_headers entry asks for. The
+// first value is the topmost field, the one added last.
+func pick(vals []string, which string) []string {
+	if len(vals) == 0 {
+		return nil
+	}
+	switch which {
+	case "first":
+		return vals[:1]
+	case "last":
+		return vals[len(vals)-1:]
+	case "all":
+		return vals
+	}
+	n, _ := strconv.Atoi(which)
+	if n < 1 || n > len(vals) {
+		return nil
+	}
+	return vals[n-1 : n]
+}
+
+// receivedFor finds the "for <addr>" clause of a Received field (RFC 5321
+// §4.4).
+var receivedFor = regexp.MustCompile(`(?i)\bfor\s+<?([^\s<>;]+@[^\s<>;]+?)>?\s*;`)
+
+func source(name string, vals []string) []found {
+	var out []found
+	for _, v := range vals {
+		if strings.EqualFold(name, "Received") {
+			if m := receivedFor.FindStringSubmatch(v); m != nil {
+				out = append(out, found{name, m[1]})
+			}
+			continue
+		}
+		for _, a := range addresses(v) {
+			out = append(out, found{name, a})
+		}
+	}
+	return out
+}
+
+// local keeps the addresses in local_domains, after aliases.
+func local(rt *config.Routing, in []found, r *Route) []string {
+	var out []string
+	for _, f := range in {
+		addr := alias(rt, f.addr, r)
+		if !isLocal(rt, addr) {
+			r.note("%s: %s: not in local_domains, dropped", f.header, addr)
+			continue
+		}
+		r.note("%s: %s: local recipient", f.header, addr)
+		out = append(out, addr)
+	}
+	return out
+}
+
+func alias(rt *config.Routing, addr string, r *Route) string {
+	lower := strings.ToLower(addr)
+	for from, to := range rt.Aliases {
+		if strings.ToLower(from) == lower {
+			r.note("alias %s -> %s", addr, to)
+			return to
+		}
+	}
+	if at := strings.LastIndexByte(lower, '@'); at >= 0 {
+		for from, to := range rt.Aliases {
+			if strings.ToLower(from) == lower[at:] {
+				r.note("alias %s -> %s (domain alias %s)", addr, to, from)
+				return to
+			}
+		}
+	}
+	return addr
+}
+
+func isLocal(rt *config.Routing, addr string) bool {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return false
+	}
+	domain := strings.ToLower(addr[at+1:])
+	for _, d := range rt.LocalDomains {
+		if strings.ToLower(d) == domain {
+			return true
+		}
+	}
+	return false
+}
+
+// listID says whether a message is list or bulk mail, and by which header.
+func listID(h textproto.Header) string {
+	for _, k := range []string{"List-Id", "List-Post", "Mailing-List"} {
+		if h.Has(k) {
+			return k
+		}
+	}
+	switch p := strings.ToLower(strings.TrimSpace(h.Get("Precedence"))); p {
+	case "list", "bulk", "junk":
+		return "Precedence: " + p
+	}
+	return ""
+}
