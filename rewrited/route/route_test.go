@@ -92,7 +92,7 @@ func TestSender(t *testing.T) {
 		"Sender: s@b.example\nFrom: a@b.example\n":               "s@b.example",
 		"From: \"Smith, J\" <j@b.example>\n":                     "j@b.example",
 		"From: =?x-unknown?q?abc?= <u@b.example>\n":              "u@b.example",
-		"From: nobody\n":                                         "",
+		"From: nobody\n": "",
 	} {
 		r, err := Decide(multi(nil), header(t, "X-Popspool-Account: shop\n"+head))
 		if err != nil || r.Sender != want {
