@@ -79,17 +79,39 @@ func (w *Worker) recoverOne(ctx context.Context, path string) error {
 	if _, err := os.Stat(marker); err == nil {
 		event.Emit(&w.Log, event.RewriteStuck).Str("id", id).Msg("rewrited stopped twice while handling this file; quarantined")
 		p := &plan{reject: &reject{event.RewriteStuck, "rewrited crashed or was killed twice while routing this file"}}
-		return w.finish(path, id, p)
+		return w.moveNow(path, id, p)
 	}
 	if err := os.WriteFile(marker, nil, 0o600); err != nil {
 		return w.ioError(err, id)
 	}
 	event.Emit(&w.Log, event.Recovered).Str("id", id).Msg("routing a file claimed before a crash")
-	if err := w.process(ctx, path, id); err != nil {
+	p, err := w.makePlan(ctx, path, true)
+	if err != nil {
+		return w.putBack(path, id, err)
+	}
+	if err := w.moveNow(path, id, p); err != nil {
 		return err
 	}
 	return os.Remove(marker)
 }
+
+// moveNow finishes one file on its own and commits its move.
+func (w *Worker) moveNow(path, id string, p *plan) error {
+	b := w.S.NewBatch()
+	report, err := w.finish(path, id, p, b)
+	if err == nil {
+		err = b.Commit()
+	}
+	if err != nil {
+		return err
+	}
+	report()
+	return nil
+}
+
+// batchSize is how many files share the folder fsyncs of their claim and
+// of their move on (group commit).
+const batchSize = 32
 
 // Run routes files as they arrive until ctx ends; with once, until
 // incoming/ is empty.
@@ -100,70 +122,104 @@ func (w *Worker) Run(ctx context.Context, once bool) error {
 		if err != nil {
 			return err
 		}
-		for _, n := range names {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if err := w.handle(ctx, n); err != nil {
+		for len(names) > 0 && ctx.Err() == nil {
+			n := min(batchSize, len(names))
+			if err := w.handleBatch(ctx, names[:n]); err != nil {
 				return err
 			}
+			names = names[n:]
 		}
-		if once && len(names) == 0 && wait == 0 {
+		if ctx.Err() != nil {
 			return nil
 		}
-		if len(names) == 0 && !watch.Wait(ctx, wait) {
+		if once && wait == 0 {
+			if names, _, _ := w.S.Ready(spool.Incoming); len(names) == 0 {
+				return nil
+			}
+			continue
+		}
+		if !watch.Wait(ctx, wait) {
 			return nil
 		}
 	}
 }
 
-// handle claims one file and routes it. Only errors that must stop the
-// daemon (a failed folder fsync) are returned.
-func (w *Worker) handle(ctx context.Context, name string) error {
-	path, id, err := w.S.Claim(spool.Incoming, name)
-	if spool.IsGone(err) {
-		event.Emit(&w.Log, event.FileVanished).Str("file", name).Msg("someone else took it")
-		return nil
+type claimed struct{ path, id string }
+
+// handleBatch claims files, routes each, and moves them on with one fsync
+// per folder. A stop request lets the batch in hand finish. Only errors
+// that must stop the daemon (a failed folder fsync) are returned.
+func (w *Worker) handleBatch(ctx context.Context, names []string) error {
+	in := w.S.NewBatch()
+	var files []claimed
+	for _, name := range names {
+		path, id, err := in.Claim(spool.Incoming, name)
+		if spool.IsGone(err) {
+			event.Emit(&w.Log, event.FileVanished).Str("file", name).Msg("someone else took it")
+			continue
+		}
+		if err != nil {
+			if err := w.ioError(err, name); err != nil {
+				return err
+			}
+			continue
+		}
+		files = append(files, claimed{path, id})
 	}
-	if err != nil {
-		return w.ioError(err, name)
+	if err := in.Commit(); err != nil {
+		return w.ioError(err, "incoming/")
 	}
-	// The filter command gets its own time-out; a stop request lets the
-	// file in hand finish.
-	return w.process(context.WithoutCancel(ctx), path, id)
+	out := w.S.NewBatch()
+	var reports []func()
+	for _, f := range files {
+		report, err := w.process(context.WithoutCancel(ctx), f.path, f.id, out)
+		if err != nil {
+			return err
+		}
+		reports = append(reports, report)
+	}
+	if err := out.Commit(); err != nil {
+		return w.ioError(err, "pickup/")
+	}
+	for _, r := range reports {
+		r()
+	}
+	return nil
 }
 
-func (w *Worker) process(ctx context.Context, path, id string) (err error) {
+// process routes one claimed file and moves it into batch b; the returned
+// report logs the outcome once b is committed.
+func (w *Worker) process(ctx context.Context, path, id string, b *spool.Batch) (report func(), err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			event.Emit(&w.Log, event.UnexpectedPanic).Str("id", id).Interface("panic", p).Msg("moving the file to failed/")
-			err = w.finish(path, id, &plan{reject: &reject{event.UnexpectedPanic, fmt.Sprint("internal error: ", p)}})
+			report, err = w.finish(path, id, &plan{reject: &reject{event.UnexpectedPanic, fmt.Sprint("internal error: ", p)}}, b)
 		}
 	}()
 	p, err := w.makePlan(ctx, path, true)
 	if err != nil {
-		return w.putBack(path, id, err)
+		return func() {}, w.putBack(path, id, err)
 	}
-	return w.finish(path, id, p)
+	return w.finish(path, id, p, b)
 }
 
 // finish writes the routed (or failed) version and moves it on.
-func (w *Worker) finish(path, id string, p *plan) error {
+func (w *Worker) finish(path, id string, p *plan, b *spool.Batch) (func(), error) {
 	folder, env := spool.Pickup, p.env
 	if p.reject != nil {
 		folder = spool.Failed
 		env = envelope.Envelope{Failed: fmt.Sprintf("%d %s", p.reject.ev, p.reject.reason)}
 	}
+	none := func() {}
 	fill := func(out *os.File) error { return rewrite(path, env, p.tag, out) }
 	if err := w.S.Replace(id, fill); err != nil {
-		return w.putBack(path, id, err)
+		return none, w.putBack(path, id, err)
 	}
-	dst, err := w.S.Move(path, folder, id)
+	dst, err := b.Move(path, folder, id)
 	if err != nil {
-		return w.putBack(path, id, err)
+		return none, w.putBack(path, id, err)
 	}
-	w.report(id, dst, p)
-	return nil
+	return func() { w.report(id, dst, p) }, nil
 }
 
 func (w *Worker) report(id, dst string, p *plan) {

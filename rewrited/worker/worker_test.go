@@ -14,7 +14,7 @@ import (
 	"example.org/popspool/shared/spool"
 )
 
-func setup(t *testing.T, accounts ...string) *Worker {
+func setup(t testing.TB, accounts ...string) *Worker {
 	t.Helper()
 	s, err := spool.Open(t.TempDir(), "rewrited", zerolog.Nop())
 	if err != nil {
@@ -29,7 +29,7 @@ func setup(t *testing.T, accounts ...string) *Worker {
 	return New(s, cfg, zerolog.Nop())
 }
 
-func drop(t *testing.T, w *Worker, name, content string) {
+func drop(t testing.TB, w *Worker, name, content string) {
 	t.Helper()
 	p := filepath.Join(w.S.Dir(spool.Incoming), name)
 	os.WriteFile(p, []byte(content), 0o600)

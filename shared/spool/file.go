@@ -151,6 +151,18 @@ func (s *Spool) renameUnique(src, dir, id string) (string, error) {
 // file is gone (someone else took it, or an operator removed it) it returns
 // an error for which IsGone is true.
 func (s *Spool) Claim(folder, name string) (path, id string, err error) {
+	b := s.NewBatch()
+	path, id, err = b.Claim(folder, name)
+	if err != nil {
+		return "", "", err
+	}
+	return path, id, b.Commit()
+}
+
+// Claim takes in/name into tmp/ like Spool.Claim; the two folders are
+// fsynced by Commit, which must come before the claimed file moves on.
+func (b *Batch) Claim(folder, name string) (path, id string, err error) {
+	s := b.s
 	id, ok := IDOf(name)
 	if !ok {
 		id = NewID()
@@ -158,22 +170,17 @@ func (s *Spool) Claim(folder, name string) (path, id string, err error) {
 	}
 	src := filepath.Join(s.Dir(folder), name)
 	dst := filepath.Join(s.TmpDir(), id+".eml")
-	if err := renameNoReplace(src, dst); errors.Is(err, os.ErrExist) {
+	err = renameNoReplace(src, dst)
+	if errors.Is(err, os.ErrExist) {
 		id = NewID()
 		dst = filepath.Join(s.TmpDir(), id+".eml")
 		err = renameNoReplace(src, dst)
-		if err != nil {
-			return "", "", fmt.Errorf("claim %s: %w", src, err)
-		}
-	} else if err != nil {
+	}
+	if err != nil {
 		return "", "", fmt.Errorf("claim %s: %w", src, err)
 	}
-	if err := syncDir(s.TmpDir()); err != nil {
-		return "", "", err
-	}
-	if err := syncDir(s.Dir(folder)); err != nil {
-		return "", "", err
-	}
+	b.add(s.TmpDir())
+	b.add(s.Dir(folder))
 	return dst, id, nil
 }
 

@@ -1,0 +1,90 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"example.org/popspool/shared/spool"
+)
+
+// BenchmarkRewrite10KB routes 10,000 messages of 10 KB from incoming/ to
+// pickup/, every handoff fsynced, and reports messages per second.
+func BenchmarkRewrite10KB(b *testing.B) {
+	const count = 10000
+	msg := "X-Popspool-Account: office\r\nFrom: a@example.net\r\nSubject: bench\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n", 160)
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		w := setup(b, "office")
+		for j := 0; j < count; j++ {
+			drop(b, w, fmt.Sprintf("%s.eml", spool.NewID()), msg)
+		}
+		b.StartTimer()
+		start := time.Now()
+		if err := w.Run(context.Background(), true); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(count)/time.Since(start).Seconds(), "msgs/s")
+	}
+}
+
+// BenchmarkRewrite100MB routes one 100 MB message and reports the peak heap
+// while doing it: the message is streamed, so the heap must stay small.
+func BenchmarkRewrite100MB(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		w := setup(b, "office")
+		path := filepath.Join(w.S.Dir(spool.Incoming), spool.NewID()+".eml")
+		writeBig(b, path, 100<<20)
+		runtime.GC()
+		var base runtime.MemStats
+		runtime.ReadMemStats(&base)
+		var peak atomic.Uint64
+		done := make(chan struct{})
+		go samplePeak(&peak, done)
+		b.StartTimer()
+		if err := w.Run(context.Background(), true); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		close(done)
+		b.ReportMetric(float64(peak.Load()-min(peak.Load(), base.HeapInuse))/(1<<20), "peak-heap-growth-MB")
+		b.ReportMetric(100, "message-MB")
+	}
+}
+
+func writeBig(b *testing.B, path string, size int) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.WriteString("X-Popspool-Account: office\r\nFrom: a@example.net\r\nSubject: big\r\n\r\n")
+	line := strings.Repeat("x", 1022) + "\r\n"
+	for n := 0; n < size; n += len(line) {
+		f.WriteString(line)
+	}
+	f.Close()
+	old := time.Now().Add(-time.Minute)
+	os.Chtimes(path, old, old)
+}
+
+func samplePeak(peak *atomic.Uint64, done chan struct{}) {
+	var m runtime.MemStats
+	for {
+		runtime.ReadMemStats(&m)
+		if m.HeapInuse > peak.Load() {
+			peak.Store(m.HeapInuse)
+		}
+		select {
+		case <-done:
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
