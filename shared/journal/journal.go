@@ -35,9 +35,18 @@ type Journal struct {
 // truncates a torn tail, and returns the log ready for appends. torn is the
 // number of bytes cut away.
 func Open(path string) (j *Journal, records [][]string, torn int64, err error) {
+	_, statErr := os.Stat(path)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("open journal: %w", err)
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		// A new journal's name must be durable before any record in it
+		// is relied on, or a power cut could take the whole file away.
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			f.Close()
+			return nil, nil, 0, err
+		}
 	}
 	records, good, err := readAll(f)
 	if err != nil {

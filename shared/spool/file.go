@@ -31,19 +31,20 @@ func (e *DirSyncError) Unwrap() error { return e.Err }
 type Part struct {
 	*os.File
 	ID string
+	fs FS
 }
 
 // Create opens tmp/<daemon>/<id>.part for writing; it must not exist.
 func (s *Spool) Create(id string) (*Part, error) {
-	return createExcl(filepath.Join(s.TmpDir(), id+".part"), id)
+	return s.createExcl(filepath.Join(s.TmpDir(), id+".part"), id)
 }
 
-func createExcl(path, id string) (*Part, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+func (s *Spool) createExcl(path, id string) (*Part, error) {
+	f, err := s.fs.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
-	return &Part{File: f, ID: id}, nil
+	return &Part{File: f, ID: id, fs: s.fs}, nil
 }
 
 // Seal makes the part durable: its mtime is set back by more than Settle
@@ -57,7 +58,7 @@ func (p *Part) Seal() error {
 		p.File.Close()
 		return fmt.Errorf("seal %s: %w", name, err)
 	}
-	if err := p.Sync(); err != nil {
+	if err := p.fs.SyncFile(p.File); err != nil {
 		p.File.Close()
 		return fmt.Errorf("fsync %s: %w", name, err)
 	}
@@ -70,7 +71,7 @@ func (p *Part) Seal() error {
 // Abort closes and removes an unfinished part.
 func (p *Part) Abort() {
 	p.File.Close()
-	os.Remove(p.Name())
+	p.fs.Remove(p.Name())
 }
 
 // Move renames src into folder as <id>.eml and fsyncs both folders. It
@@ -120,7 +121,7 @@ func (b *Batch) add(dir string) {
 // Commit fsyncs every folder the batch touched, destinations first.
 func (b *Batch) Commit() error {
 	for _, d := range b.dirs {
-		if err := syncDir(d); err != nil {
+		if err := b.s.fs.SyncDir(d); err != nil {
 			return err
 		}
 	}
@@ -131,7 +132,7 @@ func (b *Batch) Commit() error {
 func (s *Spool) renameUnique(src, dir, id string) (string, error) {
 	dst := filepath.Join(dir, id+".eml")
 	for n := 1; ; n++ {
-		err := renameNoReplace(src, dst)
+		err := s.fs.RenameNoReplace(src, dst)
 		if err == nil {
 			if n > 1 {
 				event.Emit(&s.log, event.NameCollision).Str("id", id).Str("path", dst).Msg("a file of that name already existed")
@@ -170,11 +171,11 @@ func (b *Batch) Claim(folder, name string) (path, id string, err error) {
 	}
 	src := filepath.Join(s.Dir(folder), name)
 	dst := filepath.Join(s.TmpDir(), id+".eml")
-	err = renameNoReplace(src, dst)
+	err = s.fs.RenameNoReplace(src, dst)
 	if errors.Is(err, os.ErrExist) {
 		id = NewID()
 		dst = filepath.Join(s.TmpDir(), id+".eml")
-		err = renameNoReplace(src, dst)
+		err = s.fs.RenameNoReplace(src, dst)
 	}
 	if err != nil {
 		return "", "", fmt.Errorf("claim %s: %w", src, err)
@@ -192,8 +193,8 @@ func IsGone(err error) bool { return errors.Is(err, os.ErrNotExist) }
 // the old one. A crash leaves either version whole.
 func (s *Spool) Replace(id string, fill func(w *os.File) error) error {
 	path := filepath.Join(s.TmpDir(), id+".new")
-	os.Remove(path) // a leftover of a crash; its content is worthless
-	p, err := createExcl(path, id)
+	s.fs.Remove(path) // a leftover of a crash; its content is worthless
+	p, err := s.createExcl(path, id)
 	if err != nil {
 		return err
 	}
@@ -202,21 +203,21 @@ func (s *Spool) Replace(id string, fill func(w *os.File) error) error {
 		return err
 	}
 	if err := p.Seal(); err != nil {
-		os.Remove(path)
+		s.fs.Remove(path)
 		return err
 	}
-	if err := os.Rename(path, filepath.Join(s.TmpDir(), id+".eml")); err != nil {
+	if err := s.fs.Rename(path, filepath.Join(s.TmpDir(), id+".eml")); err != nil {
 		return fmt.Errorf("replace %s: %w", id, err)
 	}
-	return syncDir(s.TmpDir())
+	return s.fs.SyncDir(s.TmpDir())
 }
 
 // Remove deletes a file and fsyncs its folder.
 func (s *Spool) Remove(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := s.fs.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove: %w", err)
 	}
-	return syncDir(filepath.Dir(path))
+	return s.fs.SyncDir(filepath.Dir(path))
 }
 
 // Leftovers lists the daemon's tmp/ folder for recovery at start: the

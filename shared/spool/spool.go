@@ -44,13 +44,14 @@ type Spool struct {
 	Daemon string
 	log    zerolog.Logger
 	lock   *os.File
+	fs     FS
 }
 
 // Open creates missing folders, checks that they share one filesystem and
 // takes the daemon's exclusive lock. It returns an error that names the
 // problem; the caller logs it and exits.
 func Open(root, daemon string, log zerolog.Logger) (*Spool, error) {
-	s := &Spool{Root: root, Daemon: daemon, log: log}
+	s := &Spool{Root: root, Daemon: daemon, log: log, fs: OS{}}
 	if err := s.makeFolders(); err != nil {
 		return nil, err
 	}

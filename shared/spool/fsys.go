@@ -1,0 +1,47 @@
+package spool
+
+import "os"
+
+// FS is every call by which the spool changes the disk. Spool uses the
+// real one, OS; tests put a recorder in its place to build every state a
+// power cut could leave (the power-cut model) or to inject I/O errors.
+type FS interface {
+	// Create makes a new file for writing; it must not exist (O_EXCL, 0600).
+	Create(path string) (*os.File, error)
+	// SyncFile makes a file's data durable (fsync).
+	SyncFile(f *os.File) error
+	// Rename renames, replacing an existing target.
+	Rename(oldpath, newpath string) error
+	// RenameNoReplace renames, failing with os.ErrExist if newpath exists.
+	RenameNoReplace(oldpath, newpath string) error
+	// Remove unlinks a file.
+	Remove(path string) error
+	// SyncDir makes a folder's entries durable.
+	SyncDir(dir string) error
+}
+
+// OS is the real file system.
+type OS struct{}
+
+// Create opens path with O_CREATE|O_EXCL|O_WRONLY and mode 0600.
+func (OS) Create(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+}
+
+// SyncFile calls fsync (FlushFileBuffers on Windows).
+func (OS) SyncFile(f *os.File) error { return f.Sync() }
+
+// Rename is os.Rename.
+func (OS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }
+
+// RenameNoReplace never overwrites newpath.
+func (OS) RenameNoReplace(oldpath, newpath string) error { return renameNoReplace(oldpath, newpath) }
+
+// Remove is os.Remove.
+func (OS) Remove(path string) error { return os.Remove(path) }
+
+// SyncDir fsyncs a folder (a no-op on Windows, which cannot).
+func (OS) SyncDir(dir string) error { return syncDir(dir) }
+
+// SetFS replaces the file system the spool writes through; for tests.
+func (s *Spool) SetFS(fs FS) { s.fs = fs }
