@@ -3,15 +3,25 @@
 // that records, per message id, that a delivery attempt started (S), which
 // recipients were accepted (R), that the message was delivered (D), and
 // that the outcome of an attempt was unknown (W: the connection was lost
-// after the final dot, RFC 1047). An id recorded as delivered is never sent
-// again, so a copy resurrected by a crash costs a log line, not a duplicate.
+// after the final dot, RFC 1047), and that it failed (F), with the id of
+// the delivery status notification sent for the failed recipients, so a
+// crash and a retry never send a second one. An id recorded as delivered
+// is never sent again, so a copy resurrected by a crash costs a log line,
+// not a duplicate.
+//
+// The ledger is safe for concurrent use. Records of concurrent callers
+// share one fsync (group commit, reliability.md §8.5): each call returns
+// only once its own records are durable, so a D is still on disk before
+// its file is removed.
 package ledger
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"example.org/popspool/shared/journal"
@@ -24,15 +34,31 @@ const Retention = 14 * 24 * time.Hour
 
 // Ledger is the open journal and its in-memory index.
 type Ledger struct {
+	mu        sync.Mutex // guards everything below but syncMu's
 	j         *journal.Journal
 	path      string
 	delivered map[string]bool
-	started   map[string]int             // attempt of an S without outcome
-	tried     map[string]bool            // any S: an earlier attempt may have delivered
-	accepted  map[string]map[string]bool // recipients already delivered
-	Windows   int                        // W records: unknown outcomes seen
-	Torn      int64                      // bytes of a torn tail cut at Open
+	started   map[string]int               // attempt of an S without outcome
+	tried     map[string]bool              // any S: an earlier attempt may have delivered
+	accepted  map[string]map[string]bool   // recipients already delivered
+	bounced   map[string]map[string]string // recipient -> id of the DSN sent for it
+	windows   int                          // W records: unknown outcomes seen
+	Torn      int64                        // bytes of a torn tail cut at Open
+
+	// Group commit: records are appended under mu; one caller at a time
+	// (holding syncMu) writes and fsyncs everything appended so far.
+	syncMu   sync.Mutex
+	appended uint64     // records appended
+	synced   uint64     // records durable
+	pending  [][]string // appended, not yet durable nor applied
+	broken   error      // a failed write or fsync: the journal is unusable
+	Syncs    uint64     // fsyncs done, for the benchmark's figures
 }
+
+// ErrBroken wraps every error after a failed ledger write or fsync: the
+// records' fate is unknown (fsyncgate), so the daemon must exit and let
+// recovery read what reached the disk.
+var ErrBroken = errors.New("delivery ledger unusable after a failed write")
 
 // Open reads the ledger at path and compacts it when it has grown.
 func Open(path string) (*Ledger, error) {
@@ -41,7 +67,8 @@ func Open(path string) (*Ledger, error) {
 		return nil, err
 	}
 	l := &Ledger{j: j, path: path, Torn: torn, delivered: map[string]bool{},
-		started: map[string]int{}, tried: map[string]bool{}, accepted: map[string]map[string]bool{}}
+		started: map[string]int{}, tried: map[string]bool{}, accepted: map[string]map[string]bool{},
+		bounced: map[string]map[string]string{}}
 	for _, r := range recs {
 		l.apply(r)
 	}
@@ -69,18 +96,35 @@ func (l *Ledger) apply(r []string) {
 		delete(l.started, id)
 		delete(l.tried, id)
 		delete(l.accepted, id)
+		delete(l.bounced, id)
 	case "R":
 		if len(r) > 2 {
 			if b, err := hex.DecodeString(r[2]); err == nil {
 				l.markAccepted(id, string(b))
 			}
 		}
-	case "F":
+	case "F": // F <id> <code> [<dsn-id> <rcpt-hex>...]
 		delete(l.started, id)
+		if len(r) > 3 {
+			for _, h := range r[4:] {
+				if b, err := hex.DecodeString(h); err == nil {
+					l.markBounced(id, string(b), r[3])
+				}
+			}
+		}
 	case "W":
-		l.Windows++
+		l.windows++
 		delete(l.started, id)
 	}
+}
+
+func (l *Ledger) markBounced(id, rcpt, dsnID string) {
+	m := l.bounced[id]
+	if m == nil {
+		m = map[string]string{}
+		l.bounced[id] = m
+	}
+	m[strings.ToLower(rcpt)] = dsnID
 }
 
 func (l *Ledger) markAccepted(id, rcpt string) {
@@ -93,20 +137,56 @@ func (l *Ledger) markAccepted(id, rcpt string) {
 }
 
 // Delivered reports whether id was delivered to all its recipients.
-func (l *Ledger) Delivered(id string) bool { return l.delivered[id] }
+func (l *Ledger) Delivered(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.delivered[id]
+}
 
 // Accepted reports whether rcpt already accepted message id.
-func (l *Ledger) Accepted(id, rcpt string) bool { return l.accepted[id][strings.ToLower(rcpt)] }
+func (l *Ledger) Accepted(id, rcpt string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.accepted[id][strings.ToLower(rcpt)]
+}
 
 // Unfinished reports whether an attempt for id started and has no outcome.
 func (l *Ledger) Unfinished(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	_, ok := l.started[id]
 	return ok
 }
 
 // Tried reports whether an earlier attempt to send id started, so it may
 // have reached the target.
-func (l *Ledger) Tried(id string) bool { return l.tried[id] }
+func (l *Ledger) Tried(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.tried[id]
+}
+
+// Windows is the number of W records: attempts whose outcome was unknown.
+func (l *Ledger) Windows() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.windows
+}
+
+// Bounced returns the id of the DSN already recorded for one of rcpts of
+// message id, or "". A retry after a crash reuses it, so the DSN is
+// published under the same id, which the ledger and the spool then see as
+// the same message: one DSN, however often the failure is met again.
+func (l *Ledger) Bounced(id string, rcpts []string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range rcpts {
+		if d := l.bounced[id][strings.ToLower(r)]; d != "" {
+			return d
+		}
+	}
+	return ""
+}
 
 // Start records, durably, that an attempt is about to send id.
 func (l *Ledger) Start(id string, attempt int) error {
@@ -125,24 +205,64 @@ func (l *Ledger) Accept(id string, rcpts []string) error {
 // Done records that id was delivered to every recipient.
 func (l *Ledger) Done(id string) error { return l.commit([]string{"D", id}) }
 
-// Fail records a known failure (code: the reply code, or "net").
-func (l *Ledger) Fail(id, code string) error { return l.commit([]string{"F", id, code}) }
+// Fail records a known failure (code: the reply code, or "net"). With a
+// dsnID it also records that this DSN reports rcpts; that record is made
+// durable before the DSN is written, so a crash in between re-creates the
+// same DSN id, never a second one.
+func (l *Ledger) Fail(id, code, dsnID string, rcpts []string) error {
+	rec := []string{"F", id, code}
+	if dsnID != "" && len(rcpts) > 0 {
+		rec = append(rec, dsnID)
+		for _, r := range rcpts {
+			rec = append(rec, hex.EncodeToString([]byte(r)))
+		}
+	}
+	return l.commit(rec)
+}
 
 // Window records an attempt whose outcome is unknown.
 func (l *Ledger) Window(id string) error { return l.commit([]string{"W", id}) }
 
+// commit appends recs and returns once they are durable, sharing the fsync
+// with whatever other callers appended meanwhile.
 func (l *Ledger) commit(recs ...[]string) error {
+	l.mu.Lock()
+	if l.broken != nil {
+		l.mu.Unlock()
+		return l.broken
+	}
 	for _, r := range recs {
 		if err := l.j.Append(r...); err != nil {
+			l.mu.Unlock()
 			return err
 		}
+		l.pending = append(l.pending, r)
 	}
+	l.appended++
+	mine := l.appended
+	l.mu.Unlock()
+
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.synced >= mine {
+		return l.broken // a leader's fsync covered these records
+	}
+	// Leader: write and fsync all that is appended. Appenders wait on mu
+	// meanwhile and are covered by the next leader's single fsync.
+	upto := l.appended
 	if err := l.j.Sync(); err != nil {
-		return err
+		l.broken = fmt.Errorf("%w: %w", ErrBroken, err)
+		l.synced = upto
+		return l.broken
 	}
-	for _, r := range recs {
+	l.Syncs++
+	for _, r := range l.pending {
 		l.apply(r)
 	}
+	l.pending = l.pending[:0]
+	l.synced = upto
 	return nil
 }
 
@@ -162,6 +282,15 @@ func (l *Ledger) compact() error {
 		recs = append(recs, []string{"S", id, strconv.Itoa(max(l.started[id], 1))})
 		if _, open := l.started[id]; !open {
 			recs = append(recs, []string{"F", id, "compacted"})
+		}
+	}
+	for id, m := range l.bounced {
+		if spool.ValidID(id) && !spool.IDTime(id).After(cutoff) {
+			delete(l.bounced, id)
+			continue
+		}
+		for r, dsnID := range m {
+			recs = append(recs, []string{"F", id, "compacted", dsnID, hex.EncodeToString([]byte(r))})
 		}
 	}
 	for id, m := range l.accepted {

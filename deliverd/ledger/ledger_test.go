@@ -1,7 +1,10 @@
 package ledger
 
 import (
+	"errors"
+	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"example.org/popspool/shared/spool"
@@ -28,7 +31,7 @@ func TestLedgerSurvivesReopen(t *testing.T) {
 	if !l.Delivered(a) || l.Delivered(b) || !l.Unfinished(b) || l.Unfinished(a) {
 		t.Fatal("states lost")
 	}
-	if !l.Accepted(b, "x@l") || l.Accepted(b, "y@l") || l.Windows != 1 {
+	if !l.Accepted(b, "x@l") || l.Accepted(b, "y@l") || l.Windows() != 1 {
 		t.Fatal("recipients or windows lost")
 	}
 }
@@ -41,7 +44,7 @@ func TestCompactionKeepsDelivered(t *testing.T) {
 		id := spool.NewID()
 		ids = append(ids, id)
 		l.Start(id, 1)
-		l.Fail(id, "451")
+		l.Fail(id, "451", "", nil)
 		if i%2 == 0 {
 			l.Done(id)
 		}
@@ -55,5 +58,88 @@ func TestCompactionKeepsDelivered(t *testing.T) {
 		if l.Delivered(id) != (i%2 == 0) {
 			t.Fatalf("id %d: delivered=%v after compaction", i, l.Delivered(id))
 		}
+	}
+}
+
+// A DSN id recorded with F survives a reopen and a compaction, so a retry
+// after a crash finds it and sends no second DSN.
+func TestBouncedSurvivesReopenAndCompaction(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "deliverd.ledger")
+	l, _ := Open(path)
+	id, dsn := spool.NewID(), spool.NewID()
+	l.Start(id, 1)
+	if err := l.Fail(id, "550", dsn, []string{"Bob@l", "eve@l"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 1100; i++ { // enough to compact at the next Open
+		x := spool.NewID()
+		l.Start(x, 1)
+		l.Fail(x, "451", "", nil)
+	}
+	l.Close()
+	l, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if got := l.Bounced(id, []string{"bob@l"}); got != dsn {
+		t.Fatalf("Bounced = %q, want %q", got, dsn)
+	}
+	if got := l.Bounced(id, []string{"carol@l"}); got != "" {
+		t.Fatalf("Bounced for another recipient = %q", got)
+	}
+	if fi, _ := os.Stat(path); fi.Size() > 200_000 {
+		t.Fatalf("not compacted: %d bytes", fi.Size())
+	}
+}
+
+// Concurrent commits share fsyncs and every one is durable on return.
+func TestGroupCommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "deliverd.ledger")
+	l, _ := Open(path)
+	var wg sync.WaitGroup
+	ids := make([]string, 200)
+	for i := range ids {
+		ids[i] = spool.NewID()
+	}
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(ids); i += 8 {
+				if err := l.Start(ids[i], 1); err != nil {
+					t.Error(err)
+				}
+				if err := l.Done(ids[i]); err != nil {
+					t.Error(err)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	if l.Syncs > 2*uint64(len(ids)) {
+		t.Fatalf("%d fsyncs for %d commits", l.Syncs, 2*len(ids))
+	}
+	t.Logf("%d fsyncs for %d commits", l.Syncs, 2*len(ids))
+	l.Close()
+	l, _ = Open(path)
+	defer l.Close()
+	for _, id := range ids {
+		if !l.Delivered(id) {
+			t.Fatalf("%s lost", id)
+		}
+	}
+}
+
+// After a failed fsync the ledger refuses every further record.
+func TestBrokenIsSticky(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "deliverd.ledger")
+	l, _ := Open(path)
+	l.j.Close() // the next write fails
+	if err := l.Start(spool.NewID(), 1); !errors.Is(err, ErrBroken) {
+		t.Fatalf("err %v, want ErrBroken", err)
+	}
+	if err := l.Done(spool.NewID()); !errors.Is(err, ErrBroken) {
+		t.Fatalf("second err %v, want ErrBroken", err)
 	}
 }

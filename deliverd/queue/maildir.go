@@ -15,10 +15,10 @@ type Maildirs struct {
 
 // Send writes one copy per distinct Maildir, each with Return-Path and
 // Delivered-To lines on top as a local delivery agent adds them.
-func (m *Maildirs) Send(_ context.Context, id, sender string, rcpts []string, msg Msg, retry bool) ([]Outcome, error) {
-	out := make([]Outcome, 0, len(rcpts))
-	for _, r := range rcpts {
-		out = append(out, m.one(id, sender, r, msg, retry))
+func (m *Maildirs) Send(_ context.Context, j Job) ([]Outcome, error) {
+	out := make([]Outcome, 0, len(j.Rcpts))
+	for _, r := range j.Rcpts {
+		out = append(out, m.one(j.ID, j.Sender, r, j.Msg, j.Retry))
 	}
 	return out, nil
 }

@@ -5,13 +5,13 @@
 package queue
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
+	"slices"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -30,9 +30,13 @@ type Queue struct {
 	Log    zerolog.Logger
 	Ledger *ledger.Ledger
 	Target Target
+	// Hostname names this host in DSNs (Reporting-MTA); default: the
+	// config's helo, else os.Hostname().
+	Hostname string
 
+	mu      sync.Mutex
+	Unsent  int                  // messages deferred or bounced by this run (read after Run)
 	due     map[string]time.Time // deferred/ file (name and mtime) -> next attempt
-	Unsent  int                  // messages deferred or bounced by this run
 	nowFunc func() time.Time
 }
 
@@ -75,21 +79,51 @@ func (q *Queue) Run(ctx context.Context, once bool) error {
 	}
 }
 
+type work struct{ folder, name string }
+
+// handleAll delivers the files with up to deliver.connections workers at
+// once; pickup/ first, then the due deferred/ files. The first error that
+// must stop the daemon stops the feeding and is returned.
 func (q *Queue) handleAll(ctx context.Context, pickup, deferred []string) error {
-	for _, batch := range []struct {
+	jobs := make(chan work)
+	var (
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
+	failed := func() bool { errMu.Lock(); defer errMu.Unlock(); return first != nil }
+	n := max(1, q.Cfg.Deliver.Connections)
+	n = min(n, len(pickup)+len(deferred))
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for w := range jobs {
+				if err := q.handle(ctx, w.folder, w.name); err != nil {
+					errMu.Lock()
+					if first == nil {
+						first = err
+					}
+					errMu.Unlock()
+				}
+			}
+		}()
+	}
+feed:
+	for _, b := range []struct {
 		folder string
 		names  []string
 	}{{spool.Pickup, pickup}, {spool.Deferred, deferred}} {
-		for _, n := range batch.names {
-			if ctx.Err() != nil {
-				return nil
+		for _, name := range b.names {
+			if ctx.Err() != nil || failed() {
+				break feed
 			}
-			if err := q.handle(ctx, batch.folder, n); err != nil {
-				return err
-			}
+			jobs <- work{b.folder, name}
 		}
 	}
-	return nil
+	close(jobs)
+	wg.Wait()
+	return first
 }
 
 // handle claims one file and delivers it. Only errors that must stop the
@@ -101,6 +135,9 @@ func (q *Queue) handle(ctx context.Context, folder, name string) error {
 	}
 	if err != nil {
 		return q.ioError(err, name)
+	}
+	if folder == spool.Deferred {
+		event.Emit(&q.Log, event.RetryNow).Str("id", id).Msg("next attempt is due; retrying")
 	}
 	return q.deliver(ctx, path, id)
 }
@@ -122,11 +159,14 @@ func (q *Queue) deliver(ctx context.Context, path, id string) error {
 	if len(rcpts) == 0 {
 		return q.done(path, id, env)
 	}
-	retry := q.Ledger.Tried(id)
+	j := Job{ID: id, Sender: env.Sender, Rcpts: rcpts, Msg: msg, Retry: q.Ledger.Tried(id)}
+	if q.Cfg.Deliver.DSN {
+		j.ORCPT = env.Originals
+	}
 	if err := q.Ledger.Start(id, env.Attempts+1); err != nil {
 		return q.putBack(path, id, err)
 	}
-	out, err := q.Target.Send(ctx, id, env.Sender, rcpts, msg, retry)
+	out, err := q.Target.Send(ctx, j)
 	if err != nil {
 		out = q.netFailure(id, rcpts, out, err)
 	}
@@ -149,11 +189,14 @@ func (q *Queue) pending(id string, rcpts []string) []string {
 // are retried.
 func (q *Queue) netFailure(id string, rcpts []string, out []Outcome, err error) []Outcome {
 	var ne *NetError
-	if errors.As(err, &ne) && ne.AfterDot {
+	switch {
+	case errors.As(err, &ne) && ne.AfterDot:
 		if werr := q.Ledger.Window(id); werr == nil {
-			event.Emit(&q.Log, event.SMTPWindow).Str("id", id).Err(err).Int("windows", q.Ledger.Windows).Msg("will retry; the target may get a second copy")
+			event.Emit(&q.Log, event.SMTPWindow).Str("id", id).Err(err).Int("windows", q.Ledger.Windows()).Msg("will retry; the target may get a second copy")
 		}
-	} else {
+	case errors.As(err, &ne) && ne.Refused:
+		event.Emit(&q.Log, event.TargetRefused).Str("id", id).Err(err).Msg("will retry; check the target's log and deliver.helo, starttls, username")
+	default:
 		event.Emit(&q.Log, event.TargetDown).Str("id", id).Err(err).Msg("will retry")
 	}
 	decided := map[string]bool{}
@@ -168,20 +211,21 @@ func (q *Queue) netFailure(id string, rcpts []string, out []Outcome, err error) 
 	return out
 }
 
-// settle records the outcome and moves the file accordingly.
+// settle records the outcome and moves the file accordingly: done;
+// deferred/ with the temporarily failed recipients; badmail/ when none is
+// left to retry. Permanently failed recipients, and on expiry the
+// temporarily failed ones, get a DSN now.
 func (q *Queue) settle(path, id string, env envelope.Envelope, out []Outcome) error {
-	var ok, temp, perm []string
-	var lastErr string
+	var ok []string
+	var temp, perm []Outcome
 	for _, o := range out {
 		switch {
 		case o.OK:
 			ok = append(ok, o.Rcpt)
 		case o.Temp:
-			temp = append(temp, o.Rcpt)
-			lastErr = o.Rcpt + ": " + o.Text
+			temp = append(temp, o)
 		default:
-			perm = append(perm, o.Rcpt)
-			lastErr = o.Rcpt + ": " + o.Text
+			perm = append(perm, o)
 		}
 	}
 	if len(temp)+len(perm) == 0 {
@@ -191,22 +235,60 @@ func (q *Queue) settle(path, id string, env envelope.Envelope, out []Outcome) er
 		if err := q.Ledger.Accept(id, ok); err != nil {
 			return q.putBack(path, id, err)
 		}
-		event.Emit(&q.Log, event.PartialDelivery).Str("id", id).Strs("delivered", ok).Strs("failed", append(temp, perm...)).Msg("delivered to some recipients")
+		event.Emit(&q.Log, event.PartialDelivery).Str("id", id).Strs("delivered", ok).Strs("failed", rcptsOf(append(temp, perm...))).Msg("delivered to some recipients")
 	}
-	if err := q.Ledger.Fail(id, "fail"); err != nil {
+	expired := len(temp) > 0 && q.now().Sub(spool.IDTime(id)) >= q.Cfg.Deliver.Expire.D()
+	failed := slices.Clone(perm)
+	if expired {
+		failed = append(failed, temp...)
+		temp = nil
+	}
+	all := slices.Concat(perm, temp, failed[len(perm):])
+	code := "net"
+	if last := all[len(all)-1]; last.Code != 0 {
+		code = strconv.Itoa(last.Code)
+	}
+	if err := q.bounce(path, id, env, code, failed, expired, len(temp) > 0); err != nil {
 		return q.putBack(path, id, err)
 	}
-	if len(temp) > 0 && q.now().Sub(spool.IDTime(id)) < q.Cfg.Deliver.Expire.D() {
+	lastErr := lastError(all, expired)
+	if len(temp) > 0 {
 		if len(perm) > 0 {
-			event.Emit(&q.Log, event.Bounced).Str("id", id).Strs("rcpts", perm).Str("error", lastErr).Msg("recipients refused permanently; the others are deferred")
+			event.Emit(&q.Log, event.Bounced).Str("id", id).Strs("rcpts", rcptsOf(perm)).Str("error", lastError(perm, false)).Msg("recipients refused permanently; the others are deferred")
 		}
-		return q.dispose(path, id, env, temp, nil, lastErr, event.Deferred)
+		return q.dispose(path, id, env, rcptsOf(temp), nil, lastErr, event.Deferred)
 	}
 	ev := event.Bounced
-	if len(temp) > 0 {
+	if expired {
 		ev = event.Expired
 	}
-	return q.dispose(path, id, env, nil, append(perm, temp...), lastErr, ev)
+	for _, o := range failed {
+		if o.TooBig {
+			event.Emit(&q.Log, event.TooBigForTarget).Str("id", id).Int64("size", fileSize(path)).Str("error", o.Text).Msg("bounced without retrying")
+			break
+		}
+	}
+	return q.dispose(path, id, env, nil, rcptsOf(failed), lastErr, ev)
+}
+
+func rcptsOf(l []Outcome) []string {
+	r := make([]string, 0, len(l))
+	for _, o := range l {
+		r = append(r, o.Rcpt)
+	}
+	return r
+}
+
+// lastError is the X-Popspool-Last-Error line: the last failure's text.
+func lastError(l []Outcome, expired bool) string {
+	if len(l) == 0 {
+		return ""
+	}
+	s := l[len(l)-1].Rcpt + ": " + l[len(l)-1].Text
+	if expired {
+		s = "expired, last error: " + s
+	}
+	return s
 }
 
 func (q *Queue) done(path, id string, env envelope.Envelope) error {
@@ -242,7 +324,9 @@ func (q *Queue) dispose(path, id string, env envelope.Envelope, retry, failed []
 	if err != nil {
 		return q.putBack(path, id, err)
 	}
+	q.mu.Lock()
 	q.Unsent++
+	q.mu.Unlock()
 	e := event.Emit(&q.Log, ev).Str("id", id).Str("path", dst).Int("attempt", env.Attempts).Str("error", lastErr)
 	if folder == spool.Deferred {
 		e = e.Time("next_attempt", env.NextAttempt)
@@ -264,6 +348,12 @@ func (q *Queue) putBack(path, id string, cause error) error {
 		event.Emit(&q.Log, event.DirSyncFailed).Err(cause).Msg("exiting")
 		return cause
 	}
+	if errors.Is(cause, ledger.ErrBroken) {
+		// The claimed file stays in tmp/deliverd; recovery at the next
+		// start reads the ledger as it reached the disk.
+		event.Emit(&q.Log, event.LedgerFailed).Str("id", id).Err(cause).Msg("exiting")
+		return cause
+	}
 	if _, err := q.S.Move(path, spool.Pickup, id); err != nil {
 		cause = fmt.Errorf("%v; and returning it to pickup/: %w", cause, err)
 	}
@@ -283,145 +373,4 @@ func (q *Queue) ioError(err error, name string) error {
 	event.Emit(&q.Log, ev).Err(err).Str("file", name).Msg("will retry")
 	time.Sleep(time.Second)
 	return nil
-}
-
-// readEnvelope reads the envelope lines of a spool file and locates the
-// message after them.
-func readEnvelope(path string) (envelope.Envelope, Msg, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return envelope.Envelope{}, Msg{}, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return envelope.Envelope{}, Msg{}, err
-	}
-	br := bufio.NewReaderSize(f, 16<<10)
-	env, err := envelope.Read(br)
-	if err != nil {
-		return env, Msg{}, err
-	}
-	// The reader has buffered at most its size beyond the envelope.
-	off, err := f.Seek(0, 1)
-	if err != nil {
-		return env, Msg{}, err
-	}
-	off -= int64(br.Buffered())
-	return env, Msg{Path: path, Offset: off, Size: fi.Size() - off}, nil
-}
-
-// rewriteEnvelope writes env and the message of the file at path into w.
-func rewriteEnvelope(path string, env envelope.Envelope, w *os.File) error {
-	_, msg, err := readEnvelope(path)
-	if err != nil {
-		msg = Msg{Path: path} // keep every byte of a file we cannot read
-		fi, serr := os.Stat(path)
-		if serr != nil {
-			return serr
-		}
-		msg.Size = fi.Size()
-	}
-	r, err := msg.Open()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	bw := bufio.NewWriterSize(w, 64<<10)
-	if err := env.Write(bw); err != nil {
-		return err
-	}
-	if _, err := bw.ReadFrom(r); err != nil {
-		return fmt.Errorf("copy message: %w", err)
-	}
-	return bw.Flush()
-}
-
-// Recover finishes what a crash left in tmp/deliverd: delivered ids are
-// removed; an attempt without an outcome is counted as an unknown outcome
-// and retried; everything else goes back to pickup/.
-func (q *Queue) Recover() error {
-	eml, part, other, err := q.S.Leftovers()
-	if err != nil {
-		return err
-	}
-	for _, p := range append(part, other...) {
-		if err := q.S.Remove(p); err != nil {
-			return err
-		}
-	}
-	for _, p := range eml {
-		if err := q.recoverOne(p); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (q *Queue) recoverOne(path string) error {
-	id, _ := spool.IDOf(filepath.Base(path))
-	if q.Ledger.Delivered(id) {
-		event.Emit(&q.Log, event.Recovered).Str("id", id).Msg("delivered before the crash; removing")
-		return q.S.Remove(path)
-	}
-	if q.Ledger.Unfinished(id) {
-		if err := q.Ledger.Window(id); err != nil {
-			return err
-		}
-		event.Emit(&q.Log, event.SMTPWindow).Str("id", id).Msg("crash during delivery; outcome unknown, retrying")
-	}
-	event.Emit(&q.Log, event.Recovered).Str("id", id).Msg("returning to pickup/")
-	_, err := q.S.Move(path, spool.Pickup, id)
-	return err
-}
-
-// dueDeferred lists deferred/ files whose next attempt has come, and how
-// long until the next one that has not.
-func (q *Queue) dueDeferred() (due []string, next time.Duration, err error) {
-	names, _, err := q.S.Ready(spool.Deferred)
-	if err != nil {
-		return nil, 0, err
-	}
-	if q.due == nil {
-		q.due = map[string]time.Time{}
-	}
-	seen := map[string]bool{}
-	now := q.now()
-	for _, n := range names {
-		key, at := q.nextAttempt(n)
-		seen[key] = true
-		if !at.After(now) {
-			due = append(due, n)
-			continue
-		}
-		if d := at.Sub(now); next == 0 || d < next {
-			next = d
-		}
-	}
-	for k := range q.due {
-		if !seen[k] {
-			delete(q.due, k)
-		}
-	}
-	return due, next, nil
-}
-
-// nextAttempt returns the cache key and the next attempt of a deferred
-// file, reading its envelope only when the file is new or changed.
-func (q *Queue) nextAttempt(name string) (string, time.Time) {
-	path := filepath.Join(q.S.Dir(spool.Deferred), name)
-	fi, err := os.Stat(path)
-	if err != nil {
-		return name, time.Time{}
-	}
-	key := name + "\x00" + fi.ModTime().String()
-	if at, ok := q.due[key]; ok {
-		return key, at
-	}
-	env, _, err := readEnvelope(path)
-	if err != nil && !strings.Contains(err.Error(), "Next-Attempt") {
-		return key, time.Time{}
-	}
-	q.due[key] = env.NextAttempt
-	return key, env.NextAttempt
 }

@@ -3,9 +3,11 @@ package queue
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,27 +23,52 @@ import (
 // scripted answers each recipient by a table: "ok", "temp", "perm", or
 // the whole message with an error.
 type scripted struct {
+	mu      sync.Mutex
 	answers map[string]string
 	err     error
 	calls   int
+	jobs    []Job
+	data    [][]byte // the message of each job, read during Send
+	ids     map[string]int
 }
 
-func (s *scripted) Send(_ context.Context, id, sender string, rcpts []string, msg Msg, retry bool) ([]Outcome, error) {
+func (s *scripted) Send(_ context.Context, j Job) ([]Outcome, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.calls++
+	s.jobs = append(s.jobs, j)
+	if s.ids == nil {
+		s.ids = map[string]int{}
+	}
+	s.ids[j.ID]++
+	r, _ := j.Msg.Open()
+	b, _ := io.ReadAll(r)
+	r.Close()
+	s.data = append(s.data, b)
 	if s.err != nil {
 		return nil, s.err
 	}
 	var out []Outcome
-	for _, r := range rcpts {
+	for _, r := range j.Rcpts {
 		a := s.answers[r]
-		out = append(out, Outcome{Rcpt: r, OK: a == "ok", Temp: a == "temp", Text: "said " + a})
+		if a == "" {
+			a = "ok"
+		}
+		o := Outcome{Rcpt: r, OK: a == "ok", Temp: a == "temp", Text: "said " + a}
+		switch a {
+		case "temp":
+			o.Code, o.Enhanced = 451, "4.3.0"
+		case "perm":
+			o.Code, o.Enhanced = 550, "5.1.1"
+		}
+		out = append(out, o)
 	}
 	return out, nil
 }
 func (s *scripted) Idle()        {}
 func (s *scripted) Close() error { return nil }
 
-func newQueue(t *testing.T, target Target) *Queue {
+func newQueue(t testing.TB, target Target) *Queue {
 	t.Helper()
 	s, err := spool.Open(t.TempDir(), "deliverd", zerolog.Nop())
 	if err != nil {
@@ -53,13 +80,14 @@ func newQueue(t *testing.T, target Target) *Queue {
 	}
 	t.Cleanup(func() { l.Close(); s.Close() })
 	cfg := &config.Config{Rescan: config.Duration(time.Second), Deliver: config.Deliver{
-		Retry: []config.Duration{config.Duration(time.Minute), config.Duration(time.Hour)}, Expire: config.Duration(48 * time.Hour)}}
+		Retry: []config.Duration{config.Duration(time.Minute), config.Duration(time.Hour)}, Expire: config.Duration(48 * time.Hour),
+		Postmaster: "postmaster@l", BounceTo: "postmaster", Connections: 4}}
 	return &Queue{S: s, Cfg: cfg, Log: zerolog.Nop(), Ledger: l, Target: target}
 }
 
 const body = "From: a@x\r\nSubject: s\r\n\r\nbody\r\n.dot\r\n"
 
-func put(t *testing.T, q *Queue, folder string, rcpts ...string) string {
+func put(t testing.TB, q *Queue, folder string, rcpts ...string) string {
 	t.Helper()
 	id := spool.NewID()
 	var b strings.Builder
@@ -126,13 +154,13 @@ func TestPartialFailureDefersOnlyFailedRecipients(t *testing.T) {
 	}
 	// Not due yet: nothing happens. Due: retried, and now it works.
 	q.Run(context.Background(), true)
-	if tg.calls != 1 {
+	if tg.ids[id] != 1 {
 		t.Fatalf("retried before due")
 	}
 	now = now.Add(2 * time.Minute)
 	tg.answers["temp@l"] = "ok"
 	q.Run(context.Background(), true)
-	if tg.calls != 2 {
+	if tg.ids[id] != 2 {
 		t.Fatalf("not retried when due")
 	}
 	if left, _ := os.ReadDir(q.S.Dir(spool.Deferred)); len(left) != 0 {
@@ -164,8 +192,8 @@ func TestWindowCountedAndRetried(t *testing.T) {
 	q := newQueue(t, tg)
 	id := put(t, q, spool.Pickup, "a@l")
 	q.Run(context.Background(), true)
-	if q.Ledger.Windows != 1 {
-		t.Fatalf("windows %d", q.Ledger.Windows)
+	if q.Ledger.Windows() != 1 {
+		t.Fatalf("windows %d", q.Ledger.Windows())
 	}
 	if env, _ := read(t, q, spool.Deferred, id); !strings.Contains(env.LastError, "after the final dot") {
 		t.Fatalf("%+v", env)
@@ -188,7 +216,7 @@ func TestRecoverAfterCrashMidDelivery(t *testing.T) {
 	}
 	q.Run(context.Background(), true)
 	n, _ := os.ReadDir(filepath.Join(root, "alice", "new"))
-	if len(n) != 1 || !q.Ledger.Delivered(id) || q.Ledger.Windows != 1 {
-		t.Fatalf("maildir holds %d, delivered %v, windows %d", len(n), q.Ledger.Delivered(id), q.Ledger.Windows)
+	if len(n) != 1 || !q.Ledger.Delivered(id) || q.Ledger.Windows() != 1 {
+		t.Fatalf("maildir holds %d, delivered %v, windows %d", len(n), q.Ledger.Delivered(id), q.Ledger.Windows())
 	}
 }

@@ -5,42 +5,79 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"example.org/popspool/deliverd/smtpc"
 )
 
-// SMTP delivers to an SMTP or LMTP server, reusing one connection across
-// messages until the queue is idle.
+// SMTP delivers to an SMTP or LMTP server over a pool of connections: at
+// most as many as Sends run at once (the queue bounds them by
+// deliver.connections), each reused for the next message until the queue
+// is idle or the connection breaks.
 type SMTP struct {
 	Target smtpc.Target
 	Opt    smtpc.Options
-	conn   *smtpc.Conn
+
+	mu   sync.Mutex
+	idle []*smtpc.Conn
 }
 
 // Send hands the message to the server; each recipient gets the server's
 // verdict.
-func (s *SMTP) Send(ctx context.Context, id, sender string, rcpts []string, msg Msg, retry bool) ([]Outcome, error) {
-	if s.conn == nil || s.conn.Broken() {
-		s.drop()
-		c, err := smtpc.Dial(ctx, s.Target, s.Opt)
-		if err != nil {
-			return nil, &NetError{Err: fmt.Errorf("%s: %w", s.Target, err)}
-		}
-		s.conn = c
-	}
-	body, err := msg.Open()
+func (s *SMTP) Send(ctx context.Context, j Job) ([]Outcome, error) {
+	c, err := s.get(ctx)
 	if err != nil {
 		return nil, err
 	}
+	body, err := j.Msg.Open()
+	if err != nil {
+		s.put(c)
+		return nil, err
+	}
 	defer body.Close()
-	res, err := s.conn.Send(ctx, sender, rcpts, body, msg.Size)
+	res, err := c.SendWith(ctx, j.Sender, j.Rcpts, body, j.Msg.Size, smtpc.SendOptions{ORCPT: j.ORCPT})
+	s.put(c)
 	out := outcomes(res)
 	if err != nil {
-		s.drop()
 		var se *smtpc.Error
 		return out, &NetError{AfterDot: errors.As(err, &se) && se.AfterDot, Err: err}
 	}
 	return out, nil
+}
+
+// get takes an idle connection that still works, or dials a new one.
+func (s *SMTP) get(ctx context.Context) (*smtpc.Conn, error) {
+	s.mu.Lock()
+	for len(s.idle) > 0 {
+		c := s.idle[len(s.idle)-1]
+		s.idle = s.idle[:len(s.idle)-1]
+		if !c.Broken() {
+			s.mu.Unlock()
+			return c, nil
+		}
+		c.Close()
+	}
+	s.mu.Unlock()
+	c, err := smtpc.Dial(ctx, s.Target, s.Opt)
+	if err != nil {
+		ne := &NetError{Err: fmt.Errorf("%s: %w", s.Target, err)}
+		var se *smtpc.Error
+		if errors.As(err, &se) && se.Code/100 == 5 {
+			ne.Refused = true // a 5xx greeting, EHLO, STARTTLS or AUTH: not a network fault
+		}
+		return nil, ne
+	}
+	return c, nil
+}
+
+func (s *SMTP) put(c *smtpc.Conn) {
+	if c.Broken() {
+		c.Close()
+		return
+	}
+	s.mu.Lock()
+	s.idle = append(s.idle, c)
+	s.mu.Unlock()
 }
 
 // outcomes converts the recipients that got a verdict.
@@ -51,23 +88,25 @@ func outcomes(res smtpc.Result) []Outcome {
 			continue
 		}
 		text := strings.TrimSpace(fmt.Sprintf("%d %s %s", st.Code, st.Enhanced, strings.ReplaceAll(st.Msg, "\n", " ")))
-		out = append(out, Outcome{Rcpt: st.Rcpt, OK: st.OK, Temp: st.Temporary, Text: text})
+		out = append(out, Outcome{Rcpt: st.Rcpt, OK: st.OK, Temp: st.Temporary, Text: text,
+			Code: st.Code, Enhanced: st.Enhanced, TooBig: st.Code == 552 && strings.HasPrefix(st.Msg, "smtpc: message size")})
 	}
 	return out
 }
 
-func (s *SMTP) drop() {
-	if s.conn != nil {
-		s.conn.Close()
-		s.conn = nil
+// Idle closes the connections (QUIT) while there is nothing to send.
+func (s *SMTP) Idle() {
+	s.mu.Lock()
+	idle := s.idle
+	s.idle = nil
+	s.mu.Unlock()
+	for _, c := range idle {
+		c.Close()
 	}
 }
 
-// Idle closes the connection (QUIT) while there is nothing to send.
-func (s *SMTP) Idle() { s.drop() }
-
-// Close closes the connection.
+// Close closes the connections.
 func (s *SMTP) Close() error {
-	s.drop()
+	s.Idle()
 	return nil
 }

@@ -67,6 +67,7 @@ func TestSMTPDeliveryReusesConnection(t *testing.T) {
 	defer srv.Close()
 	target, _ := smtpc.ParseTarget("smtp://" + ln.Addr().String())
 	q := newQueue(t, &SMTP{Target: target, Opt: smtpc.Options{StartTLS: "none"}})
+	q.Cfg.Deliver.Connections = 1
 	put(t, q, spool.Pickup, "a@l")
 	put(t, q, spool.Pickup, "b@l")
 	id := put(t, q, spool.Pickup, "c@l", "temp@l")

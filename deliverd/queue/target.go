@@ -32,6 +32,25 @@ type Outcome struct {
 	OK   bool
 	Temp bool   // with !OK: retry later; else permanent
 	Text string // the server's reply or the error, for the spool file and the log
+	// Code and Enhanced are the server's reply (0 and "" when the verdict
+	// is not a reply: a network or Maildir error), for the DSN.
+	Code     int
+	Enhanced string
+	// TooBig: refused before MAIL because the message exceeds the
+	// server's SIZE (RFC 1870).
+	TooBig bool
+}
+
+// Job is one message to deliver.
+type Job struct {
+	ID     string
+	Sender string   // "" is the null sender
+	Rcpts  []string // the recipients still to deliver to
+	// ORCPT maps a recipient to its original address (RFC 3461), sent when
+	// the config asks for DSN; nil otherwise.
+	ORCPT map[string]string
+	Msg   Msg
+	Retry bool // an earlier attempt may have delivered it
 }
 
 // NetError is a failure of the connection rather than a reply. AfterDot
@@ -39,7 +58,11 @@ type Outcome struct {
 // sent in full and the reply never came, so it may have been delivered.
 type NetError struct {
 	AfterDot bool
-	Err      error
+	// Refused: the server refused the session with a 5xx (greeting, EHLO,
+	// STARTTLS, AUTH). Still retried, as everything that is not a verdict
+	// on a recipient, but logged as a refusal an operator must look at.
+	Refused bool
+	Err     error
 }
 
 func (e *NetError) Error() string {
@@ -51,14 +74,15 @@ func (e *NetError) Error() string {
 
 func (e *NetError) Unwrap() error { return e.Err }
 
-// Target delivers messages: a Maildir tree, or an SMTP or LMTP server.
+// Target delivers messages: a Maildir tree, or an SMTP or LMTP server. It
+// must be safe for concurrent use: the queue runs up to
+// deliver.connections Sends at once.
 type Target interface {
-	// Send delivers msg from sender to rcpts. retry says an earlier
-	// attempt may have succeeded. A non-nil error concerns the whole
-	// message (typically a *NetError); the Outcomes returned with it are
-	// the verdicts that arrived before it, and the other recipients are
+	// Send delivers j. A non-nil error concerns the whole message
+	// (typically a *NetError); the Outcomes returned with it are the
+	// verdicts that arrived before it, and the other recipients are
 	// retried. Without an error there is one Outcome per recipient.
-	Send(ctx context.Context, id, sender string, rcpts []string, msg Msg, retry bool) ([]Outcome, error)
+	Send(ctx context.Context, j Job) ([]Outcome, error)
 	// Idle is called when the queue is empty: a good moment to close
 	// connections.
 	Idle()

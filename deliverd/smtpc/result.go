@@ -75,6 +75,7 @@ type tx struct {
 	at       map[string][]int // recipient -> indexes in res.Rcpts
 	order    []string         // distinct recipients, in order
 	accepted []string         // recipients whose RCPT got a 2xx
+	orcpt    map[string]string
 }
 
 func newTx(rcpts []string) *tx {

@@ -27,7 +27,21 @@ import (
 // size is the body's length in bytes for SIZE=, 0 if unknown. BODY=8BITMIME
 // is sent when offered; SMTPUTF8 when an address is not ASCII.
 func (c *Conn) Send(ctx context.Context, from string, rcpts []string, body io.Reader, size int64) (Result, error) {
+	return c.SendWith(ctx, from, rcpts, body, size, SendOptions{})
+}
+
+// SendOptions are the optional parts of a transaction.
+type SendOptions struct {
+	// ORCPT maps a recipient to its original address, sent as RCPT's
+	// ORCPT=rfc822;<addr> (RFC 3461 §4.2) when the server offers DSN;
+	// "utf-8;" (RFC 6533) for a non-ASCII address.
+	ORCPT map[string]string
+}
+
+// SendWith is Send with options.
+func (c *Conn) SendWith(ctx context.Context, from string, rcpts []string, body io.Reader, size int64, o SendOptions) (Result, error) {
 	t := newTx(rcpts)
+	t.orcpt = o.ORCPT
 	if err := ctx.Err(); err != nil {
 		return t.res, &Error{Op: "MAIL", Err: context.Cause(ctx)}
 	}
@@ -118,7 +132,7 @@ func (c *Conn) mail(t *tx, from string, opts *smtp.MailOptions) (bool, error) {
 func (c *Conn) rcpt(t *tx) (bool, error) {
 	for _, r := range t.open() {
 		c.c.CommandTimeout = c.o.Rcpt
-		err := c.c.Rcpt(r, nil)
+		err := c.c.Rcpt(r, rcptOptions(t.orcpt[r]))
 		if err == nil {
 			t.accepted = append(t.accepted, r)
 			continue
@@ -274,6 +288,18 @@ func (s *source) Read(p []byte) (int, error) {
 		s.err = err
 	}
 	return n, err
+}
+
+// rcptOptions carries ORCPT; go-smtp sends it only if DSN is offered.
+func rcptOptions(orcpt string) *smtp.RcptOptions {
+	if orcpt == "" || strings.ContainsFunc(orcpt, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return nil
+	}
+	typ := smtp.DSNAddressTypeRFC822
+	if !ascii(orcpt) {
+		typ = smtp.DSNAddressTypeUTF8
+	}
+	return &smtp.RcptOptions{OriginalRecipientType: typ, OriginalRecipient: orcpt}
 }
 
 func ascii(s string) bool {

@@ -25,6 +25,7 @@ type Config struct {
 	Account []Account `toml:"account"`
 	Deliver Deliver   `toml:"deliver"`
 	Filter  Filter    `toml:"filter"`
+	Metrics Metrics   `toml:"metrics"` // optional Prometheus endpoints: metrics.go
 }
 
 // Log configures the daemons' logs.
@@ -49,6 +50,7 @@ type Account struct {
 	Keep           bool     `toml:"keep"`
 	KeepDays       int      `toml:"keep_days"`
 	MaxSize        Size     `toml:"max_size"`
+	FetchOptions            // auth, token_file, token_command, oversize: fetch.go
 	Routing                 // deliver_to, or multi-drop: routing.go
 }
 
@@ -65,6 +67,13 @@ type Deliver struct {
 	Expire       Duration   `toml:"expire"`
 	Postmaster   string     `toml:"postmaster"`
 	Connections  int        `toml:"connections"`
+	// BounceTo says who gets a delivery status notification: "postmaster"
+	// (default: fetched mail's senders are outside and often forged),
+	// "sender" or "both". Never the null sender, never for a bounce.
+	BounceTo string `toml:"bounce_to"`
+	// DSN makes RCPT carry ORCPT (RFC 3461) with the original ISP address
+	// when the envelope knows it and the server offers DSN.
+	DSN bool `toml:"dsn"`
 }
 
 // Path returns the config file to read: flag, then $POPSPOOL_CONFIG, then

@@ -129,3 +129,37 @@ func TestMissingFile(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestDeliverBounceKeys(t *testing.T) {
+	c, err := Load(write(t, good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c.Deliver; d.BounceTo != "postmaster" || d.DSN || d.Postmaster != "postmaster" || d.Connections != 4 {
+		t.Fatalf("defaults %+v", d)
+	}
+	text := good + "bounce_to = \"both\"\ndsn = true\npostmaster = \"pm@contoso.local\"\nconnections = 2\n"
+	c, err = Load(write(t, text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c.Deliver; d.BounceTo != "both" || !d.DSN || d.Postmaster != "pm@contoso.local" || d.Connections != 2 {
+		t.Fatalf("set %+v", d)
+	}
+	_, err = Load(write(t, good+"dsn = \"yes\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 18") || !strings.Contains(err.Error(), "deliver.dsn") {
+		t.Errorf("dsn = \"yes\": got %v", err)
+	}
+	text = good + "bounce_to = \"everyone\"\npostmaster = \"pm at contoso\"\nconnections = 101\nhelo = \"a b\"\n"
+	_, err = Load(write(t, text))
+	for _, want := range []string{
+		":18: deliver.bounce_to: \"everyone\" is not postmaster, sender or both",
+		":19: deliver.postmaster: \"pm at contoso\" is not an address",
+		":20: deliver.connections: must be between 1 and 100",
+		":21: deliver.helo: ",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}

@@ -39,6 +39,7 @@ func (c *Config) defaults() {
 		if a.MaxSize == 0 {
 			a.MaxSize = 50 << 20
 		}
+		a.FetchOptions.defaults()
 	}
 	c.Filter.defaults()
 	d := &c.Deliver
@@ -59,6 +60,9 @@ func (c *Config) defaults() {
 	}
 	if d.Connections == 0 {
 		d.Connections = 4
+	}
+	if d.BounceTo == "" {
+		d.BounceTo = "postmaster"
 	}
 }
 
@@ -87,6 +91,7 @@ func (c *Config) validate(p *problems) {
 	}
 	c.Deliver.validate(p)
 	c.Filter.validate(p)
+	c.Metrics.validate(p)
 }
 
 func (a *Account) validate(p *problems, key, file string) {
@@ -115,7 +120,7 @@ func (a *Account) validate(p *problems, key, file string) {
 	if a.Username == "" {
 		p.add(key+".username", "missing")
 	}
-	validateSecret(p, key, file, a.Password, a.PasswordFile, a.PasswordEnv, true)
+	a.validateFetch(p, key, file)
 	if a.Interval.D() < time.Second {
 		p.add(key+".interval", "must be at least 1s")
 	}
@@ -181,6 +186,15 @@ func (d *Deliver) validate(p *problems) {
 	}
 	if d.PasswordFile != "" && d.PasswordEnv != "" {
 		p.add("deliver.password_file", "set password_file or password_env, not both")
+	}
+	if !oneOf(d.BounceTo, "postmaster", "sender", "both") {
+		p.add("deliver.bounce_to", "%q is not postmaster, sender or both", d.BounceTo)
+	}
+	if d.Postmaster != "postmaster" && !ValidAddress(d.Postmaster) {
+		p.add("deliver.postmaster", "%q is not an address like postmaster@contoso.local", d.Postmaster)
+	}
+	if strings.ContainsAny(d.Helo, " \t\r\n") {
+		p.add("deliver.helo", "%q: a host name has no spaces", d.Helo)
 	}
 }
 

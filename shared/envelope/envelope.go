@@ -3,6 +3,12 @@
 // and Exchange (one X-Sender line, one X-Receiver line per recipient) and
 // popspool's own state lines (X-Popspool-Failed, -Attempts, -Next-Attempt,
 // -Last-Error). The message itself follows untouched.
+//
+// An X-Receiver line may carry the recipient's original address, as
+// Exchange's Replay folder writes it: "X-Receiver: <alice@contoso.local>
+// ORCPT=rfc822;alice@isp.example" (RFC 3461 §4.2 address type and value;
+// "ORCPT=<addr>" is read too). deliverd sends it as RCPT's ORCPT when the
+// config asks for DSN.
 package envelope
 
 import (
@@ -20,7 +26,8 @@ type Envelope struct {
 	Sender      string // "" is the null sender <>
 	HasSender   bool
 	Receivers   []string
-	Failed      string // "<event> <reason>" set by rewrited
+	Originals   map[string]string // receiver -> original address (ORCPT); nil if none
+	Failed      string            // "<event> <reason>" set by rewrited
 	Attempts    int
 	NextAttempt time.Time
 	LastError   string
@@ -85,8 +92,15 @@ func (e *Envelope) set(key, val string) error {
 	case hSender:
 		e.Sender, e.HasSender = unangle(val), true
 	case hRcpt:
-		if a := unangle(val); a != "" {
+		a, orcpt := receiver(val)
+		if a != "" {
 			e.Receivers = append(e.Receivers, a)
+		}
+		if a != "" && orcpt != "" {
+			if e.Originals == nil {
+				e.Originals = map[string]string{}
+			}
+			e.Originals[a] = orcpt
 		}
 	case hFailed:
 		e.Failed = val
@@ -108,6 +122,31 @@ func (e *Envelope) set(key, val string) error {
 	return nil
 }
 
+// receiver splits "<addr> ORCPT=rfc822;orig" into the address and the
+// original address; other parameters are ignored.
+func receiver(val string) (addr, orcpt string) {
+	val = strings.TrimSpace(val)
+	if !strings.HasPrefix(val, "<") {
+		return unangle(val), ""
+	}
+	end := strings.IndexByte(val, '>')
+	if end < 0 {
+		return unangle(val), ""
+	}
+	addr = val[1:end]
+	for _, p := range strings.Fields(val[end+1:]) {
+		k, v, _ := strings.Cut(p, "=")
+		if !strings.EqualFold(k, "ORCPT") {
+			continue
+		}
+		if typ, a, ok := strings.Cut(v, ";"); ok && (strings.EqualFold(typ, "rfc822") || strings.EqualFold(typ, "utf-8")) {
+			v = a
+		}
+		orcpt = unangle(v)
+	}
+	return addr, orcpt
+}
+
 func unangle(s string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(s), "<"), ">")
 }
@@ -119,6 +158,10 @@ func (e Envelope) Write(w io.Writer) error {
 		fmt.Fprintf(&b, "X-Sender: <%s>\r\n", clean(e.Sender))
 	}
 	for _, r := range e.Receivers {
+		if o := e.Originals[r]; o != "" && !strings.ContainsAny(o, " \t") {
+			fmt.Fprintf(&b, "X-Receiver: <%s> ORCPT=rfc822;%s\r\n", clean(r), clean(o))
+			continue
+		}
 		fmt.Fprintf(&b, "X-Receiver: <%s>\r\n", clean(r))
 	}
 	if e.Failed != "" {

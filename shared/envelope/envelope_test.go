@@ -53,3 +53,29 @@ func TestBadAttempts(t *testing.T) {
 		t.Fatal("accepted")
 	}
 }
+
+func TestReceiverWithORCPT(t *testing.T) {
+	in := "X-Sender: <bob@example.net>\r\nX-Receiver: <alice@l> ORCPT=rfc822;alice@isp.example\r\n" +
+		"X-Receiver: <carol@l> NOTIFY=NEVER ORCPT=<carol@isp.example>\r\nX-Receiver: <dave@l>\r\nSubject: x\r\n\r\n"
+	e, err := Read(bufio.NewReader(strings.NewReader(in)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(e.Receivers, ",") != "alice@l,carol@l,dave@l" || e.Originals["alice@l"] != "alice@isp.example" ||
+		e.Originals["carol@l"] != "carol@isp.example" || e.Originals["dave@l"] != "" {
+		t.Fatalf("%+v", e)
+	}
+	var b bytes.Buffer
+	e.Write(&b)
+	want := "X-Sender: <bob@example.net>\r\nX-Receiver: <alice@l> ORCPT=rfc822;alice@isp.example\r\n" +
+		"X-Receiver: <carol@l> ORCPT=rfc822;carol@isp.example\r\nX-Receiver: <dave@l>\r\n"
+	if b.String() != want {
+		t.Fatalf("wrote %q", b.String())
+	}
+	// Without originals nothing changes: old files and writers are unaffected.
+	b.Reset()
+	Envelope{Receivers: []string{"a@l"}}.Write(&b)
+	if b.String() != "X-Receiver: <a@l>\r\n" {
+		t.Fatalf("wrote %q", b.String())
+	}
+}

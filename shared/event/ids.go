@@ -29,6 +29,11 @@ var (
 	ReloadFailed    = def(1016, "configuration reload failed; old one kept", errl)
 	NameCollision   = def(1017, "destination name taken; file renamed", warn)
 	UnexpectedPanic = def(1018, "internal error while handling a file", errl)
+	StoppedOnError  = def(1019, "daemon stopped on an error", fatal)
+	StatusFailed    = def(1020, "status file could not be written", warn)
+	MetricsOn       = def(1021, "metrics endpoint listening", info)
+	MetricsFailed   = def(1022, "metrics endpoint could not start", errl)
+	NotifyFailed    = def(1023, "service manager notification failed", warn)
 )
 
 // fetchd.
@@ -99,7 +104,7 @@ var (
 	PartialDelivery = def(4011, "some recipients delivered, others deferred", warn)
 	RetryNow        = def(4012, "deferred message due; retrying", info)
 	DSNSent         = def(4013, "delivery status notification queued", info)
-	DSNSuppressed   = def(4014, "no delivery status notification: the message is itself a bounce or has no sender to notify", warn)
+	DSNSuppressed   = def(4014, "no DSN sent: the message is itself a bounce, or nobody to notify", warn)
 	DSNFailed       = def(4015, "delivery status notification could not be written", errl)
 	TooBigForTarget = def(4016, "message larger than the target's SIZE; bounced without retrying", errl)
 	LedgerFailed    = def(4017, "delivery ledger write or fsync failed; exiting so recovery runs", fatal)

@@ -1,0 +1,54 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestFetchOptions(t *testing.T) {
+	c, err := Load(write(t, good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := c.Account[0].FetchOptions; o.Auth != "" || o.Oversize != "leave" {
+		t.Fatalf("defaults %+v", o)
+	}
+	oauth := strings.Replace(good, `password_file = "DIR/office.pass"`,
+		"auth = \"xoauth2\"\ntoken_command = \"cat DIR/office.pass\"\noversize = \"headers\"", 1)
+	c, err = Load(write(t, oauth))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := c.Account[0].FetchOptions; !o.OAuth() || o.Oversize != "headers" || o.TokenCommand == "" {
+		t.Fatalf("set %+v", o)
+	}
+	for _, m := range AuthMethods {
+		text := strings.Replace(good, `username = "office@example.net"`, "username = \"office@example.net\"\nauth = \""+m+"\"", 1)
+		_, err := Load(write(t, text))
+		if oauthy := m == "xoauth2" || m == "oauthbearer"; (err == nil) == oauthy {
+			t.Errorf("auth = %q with a password file: err = %v", m, err)
+		}
+	}
+}
+
+func TestFetchOptionErrors(t *testing.T) {
+	for _, c := range []struct{ from, to, want string }{
+		{`username = "office@example.net"`, "username = \"x\"\nauth = \"cram-md5\"",
+			`:10: account.office.auth: "cram-md5" is not user, apop, plain, login, xoauth2 or oauthbearer`},
+		{`max_size = "10MB"`, "max_size = \"10MB\"\noversize = \"truncate\"",
+			`:13: account.office.oversize: "truncate" is not leave or headers`},
+		{`max_size = "10MB"`, "max_size = \"10MB\"\ntoken_file = \"DIR/office.pass\"",
+			`:13: account.office.token_file: only used with auth = "xoauth2" or "oauthbearer"`},
+		{`password_file = "DIR/office.pass"`, "auth = \"oauthbearer\"",
+			`:6: account.office.token_file: missing: auth = "oauthbearer" needs token_file or token_command`},
+		{`username = "office@example.net"`, "username = \"x\"\nauth = \"xoauth2\"\ntoken_file = \"DIR/nope\"",
+			`account.office.password_file: not used with auth = "xoauth2"`},
+		{`username = "office@example.net"`, "username = \"x\"\nauth = \"xoauth2\"\ntoken_file = \"DIR/nope\"",
+			`account.office.token_file: cannot read:`},
+	} {
+		_, err := Load(write(t, strings.Replace(good, c.from, c.to, 1)))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("want %q, got:\n%v", c.want, err)
+		}
+	}
+}

@@ -1,0 +1,158 @@
+package postfix
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Message is one file a Maildir received.
+type Message struct {
+	Path string
+	Data []byte // as stored: LF line ends, Postfix's trace headers on top
+}
+
+// Received lists what each test address's Maildir holds (new/ and cur/),
+// by address, sorted by file name. Addresses with nothing are left out.
+func (s *Server) Received() (map[string][]Message, error) {
+	all := map[string][]Message{}
+	for _, u := range s.Users {
+		addr := s.Address(u)
+		msgs, err := s.Messages(addr)
+		if err != nil {
+			return nil, err
+		}
+		if len(msgs) > 0 {
+			all[addr] = msgs
+		}
+	}
+	return all, nil
+}
+
+// Messages lists what the Maildir of addr holds.
+func (s *Server) Messages(addr string) ([]Message, error) {
+	var out []Message
+	for _, sub := range []string{"new", "cur"} {
+		dir := filepath.Join(s.MaildirOf(addr), sub)
+		ents, err := os.ReadDir(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			p := filepath.Join(dir, e.Name())
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, Message{Path: p, Data: b})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return filepath.Base(out[i].Path) < filepath.Base(out[j].Path) })
+	return out, nil
+}
+
+// Count is the number of messages in all Maildirs.
+func (s *Server) Count() int {
+	all, _ := s.Received()
+	n := 0
+	for _, m := range all {
+		n += len(m)
+	}
+	return n
+}
+
+// Queued counts the messages still in Postfix's queue (not yet delivered
+// or deferred by Postfix itself).
+func (s *Server) Queued() int {
+	n := 0
+	for _, q := range []string{"maildrop", "incoming", "active", "deferred", "hold"} {
+		_ = filepath.WalkDir(filepath.Join(s.Dir, "queue", q), func(_ string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				n++
+			}
+			return nil
+		})
+	}
+	return n
+}
+
+// WaitCount waits until the Maildirs hold at least n messages in all and
+// Postfix's queue is empty; Postfix delivers after its 250, not before.
+func (s *Server) WaitCount(tb testing.TB, n int, timeout time.Duration) map[string][]Message {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := s.Count()
+		if got >= n && s.Queued() == 0 {
+			all, err := s.Received()
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return all
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("postfix: %d of %d messages in the Maildirs after %v, %d still queued; maillog tail:\n%s",
+				got, n, timeout, s.Queued(), tail(s.Log(), 20))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Body returns the message as the client sent it, as far as a Maildir can
+// tell: the trace headers Postfix puts on top (Return-Path, X-Original-To,
+// Delivered-To, then its own Received) taken off, and LF line ends
+// (Maildir's) turned into CRLF.
+func Body(data []byte) []byte {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	i := 0
+	skip := func() {
+		for i++; i < len(lines) && len(lines[i]) > 0 && (lines[i][0] == ' ' || lines[i][0] == '\t'); i++ {
+		} // and its folded continuation lines
+	}
+	for i < len(lines) && hasAnyPrefix(lines[i], "Return-Path:", "X-Original-To:", "Delivered-To:") {
+		skip()
+	}
+	if i < len(lines) && hasAnyPrefix(lines[i], "Received:") {
+		skip()
+	}
+	rest := bytes.Join(lines[i:], nil)
+	return bytes.ReplaceAll(rest, []byte("\n"), []byte("\r\n"))
+}
+
+func hasAnyPrefix(line []byte, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if bytes.HasPrefix(line, []byte(p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// Header returns the first value of header name in a stored message.
+func Header(data []byte, name string) string {
+	head, _, _ := bytes.Cut(data, []byte("\n\n"))
+	for _, l := range strings.Split(string(head), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// String lists the Maildirs' contents, for failure messages.
+func String(all map[string][]Message) string {
+	var b strings.Builder
+	for _, k := range sortedKeys(all) {
+		fmt.Fprintf(&b, "%s: %d\n", k, len(all[k]))
+	}
+	return b.String()
+}
