@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"example.org/popspool/shared/crash"
 	"example.org/popspool/shared/event"
 )
 
@@ -30,8 +31,9 @@ func (e *DirSyncError) Unwrap() error { return e.Err }
 // Part is a file being written in the daemon's tmp/ folder.
 type Part struct {
 	*os.File
-	ID string
-	fs FS
+	ID     string
+	fs     FS
+	daemon string
 }
 
 // Create opens tmp/<daemon>/<id>.part for writing; it must not exist.
@@ -44,7 +46,7 @@ func (s *Spool) createExcl(path, id string) (*Part, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
-	return &Part{File: f, ID: id, fs: s.fs}, nil
+	return &Part{File: f, ID: id, fs: s.fs, daemon: s.Daemon}, nil
 }
 
 // Seal makes the part durable: its mtime is set back by more than Settle
@@ -62,6 +64,7 @@ func (p *Part) Seal() error {
 		p.File.Close()
 		return fmt.Errorf("fsync %s: %w", name, err)
 	}
+	crash.Point(p.daemon + ".spool.sealed")
 	if err := p.File.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", name, err)
 	}
@@ -104,6 +107,7 @@ func (b *Batch) Move(src, folder, id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	crash.Point(b.s.Daemon + ".spool.moved")
 	b.add(dir)
 	b.add(filepath.Dir(src))
 	return dst, nil
@@ -126,6 +130,7 @@ func (b *Batch) Commit() error {
 		}
 	}
 	b.dirs = b.dirs[:0]
+	crash.Point(b.s.Daemon + ".spool.committed")
 	return nil
 }
 
@@ -180,6 +185,7 @@ func (b *Batch) Claim(folder, name string) (path, id string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("claim %s: %w", src, err)
 	}
+	crash.Point(s.Daemon + ".spool.claimed")
 	b.add(s.TmpDir())
 	b.add(s.Dir(folder))
 	return dst, id, nil
@@ -209,6 +215,7 @@ func (s *Spool) Replace(id string, fill func(w *os.File) error) error {
 	if err := s.fs.Rename(path, filepath.Join(s.TmpDir(), id+".eml")); err != nil {
 		return fmt.Errorf("replace %s: %w", id, err)
 	}
+	crash.Point(s.Daemon + ".spool.replaced")
 	return s.fs.SyncDir(s.TmpDir())
 }
 
@@ -217,6 +224,7 @@ func (s *Spool) Remove(path string) error {
 	if err := s.fs.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove: %w", err)
 	}
+	crash.Point(s.Daemon + ".spool.removed")
 	return s.fs.SyncDir(filepath.Dir(path))
 }
 

@@ -33,14 +33,15 @@ func Root() (string, error) {
 	return filepath.Dir(w), nil
 }
 
-// Build compiles the three daemons into dir and returns dir.
-func Build(dir string) (string, error) {
+// Build compiles the three daemons into dir and returns dir; tags are
+// build tags such as "crashpoints".
+func Build(dir string, tags ...string) (string, error) {
 	root, err := Root()
 	if err != nil {
 		return "", err
 	}
 	for _, d := range Daemons {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, exe(d)), ".")
+		cmd := exec.Command("go", "build", "-tags", strings.Join(tags, ","), "-o", filepath.Join(dir, exe(d)), ".")
 		cmd.Dir = filepath.Join(root, d)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return "", fmt.Errorf("build %s: %v\n%s", d, err, out)

@@ -19,6 +19,11 @@ type Proc struct {
 // Start runs daemon name in service mode (or with -once), its log
 // appended to Logs/<name>.log.
 func (f *Flow) Start(name string, extra ...string) error {
+	return f.StartEnv(name, nil, extra...)
+}
+
+// StartEnv is Start with extra environment variables ("K=V").
+func (f *Flow) StartEnv(name string, env []string, extra ...string) error {
 	if p := f.procs[name]; p != nil && !p.Exited() {
 		return fmt.Errorf("%s is already running", name)
 	}
@@ -29,6 +34,7 @@ func (f *Flow) Start(name string, extra ...string) error {
 	args := append([]string{"-config", f.Config}, extra...)
 	cmd := exec.Command(filepath.Join(f.bins, exe(name)), args...)
 	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		return fmt.Errorf("start %s: %w", name, err)
@@ -101,6 +107,12 @@ func (f *Flow) Stop(name string, timeout time.Duration) error {
 		<-p.done
 		return fmt.Errorf("%s did not stop within %v of SIGTERM", name, timeout)
 	}
+}
+
+// Exited reports whether daemon name was started and has ended.
+func (f *Flow) Exited(name string) bool {
+	p := f.procs[name]
+	return p != nil && p.Exited()
 }
 
 // Running reports whether daemon name is running.
