@@ -1,4 +1,4 @@
-# popspool: make build | test | demo | lint | windows
+# popspool: make build | test | demo | lint | windows | install
 # `make test` is what CI runs (.ci/run); it installs what it needs.
 
 GO      ?= go
@@ -7,15 +7,27 @@ MODULES := shared fetchd rewrited deliverd spooltest
 PKGS    := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 DAEMONS := fetchd rewrited deliverd
 BIN     := $(CURDIR)/bin
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X example.org/popspool/shared/service.Version=$(VERSION)
 
-.PHONY: all build test unit deps lint windows demo bench clean
+# make install (docs/operations.md): DESTDIR for staging or packaging.
+PREFIX      ?= /usr/local
+SBINDIR     ?= $(PREFIX)/sbin
+DOCDIR      ?= $(PREFIX)/share/doc/popspool
+SYSCONFDIR  ?= /etc
+UNITDIR     ?= /lib/systemd/system
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+TMPFILESDIR ?= /usr/lib/tmpfiles.d
+UNITS       := $(addprefix dist/systemd/popspool-,$(addsuffix .service,$(DAEMONS))) dist/systemd/popspool.target
+
+.PHONY: all build test unit deps lint windows demo bench clean install uninstall install-check
 
 all: build
 
 build:
 	@mkdir -p $(BIN)
-	@for d in $(DAEMONS); do (cd $$d && $(GO) build -o $(BIN)/ .) || exit 1; done
-	@echo "built $(DAEMONS) into $(BIN)"
+	@for d in $(DAEMONS); do (cd $$d && $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ .) || exit 1; done
+	@echo "built $(DAEMONS) $(VERSION) into $(BIN)"
 
 # Unit, end-to-end, crash and real-server tests. As root (CI) the real
 # Dovecot and Postfix are installed and their tests must run, not skip.
@@ -37,7 +49,8 @@ lint:
 
 windows:
 	@mkdir -p $(BIN)/windows
-	@for d in $(DAEMONS); do (cd $$d && GOOS=windows GOARCH=amd64 $(GO) build -o $(BIN)/windows/ .) || exit 1; done
+	@for d in $(DAEMONS); do (cd $$d && GOOS=windows GOARCH=amd64 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/windows/ .) || exit 1; done
+	@cp dist/popspool.toml.example dist/windows/install.ps1 $(BIN)/windows/
 	@ls -l $(BIN)/windows
 
 demo: build
@@ -45,6 +58,49 @@ demo: build
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x $(PKGS)
+
+# Binaries, systemd units, the popspool user and spool (sysusers.d,
+# tmpfiles.d), an example config and the docs. The config itself and the
+# spool's contents are never overwritten.
+install: build
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/popspool \
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
+	install -m 0755 $(addprefix $(BIN)/,$(DAEMONS)) $(DESTDIR)$(SBINDIR)/
+	for u in $(UNITS); do \
+		sed -e 's#/usr/local/sbin#$(SBINDIR)#g' -e 's#/usr/local/share/doc/popspool#$(DOCDIR)#g' \
+		    -e 's#/etc/popspool#$(SYSCONFDIR)/popspool#g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u) && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u) || exit 1; \
+	done
+	install -m 0644 dist/systemd/popspool.sysusers $(DESTDIR)$(SYSUSERSDIR)/popspool.conf
+	install -m 0644 dist/systemd/popspool.tmpfiles $(DESTDIR)$(TMPFILESDIR)/popspool.conf
+	install -m 0644 dist/popspool.toml.example $(DESTDIR)$(SYSCONFDIR)/popspool/popspool.toml.example
+	install -m 0644 README.md docs/operations.md docs/events.md $(DESTDIR)$(DOCDIR)/
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && [ -d /run/systemd/system ]; then \
+		systemd-sysusers $(SYSUSERSDIR)/popspool.conf && \
+		systemd-tmpfiles --create $(TMPFILESDIR)/popspool.conf && \
+		systemctl daemon-reload; \
+	fi
+	@echo "installed popspool $(VERSION) into $(DESTDIR)$(PREFIX). Next (docs/operations.md):"
+	@echo "  cp $(SYSCONFDIR)/popspool/popspool.toml.example $(SYSCONFDIR)/popspool/popspool.toml, edit it, then"
+	@echo "  fetchd check && systemctl enable --now popspool.target && fetchd status"
+
+# Removes what install put there; the config, the user and the spool stay.
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(SBINDIR)/,$(DAEMONS)) $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(UNITS))) \
+		$(DESTDIR)$(SYSUSERSDIR)/popspool.conf $(DESTDIR)$(TMPFILESDIR)/popspool.conf \
+		$(DESTDIR)$(SYSCONFDIR)/popspool/popspool.toml.example
+	rm -rf $(DESTDIR)$(DOCDIR)
+
+# make install into a temporary DESTDIR, and check what landed where.
+install-check:
+	@d=$$(mktemp -d) && \
+	$(MAKE) --no-print-directory install DESTDIR=$$d PREFIX=/usr >/dev/null && \
+	(cd $$d && find . -type f | sort) && \
+	grep -qx 'ExecStart=/usr/sbin/fetchd -config /etc/popspool/popspool.toml' $$d/lib/systemd/system/popspool-fetchd.service && \
+	test -x $$d/usr/sbin/deliverd && test -f $$d/etc/popspool/popspool.toml.example && \
+	{ $$d/usr/sbin/rewrited status -config $$d/etc/popspool/popspool.toml.example >/dev/null; [ $$? -le 1 ]; } && \
+	$(MAKE) --no-print-directory uninstall DESTDIR=$$d PREFIX=/usr >/dev/null && \
+	test -z "$$(find $$d -type f)" && rm -rf $$d && echo "install-check: ok"
 
 clean:
 	rm -rf $(BIN)

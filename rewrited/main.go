@@ -34,6 +34,7 @@ func run(ctx context.Context, env *service.Env) error {
 	if err := w.Recover(ctx); err != nil {
 		return err
 	}
+	env.Ready() // systemd's READY=1: recovery is done (optional; see service.Env.Ready)
 	return w.Run(ctx, env.Once)
 }
 

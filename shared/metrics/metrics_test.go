@@ -1,0 +1,68 @@
+package metrics
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"example.org/popspool/shared/status"
+)
+
+func TestHandlerServesPrometheusText(t *testing.T) {
+	now := time.Now()
+	f := status.File{Daemon: "deliverd", Version: "1.0", Started: now,
+		Events: map[int]*status.Count{
+			4001: {Level: "info", N: 7, Bytes: 7000},
+			4002: {Level: "warn", N: 2},
+			4007: {Level: "error", N: 3},
+		},
+		Folders: map[string]status.Folder{"pickup": {Files: 4, Bytes: 400, Oldest: now.Add(-time.Minute)}, "deferred": {}},
+	}
+	srv := httptest.NewServer(Handler(func() status.File { return f }))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(b)
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		t.Errorf("content type %q", ct)
+	}
+	for _, want := range []string{
+		`popspool_up{daemon="deliverd",version="1.0"} 1`,
+		`popspool_events_total{daemon="deliverd",event="4007",level="error"} 3`,
+		`popspool_messages_total{daemon="deliverd",stage="delivered"} 7`,
+		`popspool_messages_total{daemon="deliverd",stage="deferred"} 2`,
+		`popspool_messages_total{daemon="deliverd",stage="fetched"} 0`,
+		`popspool_message_bytes_total{daemon="deliverd",stage="delivered"} 7000`,
+		`popspool_folder_files{folder="pickup"} 4`,
+		`popspool_folder_oldest_seconds{folder="deferred"} 0`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("missing %s", want)
+		}
+	}
+	// Every sample line belongs to a declared family.
+	declared := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(body), "\n") {
+		if strings.HasPrefix(l, "# TYPE ") {
+			declared[strings.Fields(l)[2]] = true
+			continue
+		}
+		if strings.HasPrefix(l, "#") {
+			continue
+		}
+		name := strings.TrimSuffix(strings.TrimSuffix(l[:strings.IndexAny(l, "{ ")], "_sum"), "_count")
+		if !declared[name] {
+			t.Errorf("sample without # TYPE: %s", l)
+		}
+	}
+	if r, _ := http.Post(srv.URL+"/metrics", "text/plain", nil); r.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST: %d", r.StatusCode)
+	}
+}
