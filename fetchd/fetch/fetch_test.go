@@ -3,10 +3,12 @@ package fetch
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"example.org/popspool/shared/config"
+	"example.org/popspool/shared/event"
 	"example.org/popspool/shared/spool"
 	"example.org/popspool/spooltest/pop3srv"
 	"example.org/popspool/spooltest/samples"
@@ -24,7 +27,41 @@ type rig struct {
 	cfg  *config.Config
 	s    *spool.Spool
 	f    *Fetcher
+	log  *logBuf
 	want map[string][]byte // sample name -> bytes a client receives
+}
+
+// logBuf collects fetchd's JSON log lines for tests to look at events.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// events returns the log lines carrying event id.
+func (l *logBuf) events(id event.ID) []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(l.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) != nil {
+			continue
+		}
+		if n, ok := m["event"].(float64); ok && event.ID(n) == id {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func newRig(t *testing.T) *rig {
@@ -49,26 +86,38 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.srv.Close() })
+	r.setup(t, dir, config.Account{Server: addr.String(), TLS: "none", AllowPlaintext: true, Username: "u"}, "p")
+	return r
+}
+
+// setup completes account a (name office, timeouts, sizes), writes its
+// password file and opens a spool and a Fetcher under dir.
+func (r *rig) setup(t testing.TB, dir string, a config.Account, password string) {
+	t.Helper()
 	pass := filepath.Join(dir, "pass")
-	os.WriteFile(pass, []byte("p\n"), 0o600)
-	r.cfg = &config.Config{Account: []config.Account{{Name: "office", Server: addr.String(), TLS: "none",
-		AllowPlaintext: true, Username: "u", PasswordFile: pass, Timeout: config.Duration(5 * time.Second),
-		MaxSize: 50 << 20, Routing: config.Routing{DeliverTo: []string{"a@l"}}}}}
+	os.WriteFile(pass, []byte(password+"\n"), 0o600)
+	a.Name, a.PasswordFile = "office", pass
+	a.Timeout = config.Duration(5 * time.Second)
+	a.Interval = config.Duration(time.Minute)
+	a.MaxSize = 50 << 20
+	a.Routing = config.Routing{DeliverTo: []string{"a@l"}}
+	r.cfg = &config.Config{Account: []config.Account{a}}
+	var err error
 	r.s, err = spool.Open(filepath.Join(dir, "spool"), "fetchd", zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.s.Close() })
+	r.log = &logBuf{}
 	r.reopen(t)
-	return r
 }
 
 // reopen starts a new Fetcher on the same spool, as a restart would.
-func (r *rig) reopen(t *testing.T) {
+func (r *rig) reopen(t testing.TB) {
 	if r.f != nil {
 		r.f.Close()
 	}
-	f, err := New(r.s, r.cfg, zerolog.Nop())
+	f, err := New(r.s, r.cfg, zerolog.New(r.log))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +125,7 @@ func (r *rig) reopen(t *testing.T) {
 	t.Cleanup(f.Close)
 }
 
-func (r *rig) poll(t *testing.T) (Stats, error) {
+func (r *rig) poll(t testing.TB) (Stats, error) {
 	return r.f.Poll(context.Background(), &r.cfg.Account[0])
 }
 

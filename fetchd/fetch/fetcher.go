@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -25,7 +26,28 @@ type Fetcher struct {
 	Log      zerolog.Logger
 	Host     string // our name in Received headers
 	journals map[string]*uidls
+	backoff  time.Duration // first pause after a failure; doubles per failure
+	// noPipelining turns PIPELINING off (benchmarks measure what it brings).
+	noPipelining bool
+
+	mem *Memory
 }
+
+// Memory is what fetchd knows about its accounts beyond the spool, for as
+// long as the process lives: the circuit breaker's state and the
+// server's LOGIN-DELAY. A config reload makes a new Fetcher; giving it the
+// old one's Memory (SetMemory) keeps a stopped account stopped unless its
+// settings changed.
+type Memory struct {
+	mu     sync.Mutex
+	states map[string]*acctState
+}
+
+// NewMemory returns an empty Memory.
+func NewMemory() *Memory { return &Memory{states: map[string]*acctState{}} }
+
+// SetMemory makes f use m (shared with earlier Fetchers of this process).
+func (f *Fetcher) SetMemory(m *Memory) { f.mem = m }
 
 // New opens the UIDL journal of every account and recovers what a crash
 // left in tmp/fetchd: a sealed part with a journal record is moved on to
@@ -36,7 +58,8 @@ func New(s *spool.Spool, cfg *config.Config, log zerolog.Logger) (*Fetcher, erro
 	if host == "" {
 		host = "localhost"
 	}
-	f := &Fetcher{S: s, Cfg: cfg, Log: log, Host: host, journals: map[string]*uidls{}}
+	f := &Fetcher{S: s, Cfg: cfg, Log: log, Host: host, journals: map[string]*uidls{},
+		backoff: time.Minute, mem: NewMemory()}
 	for i := range cfg.Account {
 		a := &cfg.Account[i]
 		u, err := openUIDLs(s, a.Name)

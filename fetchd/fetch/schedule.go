@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -46,8 +47,14 @@ func (f *Fetcher) Once(ctx context.Context) error {
 
 // Run polls each account on its interval until ctx ends. After a failure
 // the account waits longer each time (up to an hour, never less than its
-// interval). Creating control/retrieve-now polls every account at once.
+// interval); a server's LOGIN-DELAY (RFC 2449 §6.5) is a floor under every
+// wait. Refused logins stop an account (circuit breaker, state.go).
+// Creating control/retrieve-now polls every account at once. Run returns
+// early, with the error, when the spool is in a state only recovery at
+// start can mend (a failed fsync): the service manager restarts fetchd.
 func (f *Fetcher) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	sem := make(chan struct{}, maxSessions)
 	kicks := make([]chan struct{}, len(f.Cfg.Account))
 	var wg sync.WaitGroup
@@ -56,49 +63,98 @@ func (f *Fetcher) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func(a *config.Account, kick chan struct{}) {
 			defer wg.Done()
-			f.loop(ctx, a, sem, kick)
+			if err := f.loop(ctx, a, sem, kick); err != nil {
+				cancel(err)
+			}
 		}(&f.Cfg.Account[i], kicks[i])
 	}
 	f.watchControl(ctx, kicks)
 	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
 	return nil
 }
 
-func (f *Fetcher) loop(ctx context.Context, a *config.Account, sem chan struct{}, kick chan struct{}) {
+// loop polls one account until ctx ends; it returns an error only when
+// fetchd must stop.
+func (f *Fetcher) loop(ctx context.Context, a *config.Account, sem chan struct{}, kick chan struct{}) error {
 	failures := 0
 	for {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return
+		if f.mayResume(a) {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return nil
+			}
+			_, err := f.Poll(ctx, a)
+			<-sem
+			switch {
+			case kindOf(err) == failFatal:
+				return err
+			case err != nil:
+				failures++
+			default:
+				failures = 0
+			}
 		}
-		_, err := f.Poll(ctx, a)
-		<-sem
-		if err != nil {
-			failures++
-		} else {
-			failures = 0
+		if !f.pause(ctx, a, f.nextWait(a, failures), kick) {
+			return nil
 		}
-		t := time.NewTimer(wait(a.Interval.D(), failures))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-kick:
-		case <-t.C:
-		}
-		t.Stop()
 	}
 }
 
+// nextWait is the pause before the next poll of a: the interval, or the
+// back-off after failures, and never less than what the server's
+// LOGIN-DELAY still asks for.
+func (f *Fetcher) nextWait(a *config.Account, failures int) time.Duration {
+	if stopped, _ := f.Stopped(a.Name); stopped {
+		return a.Interval.D() // the reminder's rhythm
+	}
+	d := wait(a.Interval.D(), failures, f.backoff)
+	if failures > 0 {
+		event.Emit(&f.Log, event.BackOff).Str("account", a.Name).Int("failures", failures).
+			Str("next_poll_in", d.String()).Msg("polling this account less often until a poll succeeds")
+	}
+	return max(d, f.loginDelayLeft(a.Name))
+}
+
+// pause waits d, or until a retrieve-now kick; a kick that comes before
+// the server's LOGIN-DELAY has passed waits for it. It returns false when
+// ctx ended.
+func (f *Fetcher) pause(ctx context.Context, a *config.Account, d time.Duration, kick chan struct{}) bool {
+	if !sleep(ctx, d, kick) {
+		return false
+	}
+	if left := f.loginDelayLeft(a.Name); left > 0 {
+		event.Emit(&f.Log, event.LoginDelay).Str("account", a.Name).Str("wait", left.String()).
+			Msg("retrieve-now waits for the server's LOGIN-DELAY")
+		return sleep(ctx, left, nil)
+	}
+	return true
+}
+
+// sleep waits d, or until kick; false means ctx ended.
+func sleep(ctx context.Context, d time.Duration, kick chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-kick:
+	case <-t.C:
+	}
+	return true
+}
+
 // wait is the pause before the next poll: the interval, or after failures
-// one minute doubling per failure, capped at an hour but never below the
-// interval.
-func wait(interval time.Duration, failures int) time.Duration {
+// base (one minute) doubling per failure, capped at an hour but never
+// below the interval.
+func wait(interval time.Duration, failures int, base time.Duration) time.Duration {
 	if failures == 0 {
 		return interval
 	}
-	d := time.Minute << min(failures-1, 6)
+	d := base << min(failures-1, 6)
 	d = min(d, time.Hour)
 	return max(d, interval)
 }

@@ -4,15 +4,12 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"example.org/popspool/fetchd/pop3"
@@ -27,35 +24,42 @@ const batchSize = 32
 
 // session is one POP3 session of one account.
 type session struct {
-	f       *Fetcher
-	a       *config.Account
-	c       *pop3.Client
-	j       *uidls
-	pending []sealed // sealed and recorded, not yet moved and DELE'd
-	dele    []int
-	stats   Stats
+	f        *Fetcher
+	a        *config.Account
+	c        *pop3.Client
+	j        *uidls
+	caps     pop3.Caps // after the login
+	loggedIn bool
+	pending  []sealed // sealed and recorded, not yet moved and DELE'd
+	dele     []int
+	stats    Stats
 }
 
 type sealed struct {
-	path, id string
-	num      int
+	path, id, uidl string
+	num            int
+	stub           bool // the message stays on the server: no DELE
 }
 
 // Stats counts what one poll did.
 type Stats struct {
-	Listed, Fetched, Deleted, Skipped int
-	Bytes                             int64
+	Listed, Fetched, Deleted, Skipped, Stubbed int
+	Bytes                                      int64
 }
 
 // Poll runs one session for account a: it downloads every message not yet
 // recorded in the account's journal and deletes on the server only what is
 // durable in incoming/. stop ends the session early but cleanly: the
 // message in hand is finished, the safe DELEs sent, and QUIT.
+//
+// Every error has been logged with its event when Poll returns.
 func (f *Fetcher) Poll(stop context.Context, a *config.Account) (Stats, error) {
 	s := &session{f: f, a: a, j: f.journals[a.Name]}
 	err := s.run(stop)
+	f.afterPoll(a, s.loggedIn, err)
 	ev := event.Emit(&f.Log, event.FetchSession).Str("account", a.Name).Int("listed", s.stats.Listed).
-		Int("fetched", s.stats.Fetched).Int("deleted", s.stats.Deleted).Int("skipped", s.stats.Skipped).Int64("bytes", s.stats.Bytes)
+		Int("fetched", s.stats.Fetched).Int("deleted", s.stats.Deleted).Int("skipped", s.stats.Skipped).
+		Int("stubbed", s.stats.Stubbed).Int64("bytes", s.stats.Bytes)
 	if err != nil {
 		ev.Bool("ok", false).Msg("poll ended early")
 	} else {
@@ -71,125 +75,38 @@ func (s *session) run(stop context.Context) error {
 	defer s.c.Close()
 	msgs, err := s.listing()
 	if err != nil {
-		return s.protocolError(err)
+		return err
 	}
 	for _, m := range msgs {
 		if stop.Err() != nil {
 			break
 		}
 		if err := s.one(m); err != nil {
-			s.flush(false)
+			// What is durable moves on; nothing more is deleted, and the
+			// session ends without QUIT, so no DELE of it takes effect.
+			if ferr := s.flush(false); kindOf(ferr) == failFatal {
+				return ferr
+			}
 			return err
 		}
 	}
 	if err := s.flush(true); err != nil {
+		if kindOf(err) != failFatal {
+			s.flush(false) // what a full disk left recorded moves on
+		}
 		return err
 	}
 	if err := s.deleteOld(); err != nil {
-		return s.protocolError(err)
+		return classify(s.protocolError(err), failOther)
 	}
 	if err := s.c.Quit(); err != nil {
-		return s.protocolError(fmt.Errorf("QUIT: %w", err))
+		return classify(s.protocolError(fmt.Errorf("QUIT: %w", err)), failOther)
 	}
-	return s.j.forget(listedSet(msgs))
-}
-
-type message struct {
-	num  int
-	uidl string
-	size int64
-}
-
-func listedSet(msgs []message) map[string]bool {
-	m := make(map[string]bool, len(msgs))
-	for _, x := range msgs {
-		m[x.uidl] = true
-	}
-	return m
-}
-
-func (s *session) connect() error {
-	a := s.a
-	pass, err := a.Secret()
-	if err != nil {
-		event.Emit(&s.f.Log, event.Secret).Str("account", a.Name).Err(err).Msg("check password_file or password_env")
-		return err
-	}
-	opts, err := dialOptions(a)
-	if err != nil {
-		return err
-	}
-	c, err := pop3.Dial(context.Background(), a.Server, opts)
-	if err != nil {
-		ev := event.ConnectFailed
-		if isTLSError(err) {
-			ev = event.TLSFailed
-		}
-		event.Emit(&s.f.Log, ev).Str("account", a.Name).Str("server", a.Server).Err(err).Msg("cannot reach the mailbox")
-		return err
-	}
-	s.c = c
-	if _, err := c.Capabilities(); err != nil {
-		c.Close()
-		return s.protocolError(err)
-	}
-	if err := c.Login(a.Username, pass); err != nil {
-		c.Close()
-		return s.loginError(err)
+	if err := s.j.forget(listedSet(msgs)); err != nil {
+		event.Emit(&s.f.Log, event.JournalFailed).Str("account", s.a.Name).Err(err).Msg("compacting the UIDL journal failed; fetchd stops so recovery runs at start")
+		return classify(err, failFatal)
 	}
 	return nil
-}
-
-func dialOptions(a *config.Account) (pop3.Options, error) {
-	o := pop3.Options{Timeout: a.Timeout.D(), AllowPlaintext: a.AllowPlaintext}
-	switch a.TLS {
-	case "implicit":
-		o.TLS = pop3.TLSImplicit
-	case "starttls":
-		o.TLS = pop3.TLSStartTLS
-	}
-	o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	if a.CAFile != "" {
-		pem, err := os.ReadFile(a.CAFile)
-		if err != nil {
-			return o, fmt.Errorf("ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return o, fmt.Errorf("ca_file %s: no PEM certificate in it", a.CAFile)
-		}
-		o.TLSConfig.RootCAs = pool
-	}
-	return o, nil
-}
-
-func isTLSError(err error) bool {
-	var cv *tls.CertificateVerificationError
-	var rh tls.RecordHeaderError
-	var ua x509.UnknownAuthorityError
-	var hn x509.HostnameError
-	var ci x509.CertificateInvalidError
-	return errors.As(err, &cv) || errors.As(err, &rh) || errors.As(err, &ua) || errors.As(err, &hn) ||
-		errors.As(err, &ci) || strings.Contains(err.Error(), "tls:") || strings.Contains(err.Error(), "STLS")
-}
-
-func (s *session) loginError(err error) error {
-	var pe *pop3.Error
-	// A bare -ERR to PASS is most often a wrong password (RFC 3206 added
-	// codes to tell); only the codes that say so mean "try later".
-	if errors.As(err, &pe) && pe.Code != "" && pe.Temporary() {
-		event.Emit(&s.f.Log, event.MailboxInUse).Str("account", s.a.Name).Str("code", pe.Code).Err(err).Msg("will try again later")
-		return err
-	}
-	if errors.As(err, &pe) {
-		event.Emit(&s.f.Log, event.LoginFailed).Str("account", s.a.Name).Str("user", s.a.Username).Err(err).Msg("check username and password")
-		return err
-	}
-	if strings.Contains(err.Error(), "TLS") || strings.Contains(err.Error(), "plaintext") || strings.Contains(err.Error(), "clear") {
-		event.Emit(&s.f.Log, event.Plaintext).Str("account", s.a.Name).Err(err).Msg("use tls = implicit or starttls")
-		return err
-	}
-	return s.protocolError(err)
 }
 
 func (s *session) protocolError(err error) error {
@@ -205,81 +122,61 @@ func (s *session) protocolError(err error) error {
 	return err
 }
 
-// listing returns the messages with their UIDLs and sizes. A server
-// without UIDL gets a digest of each message's header instead.
-func (s *session) listing() ([]message, error) {
-	sizes, err := s.c.List()
-	if err != nil {
-		return nil, fmt.Errorf("LIST: %w", err)
-	}
-	uids, err := s.c.UIDL()
-	var pe *pop3.Error
-	if errors.As(err, &pe) {
-		event.Emit(&s.f.Log, event.NoUIDL).Str("account", s.a.Name).Msg("identifying messages by a digest of their header")
-		return s.digests(sizes)
-	}
-	if err != nil {
-		event.Emit(&s.f.Log, event.UIDLRejected).Str("account", s.a.Name).Err(err).Msg("not fetching: messages could not be told apart safely")
-		return nil, fmt.Errorf("UIDL: %w", err)
-	}
-	size := make(map[int]int64, len(sizes))
-	for _, m := range sizes {
-		size[m.Num] = m.Size
-	}
-	msgs := make([]message, 0, len(uids))
-	for _, u := range uids {
-		msgs = append(msgs, message{num: u.Num, uidl: u.UID, size: size[u.Num]})
-	}
-	s.stats.Listed = len(msgs)
-	return msgs, nil
-}
-
-func (s *session) digests(sizes []pop3.MsgInfo) ([]message, error) {
-	msgs := make([]message, 0, len(sizes))
-	for _, m := range sizes {
-		h := sha256.New()
-		if _, err := s.c.Top(m.Num, 0, h); err != nil {
-			return nil, fmt.Errorf("TOP %d 0: %w", m.Num, err)
-		}
-		uid := "sha256-" + hex.EncodeToString(h.Sum(nil)[:16])
-		msgs = append(msgs, message{num: m.Num, uidl: uid, size: m.Size})
-	}
-	s.stats.Listed = len(msgs)
-	return msgs, nil
-}
-
 // one handles one listed message: known ones are only deleted (again);
-// new ones are downloaded, sealed and recorded.
+// new ones are downloaded, sealed and recorded; one over max_size is left
+// on the server (and, with oversize = "headers", its header stored).
 func (s *session) one(m message) error {
-	if rec, ok := s.j.seen[m.uidl]; ok {
+	rec, known := s.j.seen[m.uidl]
+	if known && rec.stub && !s.tooBig(m) {
+		known = false // only its header was stored, and max_size has grown: fetch it whole
+	}
+	switch {
+	case known:
 		if s.deleteKnown(rec) {
 			s.dele = append(s.dele, m.num)
 		}
 		return nil
-	}
-	if max := int64(s.a.MaxSize); max > 0 && m.size > max {
-		s.stats.Skipped++
-		event.Emit(&s.f.Log, event.TooBig).Str("account", s.a.Name).Int64("size", m.size).Int64("max_size", max).Str("uidl_hash", uidlHash(m.uidl)).Msg("left on the server")
-		return nil
+	case s.tooBig(m):
+		return s.oversize(m)
 	}
 	id, err := s.download(m)
 	if err != nil {
 		return err
 	}
-	if err := s.j.add(m.uidl, id, time.Now()); err != nil {
-		return err
+	return s.record(m, id, false)
+}
+
+// record journals a sealed message (or stub) and flushes a full batch.
+func (s *session) record(m message, id string, stub bool) error {
+	var err error
+	if stub {
+		err = s.j.addStub(m.uidl, id, time.Now())
+	} else {
+		err = s.j.add(m.uidl, id, time.Now())
 	}
-	s.pending = append(s.pending, sealed{path: partPath(s.f.S, id), id: id, num: m.num})
+	if err != nil {
+		os.Remove(partPath(s.f.S, id)) // unrecorded: the server still has the message
+		return classify(s.spoolError(err), failOther)
+	}
+	s.pending = append(s.pending, sealed{path: partPath(s.f.S, id), id: id, uidl: m.uidl, num: m.num, stub: stub})
 	if len(s.pending) >= batchSize {
 		return s.flush(true)
 	}
 	return nil
 }
 
+func (s *session) tooBig(m message) bool {
+	max := int64(s.a.MaxSize)
+	return max > 0 && m.size > max
+}
+
 // deleteKnown says whether an already fetched message should be deleted
-// from the server now.
+// from the server now. A message of which only a stub was stored never is.
 func (s *session) deleteKnown(rec record) bool {
-	if !s.a.Keep {
+	switch {
+	case rec.stub:
+		return false
+	case !s.a.Keep:
 		return true
 	}
 	return s.a.KeepDays > 0 && time.Since(rec.at) > time.Duration(s.a.KeepDays)*24*time.Hour
@@ -304,10 +201,16 @@ func (s *session) download(m message) (string, error) {
 	}
 	w := bufio.NewWriterSize(p, 64<<10)
 	fmt.Fprint(w, s.f.traceHeader(s.a, m.uidl, id))
-	n, err := s.c.Retr(m.num, w)
+	g := &guard{w: w, left: s.downloadLimit(m), cut: func() { s.c.Close() }}
+	n, err := s.c.Retr(m.num, g)
 	if err != nil {
 		p.Abort()
 		var pe *pop3.Error
+		if g.over {
+			err = fmt.Errorf("RETR %d: message runs past %d octets (LIST said %d); connection closed: %w", m.num, s.downloadLimit(m), m.size, err)
+			event.Emit(&s.f.Log, event.ProtocolError).Str("account", s.a.Name).Err(err).Msg("a message that never ends; nothing unsafe was deleted")
+			return "", err
+		}
 		if errors.As(err, &pe) || !isWriteError(err) {
 			return "", s.protocolError(fmt.Errorf("RETR %d: %w", m.num, err))
 		}
@@ -330,12 +233,42 @@ func (s *session) download(m message) (string, error) {
 	return id, nil
 }
 
+// downloadLimit is how far a download may run: well past the size the
+// server listed (sizes are often a little off) and max_size, but not for
+// ever.
+func (s *session) downloadLimit(m message) int64 {
+	return max(2*m.size, int64(s.a.MaxSize)) + 1<<20
+}
+
+// guard stops a download that runs past its limit (a message that never
+// ends): it closes the connection, which ends RETR with a read error, as
+// draining the rest would never finish.
+type guard struct {
+	w    io.Writer
+	left int64
+	cut  func()
+	over bool
+}
+
+func (g *guard) Write(p []byte) (int, error) {
+	if int64(len(p)) > g.left {
+		if !g.over {
+			g.over = true
+			g.cut()
+		}
+		return 0, errors.New("download limit reached")
+	}
+	g.left -= int64(len(p))
+	return g.w.Write(p)
+}
+
 // isWriteError tells a failure of our disk from one of the connection.
 func isWriteError(err error) bool {
 	var pe *os.PathError
 	return errors.As(err, &pe) || spool.IsNoSpace(err)
 }
 
+// spoolError reports a failed write to the spool; the session stops.
 func (s *session) spoolError(err error) error {
 	ev := event.SpoolIO
 	if spool.IsNoSpace(err) {
@@ -353,28 +286,60 @@ func (s *session) flush(dele bool) error {
 		return nil
 	}
 	if err := s.j.sync(); err != nil {
-		return s.spoolError(err)
+		return s.journalError(err)
 	}
 	b := s.f.S.NewBatch()
 	var nums []int
 	for _, p := range s.pending {
 		if _, err := b.Move(p.path, spool.Incoming, p.id); err != nil {
-			return s.spoolError(err) // still in tmp/ with a record: moved on at the next start
+			// Still in tmp/ with a record: moved on by recovery at start,
+			// which a restart runs now.
+			return classify(s.spoolError(err), failFatal)
 		}
-		nums = append(nums, p.num)
+		if !p.stub {
+			nums = append(nums, p.num)
+		}
 	}
 	s.pending = s.pending[:0]
 	if err := b.Commit(); err != nil {
-		return err
+		event.Emit(&s.f.Log, event.DirSyncFailed).Str("account", s.a.Name).Err(err).Msg("fetchd stops so recovery runs at start")
+		return classify(err, failFatal)
 	}
-	if !dele || s.a.Keep {
+	if !dele || s.a.Keep || len(nums) == 0 {
 		return nil
 	}
 	if err := s.c.DeleMany(nums); err != nil {
-		return s.protocolError(fmt.Errorf("DELE: %w", err))
+		return classify(s.protocolError(fmt.Errorf("DELE: %w", err)), failOther)
 	}
 	s.stats.Deleted += len(nums)
 	return nil
+}
+
+// journalError handles a failed journal sync. A full disk (the write
+// failed) is survivable: the journal is reread, so that only records that
+// reached the file count, and fsynced; parts with a record move on, the
+// others are removed (no DELE was sent for them: the server still has
+// them). Anything else, a failed fsync above all, leaves the journal in an
+// unknown state: fetchd stops and recovery at start sorts it out.
+func (s *session) journalError(err error) error {
+	if !spool.IsNoSpace(err) {
+		event.Emit(&s.f.Log, event.JournalFailed).Str("account", s.a.Name).Err(err).Msg("fetchd stops so recovery runs at start; nothing unsafe was deleted")
+		return classify(err, failFatal)
+	}
+	if rerr := s.j.reopen(); rerr != nil {
+		event.Emit(&s.f.Log, event.JournalFailed).Str("account", s.a.Name).Err(rerr).Msg("fetchd stops so recovery runs at start; nothing unsafe was deleted")
+		return classify(rerr, failFatal)
+	}
+	kept := s.pending[:0]
+	for _, p := range s.pending {
+		if rec, ok := s.j.seen[p.uidl]; ok && rec.id == p.id {
+			kept = append(kept, p)
+			continue
+		}
+		os.Remove(p.path) // unrecorded; a leftover would be removed at start anyway
+	}
+	s.pending = kept
+	return classify(s.spoolError(err), failOther)
 }
 
 // deleteOld deletes messages fetched in an earlier session that the server

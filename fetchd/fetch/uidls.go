@@ -14,7 +14,11 @@ import (
 // a record "F <uidl-hex> <id> <unix-time>" is appended and fsynced after the
 // message is sealed in tmp/fetchd and before it moves to incoming/ and is
 // DELE'd. A recorded UIDL is never downloaded again; it is DELE'd again
-// while the server still lists it. "X <uidl-hex>" forgets a UIDL.
+// while the server still lists it. "S <uidl-hex> <id> <unix-time>" records
+// the header-and-notice stub stored for a message over max_size (oversize
+// = "headers"): the message itself stays on the server and is never
+// deleted, and is fetched whole if max_size grows. "X <uidl-hex>" forgets
+// a UIDL.
 type uidls struct {
 	j    *journal.Journal
 	path string
@@ -23,8 +27,17 @@ type uidls struct {
 }
 
 type record struct {
-	id string
-	at time.Time
+	id   string
+	at   time.Time
+	stub bool // only the header was stored; the message stays on the server
+}
+
+func (r record) fields(uidl string) []string {
+	kind := "F"
+	if r.stub {
+		kind = "S"
+	}
+	return []string{kind, hex.EncodeToString([]byte(uidl)), r.id, strconv.FormatInt(r.at.Unix(), 10)}
 }
 
 func openUIDLs(s *spool.Spool, account string) (*uidls, error) {
@@ -49,9 +62,9 @@ func (u *uidls) apply(r []string) {
 		return
 	}
 	switch {
-	case r[0] == "F" && len(r) >= 4:
+	case (r[0] == "F" || r[0] == "S") && len(r) >= 4:
 		sec, _ := strconv.ParseInt(r[3], 10, 64)
-		u.seen[string(b)] = record{id: r[2], at: time.Unix(sec, 0)}
+		u.seen[string(b)] = record{id: r[2], at: time.Unix(sec, 0), stub: r[0] == "S"}
 	case r[0] == "X":
 		delete(u.seen, string(b))
 	}
@@ -59,7 +72,16 @@ func (u *uidls) apply(r []string) {
 
 // add buffers a record for a sealed message; it is durable after sync.
 func (u *uidls) add(uidl, id string, at time.Time) error {
-	r := []string{"F", hex.EncodeToString([]byte(uidl)), id, strconv.FormatInt(at.Unix(), 10)}
+	return u.append(uidl, record{id: id, at: at})
+}
+
+// addStub buffers a record for a sealed stub of an oversize message.
+func (u *uidls) addStub(uidl, id string, at time.Time) error {
+	return u.append(uidl, record{id: id, at: at, stub: true})
+}
+
+func (u *uidls) append(uidl string, rec record) error {
+	r := rec.fields(uidl)
 	if err := u.j.Append(r...); err != nil {
 		return err
 	}
@@ -68,6 +90,23 @@ func (u *uidls) add(uidl, id string, at time.Time) error {
 }
 
 func (u *uidls) sync() error { return u.j.Sync() }
+
+// reopen rereads the journal from disk after a failed sync (journal.Sync:
+// the records that reached the file are found again, a torn tail is cut),
+// so that seen holds only what is on disk, and fsyncs it: after that, the
+// records read are durable.
+func (u *uidls) reopen() error {
+	u.j.Close()
+	j, recs, _, err := journal.Open(u.path)
+	if err != nil {
+		return err
+	}
+	u.j, u.seen = j, map[string]record{}
+	for _, r := range recs {
+		u.apply(r)
+	}
+	return u.j.Sync()
+}
 
 // ids returns the spool ids of all records, for recovery.
 func (u *uidls) ids() map[string]bool {
@@ -96,7 +135,7 @@ func (u *uidls) forget(listed map[string]bool) error {
 	}
 	recs := make([][]string, 0, len(u.seen))
 	for uidl, r := range u.seen {
-		recs = append(recs, []string{"F", hex.EncodeToString([]byte(uidl)), r.id, strconv.FormatInt(r.at.Unix(), 10)})
+		recs = append(recs, r.fields(uidl))
 	}
 	u.j.Close()
 	if err := journal.Rewrite(u.path, recs); err != nil {

@@ -61,6 +61,10 @@ func (c *Client) APOP(user, pass string) error {
 	return err
 }
 
+// APOPAvailable reports whether the greeting carries the timestamp APOP
+// needs (RFC 1939 §7).
+func (c *Client) APOPAvailable() bool { return apopTimestamp(c.greeting) != "" }
+
 // apopTimestamp finds the "<...@...>" msg-id in the greeting (RFC 1939 §7).
 func apopTimestamp(greeting string) string {
 	i := strings.IndexByte(greeting, '<')

@@ -50,6 +50,10 @@ type Options struct {
 	// AllowPlaintext permits USER/PASS, APOP and AUTH on a connection
 	// without TLS. Off by default.
 	AllowPlaintext bool
+	// NoPipelining sends commands one at a time even when CAPA lists
+	// PIPELINING (RFC 2449 §6.6): for servers that announce it and get
+	// it wrong, and to measure what it brings.
+	NoPipelining bool
 	// Trace, if set, gets every protocol line without its CRLF: dir is 'C' for
 	// lines sent, 'S' for lines received. Passwords and SASL payloads are
 	// masked ("PASS ****"); message bodies are never traced.
@@ -104,7 +108,9 @@ func Dial(ctx context.Context, addr string, o Options) (*Client, error) {
 
 // NewClient runs a session over an established connection, as Dial does
 // after connecting. For TLSImplicit and TLSStartTLS, o.TLSConfig must name
-// the server. The Client owns conn and closes it on failure.
+// the server. A *tls.Conn whose handshake is complete, given with
+// TLSNone, counts as TLS (callers that run the handshake themselves, to
+// report on it). The Client owns conn and closes it on failure.
 func NewClient(ctx context.Context, conn net.Conn, o Options) (*Client, error) {
 	if o.TLS < TLSNone || o.TLS > TLSStartTLS {
 		_ = conn.Close()
@@ -118,6 +124,9 @@ func NewClient(ctx context.Context, conn net.Conn, o Options) (*Client, error) {
 		opt:  o,
 		ctx:  ctx,
 		stop: context.AfterFunc(ctx, func() { _ = conn.Close() }),
+	}
+	if tc, ok := conn.(*tls.Conn); ok && o.TLS == TLSNone && tc.ConnectionState().HandshakeComplete {
+		c.isTLS = true
 	}
 	if err := c.start(); err != nil {
 		_ = c.Close()
@@ -164,6 +173,11 @@ func (c *Client) Greeting() string { return c.greeting }
 
 // TLS reports whether the session is protected by TLS.
 func (c *Client) TLS() bool { return c.isTLS }
+
+// Err returns the error that made the session unusable, or nil while
+// commands may still be sent (after an -ERR reply, or a listing line that
+// was refused but read to its end, the session is still in sync).
+func (c *Client) Err() error { return c.err }
 
 // Close closes the connection without QUIT, so messages marked with DELE
 // stay in the maildrop (RFC 1939 §6: only QUIT enters the UPDATE state).

@@ -80,7 +80,7 @@ func (c *Client) DeleMany(nums []int) error {
 		return err
 	}
 	size := 1
-	if caps.Pipelining {
+	if caps.Pipelining && !c.opt.NoPipelining {
 		size = pipelineBatch
 	}
 	var first error

@@ -43,3 +43,28 @@ func (c *Client) handshake(name string) error {
 	c.caps = nil // RFC 2595 §4: discard capabilities learnt before TLS
 	return nil
 }
+
+// StartTLS upgrades a session that was opened with TLSNone by STLS (RFC
+// 2595 §4), exactly as Dial does for TLSStartTLS, for callers that report
+// each step on its own (fetchd check). Options.TLSConfig must name the
+// server. On failure the session is lost: there is no way back to clear
+// text.
+func (c *Client) StartTLS() error {
+	if c.isTLS {
+		return fmt.Errorf("pop3 STLS: session is already TLS")
+	}
+	if err := c.usable("STLS"); err != nil {
+		return err
+	}
+	return c.startTLS()
+}
+
+// ConnectionState returns the state of the TLS connection; ok is false
+// when the session is not protected by TLS.
+func (c *Client) ConnectionState() (state tls.ConnectionState, ok bool) {
+	tc, isTLS := c.conn.(*tls.Conn)
+	if !isTLS {
+		return tls.ConnectionState{}, false
+	}
+	return tc.ConnectionState(), true
+}
