@@ -18,6 +18,7 @@ import (
 
 	"example.org/popspool/deliverd/ledger"
 	"example.org/popspool/shared/config"
+	"example.org/popspool/shared/crash"
 	"example.org/popspool/shared/envelope"
 	"example.org/popspool/shared/event"
 	"example.org/popspool/shared/spool"
@@ -166,10 +167,12 @@ func (q *Queue) deliver(ctx context.Context, path, id string) error {
 	if err := q.Ledger.Start(id, env.Attempts+1); err != nil {
 		return q.putBack(path, id, err)
 	}
+	crash.Point("deliverd.started")
 	out, err := q.Target.Send(ctx, j)
 	if err != nil {
 		out = q.netFailure(id, rcpts, out, err)
 	}
+	crash.Point("deliverd.sent")
 	return q.settle(path, id, env, out)
 }
 
@@ -295,6 +298,7 @@ func (q *Queue) done(path, id string, env envelope.Envelope) error {
 	if err := q.Ledger.Done(id); err != nil {
 		return q.putBack(path, id, err)
 	}
+	crash.Point("deliverd.done")
 	if err := q.S.Remove(path); err != nil {
 		return q.ioError(err, id)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"example.org/popspool/fetchd/pop3"
 	"example.org/popspool/shared/config"
+	"example.org/popspool/shared/crash"
 	"example.org/popspool/shared/event"
 	"example.org/popspool/shared/spool"
 )
@@ -102,6 +103,7 @@ func (s *session) run(stop context.Context) error {
 	if err := s.c.Quit(); err != nil {
 		return classify(s.protocolError(fmt.Errorf("QUIT: %w", err)), failOther)
 	}
+	crash.Point("fetchd.quit")
 	if err := s.j.forget(listedSet(msgs)); err != nil {
 		event.Emit(&s.f.Log, event.JournalFailed).Str("account", s.a.Name).Err(err).Msg("compacting the UIDL journal failed; fetchd stops so recovery runs at start")
 		return classify(err, failFatal)
@@ -244,10 +246,11 @@ func (s *session) downloadLimit(m message) int64 {
 // ends): it closes the connection, which ends RETR with a read error, as
 // draining the rest would never finish.
 type guard struct {
-	w    io.Writer
-	left int64
-	cut  func()
-	over bool
+	w       io.Writer
+	left    int64
+	cut     func()
+	over    bool
+	started bool
 }
 
 func (g *guard) Write(p []byte) (int, error) {
@@ -259,7 +262,12 @@ func (g *guard) Write(p []byte) (int, error) {
 		return 0, errors.New("download limit reached")
 	}
 	g.left -= int64(len(p))
-	return g.w.Write(p)
+	n, err := g.w.Write(p)
+	if !g.started {
+		g.started = true
+		crash.Point("fetchd.retr") // part of the message is in hand
+	}
+	return n, err
 }
 
 // isWriteError tells a failure of our disk from one of the connection.
@@ -288,6 +296,7 @@ func (s *session) flush(dele bool) error {
 	if err := s.j.sync(); err != nil {
 		return s.journalError(err)
 	}
+	crash.Point("fetchd.journaled")
 	b := s.f.S.NewBatch()
 	var nums []int
 	for _, p := range s.pending {
@@ -311,6 +320,7 @@ func (s *session) flush(dele bool) error {
 	if err := s.c.DeleMany(nums); err != nil {
 		return classify(s.protocolError(fmt.Errorf("DELE: %w", err)), failOther)
 	}
+	crash.Point("fetchd.deleted") // marked on the server, not yet gone: QUIT commits
 	s.stats.Deleted += len(nums)
 	return nil
 }
