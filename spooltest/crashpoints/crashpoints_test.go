@@ -71,7 +71,7 @@ func TestCrashPointMatrix(t *testing.T) {
 }
 
 type result struct {
-	killed               bool
+	killed              bool
 	lost, dup, leftover int
 }
 
