@@ -64,6 +64,13 @@ type Options struct {
 	Interval time.Duration // fetchd's poll interval, default 1s
 	Rescan   time.Duration // rescan interval, default 1s
 	LogLevel string        // default "info"
+	MaxSize  string        // the account's max_size, default "50MB"
+	// Target is deliverd's [deliver] target, e.g. "smtp://127.0.0.1:2525";
+	// default: a Maildir under the flow's folder (Flow.Mail).
+	Target string
+	// Via, if set, is given the POP3 server's address and returns the one
+	// written into the config for fetchd: a fault proxy in front of it.
+	Via func(server string) string
 }
 
 // Flow is one running pipeline.
@@ -97,7 +104,11 @@ func New(dir, bins string, o Options) (*Flow, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := f.writeConfig(addr.String()); err != nil {
+	server := addr.String()
+	if o.Via != nil {
+		server = o.Via(server)
+	}
+	if err := f.writeConfig(server); err != nil {
 		f.Server.Close()
 		return nil, err
 	}
@@ -119,6 +130,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.LogLevel == "" {
 		o.LogLevel = "info"
+	}
+	if o.MaxSize == "" {
+		o.MaxSize = "50MB"
 	}
 	return o
 }
@@ -143,14 +157,23 @@ allow_plaintext = true
 username = %q
 password_file = %q
 interval = %q
+max_size = %q
 deliver_to = [%q]
 
 [deliver]
-target = "maildir://%s/{user}"
+target = %q
 retry = ["1s", "2s"]
 `, f.Spool, f.Opt.Rescan.String(), f.Opt.LogLevel, f.Opt.Account, server, f.Server.User, pass,
-		f.Opt.Interval.String(), f.Opt.User+"@example.local", filepath.ToSlash(f.Mail))
+		f.Opt.Interval.String(), f.Opt.MaxSize, f.Opt.User+"@example.local", f.target())
 	return os.WriteFile(f.Config, []byte(cfg), 0o600)
+}
+
+// target is deliverd's target: Options.Target or the flow's Maildir.
+func (f *Flow) target() string {
+	if f.Opt.Target != "" {
+		return f.Opt.Target
+	}
+	return "maildir://" + filepath.ToSlash(f.Mail) + "/{user}"
 }
 
 // Close stops every daemon and the server.

@@ -109,6 +109,16 @@ func (f *Flow) Stop(name string, timeout time.Duration) error {
 	}
 }
 
+// Usage returns the resource usage of daemon name's last, ended run
+// (a *syscall.Rusage on Unix), or nil.
+func (f *Flow) Usage(name string) any {
+	p := f.procs[name]
+	if p == nil || !p.Exited() {
+		return nil
+	}
+	return p.cmd.ProcessState.SysUsage()
+}
+
 // Exited reports whether daemon name was started and has ended.
 func (f *Flow) Exited(name string) bool {
 	p := f.procs[name]
@@ -119,4 +129,33 @@ func (f *Flow) Exited(name string) bool {
 func (f *Flow) Running(name string) bool {
 	p := f.procs[name]
 	return p != nil && !p.Exited()
+}
+
+// Signal sends sig to daemon name if it is running (SIGSTOP and SIGCONT
+// stall and resume it, for example).
+func (f *Flow) Signal(name string, sig os.Signal) error {
+	p := f.procs[name]
+	if p == nil || p.Exited() {
+		return fmt.Errorf("%s is not running", name)
+	}
+	return p.cmd.Process.Signal(sig)
+}
+
+// Pid returns the process id of daemon name, 0 if it is not running.
+func (f *Flow) Pid(name string) int {
+	p := f.procs[name]
+	if p == nil || p.Exited() {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// ExitErr returns how daemon name ended (nil for status 0) once it has
+// exited; nil while it runs or if it never started.
+func (f *Flow) ExitErr(name string) error {
+	p := f.procs[name]
+	if p == nil || !p.Exited() {
+		return nil
+	}
+	return p.err
 }
