@@ -32,6 +32,7 @@ func run(ctx context.Context, env *service.Env) error {
 		return err
 	}
 	defer l.Close()
+	event.Emit(&env.Log, event.LedgerRecovered).Int("unknown_outcomes", l.Windows()).Msg("delivery ledger read")
 	if l.Torn > 0 {
 		event.Emit(&env.Log, event.JournalTorn).Int64("bytes", l.Torn).Str("journal", "deliverd.ledger").Msg("a crash left a torn record; cut away")
 	}

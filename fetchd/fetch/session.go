@@ -104,9 +104,13 @@ func (s *session) run(stop context.Context) error {
 		return classify(s.protocolError(fmt.Errorf("QUIT: %w", err)), failOther)
 	}
 	crash.Point("fetchd.quit")
-	if err := s.j.forget(listedSet(msgs)); err != nil {
+	n, err := s.j.forget(listedSet(msgs))
+	if err != nil {
 		event.Emit(&s.f.Log, event.JournalFailed).Str("account", s.a.Name).Err(err).Msg("compacting the UIDL journal failed; fetchd stops so recovery runs at start")
 		return classify(err, failFatal)
+	}
+	if n > 0 {
+		event.Emit(&s.f.Log, event.JournalPrune).Str("account", s.a.Name).Int("forgotten", n).Msg("records of messages the server no longer has removed")
 	}
 	return nil
 }

@@ -120,7 +120,7 @@ func (u *uidls) ids() map[string]bool {
 // forget drops the records of UIDLs the server no longer lists: those
 // messages are gone from the server and can never be downloaded again. It
 // rewrites the journal when that removes many.
-func (u *uidls) forget(listed map[string]bool) error {
+func (u *uidls) forget(listed map[string]bool) (int, error) {
 	var gone []string
 	for uidl := range u.seen {
 		if !listed[uidl] {
@@ -128,7 +128,7 @@ func (u *uidls) forget(listed map[string]bool) error {
 		}
 	}
 	if len(gone) == 0 {
-		return nil
+		return 0, nil
 	}
 	for _, g := range gone {
 		delete(u.seen, g)
@@ -139,11 +139,11 @@ func (u *uidls) forget(listed map[string]bool) error {
 	}
 	u.j.Close()
 	if err := journal.Rewrite(u.path, recs); err != nil {
-		return err
+		return 0, err
 	}
 	j, _, _, err := journal.Open(u.path)
 	u.j = j
-	return err
+	return len(gone), err
 }
 
 func (u *uidls) close() error { return u.j.Close() }

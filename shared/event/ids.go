@@ -99,7 +99,6 @@ var (
 	SMTPWindow      = def(4006, "connection lost after final dot; outcome unknown, retrying", warn)
 	TargetDown      = def(4007, "cannot connect to delivery target", errl)
 	NoEnvelope      = def(4008, "spool file has no envelope; moved to badmail/", errl)
-	MaildirFailed   = def(4009, "Maildir delivery failed", errl)
 	LedgerRecovered = def(4010, "delivery ledger replayed at start", info)
 	PartialDelivery = def(4011, "some recipients delivered, others deferred", warn)
 	RetryNow        = def(4012, "deferred message due; retrying", info)
