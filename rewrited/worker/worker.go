@@ -35,11 +35,13 @@ type Worker struct {
 	Cfg    *config.Config
 	Log    zerolog.Logger
 	Filter *filter.Filter
+	// Backoff is the pause after a local I/O error before the next file.
+	Backoff time.Duration
 }
 
 // New makes the worker of a config.
 func New(s *spool.Spool, cfg *config.Config, log zerolog.Logger) *Worker {
-	return &Worker{S: s, Cfg: cfg, Log: log, Filter: filter.New(cfg.Filter)}
+	return &Worker{S: s, Cfg: cfg, Log: log, Filter: filter.New(cfg.Filter), Backoff: time.Second}
 }
 
 // reject is a message-level failure: the file goes to failed/.
@@ -312,7 +314,7 @@ func (w *Worker) ioError(err error, name string) error {
 		ev = event.DiskFull
 	}
 	event.Emit(&w.Log, ev).Err(err).Str("file", name).Msg("will retry")
-	time.Sleep(time.Second)
+	time.Sleep(w.Backoff)
 	return nil
 }
 
