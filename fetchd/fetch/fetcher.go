@@ -88,6 +88,12 @@ func (f *Fetcher) recover() error {
 	}
 	for _, p := range append(eml, part...) {
 		id := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(p), ".part"), ".eml")
+		if recorded[id] && stale(f.S, id) {
+			// A power cut kept the old name of a rename whose new name
+			// also survived: the message is already in incoming/.
+			other = append(other, p)
+			continue
+		}
 		if recorded[id] {
 			if _, err := f.S.Move(p, spool.Incoming, id); err != nil {
 				return err
@@ -104,6 +110,12 @@ func (f *Fetcher) recover() error {
 		}
 	}
 	return nil
+}
+
+// stale reports whether message id is already in incoming/.
+func stale(s *spool.Spool, id string) bool {
+	_, err := os.Stat(filepath.Join(s.Dir(spool.Incoming), id+".eml"))
+	return err == nil
 }
 
 // Close closes the journals.

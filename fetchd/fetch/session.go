@@ -297,6 +297,14 @@ func (s *session) flush(dele bool) error {
 	if len(s.pending) == 0 {
 		return nil
 	}
+	// The parts' names must be durable before the journal says they
+	// exist: a record without its file would have the next poll DELE a
+	// message that is nowhere (the power-cut model in powercut_test.go
+	// finds exactly that state without this fsync).
+	if err := s.f.S.SyncTmp(); err != nil {
+		event.Emit(&s.f.Log, event.DirSyncFailed).Str("account", s.a.Name).Err(err).Msg("fetchd stops so recovery runs at start")
+		return classify(err, failFatal)
+	}
 	if err := s.j.sync(); err != nil {
 		return s.journalError(err)
 	}

@@ -22,6 +22,7 @@ import (
 type uidls struct {
 	j    *journal.Journal
 	path string
+	fs   journal.FS
 	seen map[string]record // by UIDL
 	torn int64
 }
@@ -42,11 +43,11 @@ func (r record) fields(uidl string) []string {
 
 func openUIDLs(s *spool.Spool, account string) (*uidls, error) {
 	path := filepath.Join(s.Dir(spool.State), account+".uidl")
-	j, recs, torn, err := journal.Open(path)
+	j, recs, torn, err := journal.OpenFS(path, s.FS())
 	if err != nil {
 		return nil, err
 	}
-	u := &uidls{j: j, path: path, seen: map[string]record{}, torn: torn}
+	u := &uidls{j: j, path: path, fs: s.FS(), seen: map[string]record{}, torn: torn}
 	for _, r := range recs {
 		u.apply(r)
 	}
@@ -97,7 +98,7 @@ func (u *uidls) sync() error { return u.j.Sync() }
 // records read are durable.
 func (u *uidls) reopen() error {
 	u.j.Close()
-	j, recs, _, err := journal.Open(u.path)
+	j, recs, _, err := journal.OpenFS(u.path, u.fs)
 	if err != nil {
 		return err
 	}
@@ -138,10 +139,10 @@ func (u *uidls) forget(listed map[string]bool) (int, error) {
 		recs = append(recs, r.fields(uidl))
 	}
 	u.j.Close()
-	if err := journal.Rewrite(u.path, recs); err != nil {
+	if err := journal.RewriteFS(u.path, recs, u.fs); err != nil {
 		return 0, err
 	}
-	j, _, _, err := journal.Open(u.path)
+	j, _, _, err := journal.OpenFS(u.path, u.fs)
 	u.j = j
 	return len(gone), err
 }

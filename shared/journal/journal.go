@@ -17,6 +17,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"example.org/popspool/shared/spool"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -24,29 +26,40 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // maxRecord bounds a record; longer lines are corruption.
 const maxRecord = 4096
 
+// FS is the calls by which a journal changes the disk; spool.FS has them,
+// so a test can record a journal's fsyncs with the spool's (the power-cut
+// model).
+type FS interface {
+	Create(path string) (*os.File, error)
+	SyncFile(f *os.File) error
+	Rename(oldpath, newpath string) error
+	Remove(path string) error
+	SyncDir(dir string) error
+}
+
 // Journal is an open log, positioned for appending.
 type Journal struct {
 	f    *os.File
 	path string
 	buf  bytes.Buffer
+	fs   FS
 }
 
 // Open reads every record of the log at path (creating it if missing),
 // truncates a torn tail, and returns the log ready for appends. torn is the
 // number of bytes cut away.
 func Open(path string) (j *Journal, records [][]string, torn int64, err error) {
-	_, statErr := os.Stat(path)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	return OpenFS(path, spool.OS{})
+}
+
+// OpenFS is Open through fs.
+func OpenFS(path string, fs FS) (j *Journal, records [][]string, torn int64, err error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return create(path, fs)
+	}
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("open journal: %w", err)
-	}
-	if errors.Is(statErr, os.ErrNotExist) {
-		// A new journal's name must be durable before any record in it
-		// is relied on, or a power cut could take the whole file away.
-		if err := syncDir(filepath.Dir(path)); err != nil {
-			f.Close()
-			return nil, nil, 0, err
-		}
 	}
 	records, good, err := readAll(f)
 	if err != nil {
@@ -57,7 +70,7 @@ func Open(path string) (j *Journal, records [][]string, torn int64, err error) {
 	if err == nil && end > good {
 		torn = end - good
 		if err = f.Truncate(good); err == nil {
-			err = f.Sync()
+			err = fs.SyncFile(f)
 		}
 	}
 	if err == nil {
@@ -67,7 +80,22 @@ func Open(path string) (j *Journal, records [][]string, torn int64, err error) {
 		f.Close()
 		return nil, nil, 0, fmt.Errorf("truncate journal %s: %w", path, err)
 	}
-	return &Journal{f: f, path: path}, records, torn, nil
+	return &Journal{f: f, path: path, fs: fs}, records, torn, nil
+}
+
+// create makes a new, empty journal. Its name must be durable before any
+// record in it is relied on, or a power cut could take the whole file
+// away: the folder is fsynced.
+func create(path string, fs FS) (*Journal, [][]string, int64, error) {
+	f, err := fs.Create(path)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("create journal: %w", err)
+	}
+	if err := dirSync(fs, filepath.Dir(path)); err != nil {
+		f.Close()
+		return nil, nil, 0, err
+	}
+	return &Journal{f: f, path: path, fs: fs}, nil, 0, nil
 }
 
 func readAll(f *os.File) (records [][]string, good int64, err error) {
@@ -135,7 +163,7 @@ func (j *Journal) Sync() error {
 			return fmt.Errorf("write journal %s: %w", j.path, err)
 		}
 	}
-	if err := j.f.Sync(); err != nil {
+	if err := j.fs.SyncFile(j.f); err != nil {
 		return fmt.Errorf("fsync journal %s: %w", j.path, err)
 	}
 	return nil
@@ -148,8 +176,14 @@ func (j *Journal) Close() error { return j.f.Close() }
 // path.new, fsyncs it, renames it over the log and fsyncs the folder. The
 // caller reopens the log afterwards.
 func Rewrite(path string, records [][]string) error {
+	return RewriteFS(path, records, spool.OS{})
+}
+
+// RewriteFS is Rewrite through fs.
+func RewriteFS(path string, records [][]string, fs FS) error {
 	tmp := path + ".new"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	fs.Remove(tmp) // a leftover of an interrupted compaction
+	f, err := fs.Create(tmp)
 	if err != nil {
 		return fmt.Errorf("compact journal: %w", err)
 	}
@@ -164,28 +198,23 @@ func Rewrite(path string, records [][]string) error {
 	}
 	err = w.Flush()
 	if err == nil {
-		err = f.Sync()
+		err = fs.SyncFile(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = fs.Rename(tmp, path)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		fs.Remove(tmp)
 		return fmt.Errorf("compact journal %s: %w", path, err)
 	}
-	return syncDir(filepath.Dir(path))
+	return dirSync(fs, filepath.Dir(path))
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !isUnsupported(err) {
+func dirSync(fs FS, dir string) error {
+	if err := fs.SyncDir(dir); err != nil {
 		return fmt.Errorf("fsync %s: %w", dir, err)
 	}
 	return nil

@@ -45,3 +45,11 @@ func (OS) SyncDir(dir string) error { return syncDir(dir) }
 
 // SetFS replaces the file system the spool writes through; for tests.
 func (s *Spool) SetFS(fs FS) { s.fs = fs }
+
+// FS returns the file system the spool writes through, for the journals
+// that live beside it in state/.
+func (s *Spool) FS() FS { return s.fs }
+
+// SyncTmp fsyncs the daemon's tmp/ folder, so the files created there
+// are durable by name (fetchd does it before the journal records them).
+func (s *Spool) SyncTmp() error { return s.fs.SyncDir(s.TmpDir()) }

@@ -24,7 +24,7 @@ import (
 
 // Op is one recorded call.
 type Op struct {
-	Kind  string // "create", "sync", "rename", "remove", "syncdir"
+	Kind  string // "create", "sync", "rename", "remove", "syncdir", "mark"
 	Path  string // relative to the root, slash-separated
 	To    string // rename target
 	Inode int    // create, sync: the file
@@ -100,6 +100,24 @@ func (r *Recorder) add(op Op) {
 		delete(r.inode, op.Path)
 	}
 	r.Ops = append(r.Ops, op)
+}
+
+// Mark records something outside the disk that cannot be undone (a POP3
+// server deleting a message), so a checker knows which crash states come
+// after it.
+func (r *Recorder) Mark(note string) { r.add(Op{Kind: "mark", Path: note}) }
+
+// Marks returns the marks among the first k calls.
+func (r *Recorder) Marks(k int) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, op := range r.Ops[:k] {
+		if op.Kind == "mark" {
+			out = append(out, op.Path)
+		}
+	}
+	return out
 }
 
 // Create records a new file.

@@ -57,7 +57,7 @@ type effect struct{ add, drop bool }
 func (r *Recorder) durable(ops []Op, i int) (add, drop bool) {
 	op := ops[i]
 	switch op.Kind {
-	case "sync", "syncdir":
+	case "sync", "syncdir", "mark":
 		return true, true
 	case "rename":
 		drop = syncedAfter(ops, i, path.Dir(op.Path))

@@ -1,0 +1,201 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"example.org/popspool/shared/config"
+	"example.org/popspool/shared/spool"
+	"example.org/popspool/shared/spool/powercut"
+	"example.org/popspool/spooltest/pop3srv"
+)
+
+// TestPowerCut records one fetchd session (download, journal, move into
+// incoming/, DELE, QUIT) through the power-cut model, with the POP3
+// server's deletions marked in the trace, then rebuilds every state a
+// power cut could leave at every step and runs fetchd's recovery on it.
+// It checks the promise of "durable before irreversible": a message the
+// server has deleted is in incoming/; a message in incoming/ that the
+// server still has is in the journal (else the next poll would fetch it
+// twice); nothing is left in tmp/fetchd.
+func TestPowerCut(t *testing.T) {
+	rec, cfg, msgs := recordFetch(t, nil)
+	points, states, violations := checkFetchStates(t, rec, cfg, msgs)
+	t.Logf("crashstates: traces=1 (fetchd) points=%d states=%d violations=%d", points, states, violations)
+	if violations > 0 {
+		t.Fatalf("%d crash states broke the promise", violations)
+	}
+}
+
+// TestPowerCutCatchesMissingJournalSync proves the model sees the journal:
+// with the journal's fsync dropped, a deleted message is lost.
+func TestPowerCutCatchesMissingJournalSync(t *testing.T) {
+	rec, cfg, msgs := recordFetch(t, func(r *powercut.Recorder) spool.FS { return noJournalSync{r} })
+	if _, _, violations := checkFetchStates(t, rec, cfg, msgs); violations == 0 {
+		t.Fatal("without the journal fsync no crash state lost a message: the model is blind")
+	}
+}
+
+// TestPowerCutCatchesMissingTmpSync: without fsyncs of tmp/fetchd, a
+// journal record can outlive the file it records, and the next poll would
+// DELE a message that is nowhere.
+func TestPowerCutCatchesMissingTmpSync(t *testing.T) {
+	rec, cfg, msgs := recordFetch(t, func(r *powercut.Recorder) spool.FS { return noTmpSync{r} })
+	if _, _, violations := checkFetchStates(t, rec, cfg, msgs); violations == 0 {
+		t.Fatal("without fsyncs of tmp/fetchd no crash state broke the promise: the model is blind")
+	}
+}
+
+type noTmpSync struct{ *powercut.Recorder }
+
+func (n noTmpSync) SyncDir(dir string) error {
+	if strings.HasSuffix(dir, filepath.Join("tmp", "fetchd")) {
+		return nil
+	}
+	return n.Recorder.SyncDir(dir)
+}
+
+type noJournalSync struct{ *powercut.Recorder }
+
+func (n noJournalSync) SyncFile(f *os.File) error {
+	if strings.HasSuffix(f.Name(), ".uidl") {
+		return nil
+	}
+	return n.Recorder.SyncFile(f)
+}
+
+func recordFetch(t *testing.T, wrap func(*powercut.Recorder) spool.FS) (*powercut.Recorder, *config.Config, map[string]string) {
+	t.Helper()
+	dir := t.TempDir()
+	box := filepath.Join(dir, "box")
+	os.Mkdir(box, 0o700)
+	msgs := map[string]string{}
+	for i := 1; i <= 3; i++ {
+		uid := fmt.Sprintf("uid-%d", i)
+		m := fmt.Sprintf("From: a@example.net\r\nSubject: %d\r\n\r\nbody %d\r\n", i, i)
+		msgs[uid] = m
+		os.WriteFile(filepath.Join(box, uid+".eml"), []byte(m), 0o600)
+	}
+	srv := &pop3srv.Server{Dir: box, User: "u", Pass: "p"}
+	addr, err := srv.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	pass := filepath.Join(dir, "pass")
+	os.WriteFile(pass, []byte("p\n"), 0o600)
+	cfg := &config.Config{Account: []config.Account{{Name: "office", Server: addr.String(), TLS: "none",
+		AllowPlaintext: true, Username: "u", PasswordFile: pass, Timeout: config.Duration(5 * time.Second),
+		MaxSize: 50 << 20, Routing: config.Routing{DeliverTo: []string{"a@l"}}}}}
+	s, err := spool.Open(filepath.Join(dir, "spool"), "fetchd", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := powercut.NewRecorder(s.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fs spool.FS = rec
+	if wrap != nil {
+		fs = wrap(rec)
+	}
+	s.SetFS(fs)
+	uids := []string{"uid-1", "uid-2", "uid-3"}
+	srv.SetFault(func(ev pop3srv.Event) bool {
+		if ev.Name == pop3srv.EvDeleted {
+			rec.Mark(uids[ev.Msg-1])
+		}
+		return false
+	})
+	f, err := New(s, cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Poll(context.Background(), &cfg.Account[0]); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	s.Close()
+	if len(rec.Marks(len(rec.Ops))) != 3 {
+		t.Fatalf("server deleted %d messages, want 3", len(rec.Marks(len(rec.Ops))))
+	}
+	return rec, cfg, msgs
+}
+
+func checkFetchStates(t *testing.T, rec *powercut.Recorder, cfg *config.Config, msgs map[string]string) (points, states, violations int) {
+	rng := rand.New(rand.NewSource(1))
+	for k := 0; k <= len(rec.Ops); k++ {
+		points++
+		deleted := map[string]bool{}
+		for _, m := range rec.Marks(k) {
+			deleted[m] = true
+		}
+		for _, st := range rec.States(k, rng) {
+			states++
+			root := filepath.Join(t.TempDir(), "s")
+			if err := rec.Materialize(st, root); err != nil {
+				t.Fatal(err)
+			}
+			if bad := recoverFetch(t, root, cfg, msgs, deleted); bad != "" {
+				violations++
+				if violations <= 3 {
+					t.Logf("after %d calls: %s", k, bad)
+				}
+			}
+		}
+	}
+	return points, states, violations
+}
+
+func recoverFetch(t *testing.T, root string, cfg *config.Config, msgs map[string]string, deleted map[string]bool) string {
+	s, err := spool.Open(root, "fetchd", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f, err := New(s, cfg, zerolog.Nop())
+	if err != nil {
+		return "recovery: " + err.Error()
+	}
+	defer f.Close()
+	seen := f.journals["office"].seen
+	for uid, m := range msgs {
+		n := copiesIn(filepath.Join(root, "incoming"), m)
+		_, recorded := seen[uid]
+		switch {
+		case deleted[uid] && n == 0:
+			return uid + " deleted on the server and not in incoming/: lost"
+		case recorded && n == 0:
+			return uid + " recorded in the journal but not on disk: the next poll would DELE it unsaved"
+		case n > 1:
+			return fmt.Sprintf("%s in incoming/ %d times", uid, n)
+		case !deleted[uid] && n == 1 && !recorded:
+			return uid + " in incoming/ without a journal record: the next poll fetches it again"
+		}
+	}
+	if left, _ := os.ReadDir(s.TmpDir()); len(left) > 1 {
+		return fmt.Sprintf("tmp/fetchd holds %d entries after recovery", len(left))
+	}
+	return ""
+}
+
+func copiesIn(dir, m string) int {
+	n := 0
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		if bytes.HasSuffix(b, []byte(m)) {
+			n++
+		}
+	}
+	return n
+}
