@@ -179,6 +179,42 @@ func TestConnectionLostAfterDot(t *testing.T) {
 	}
 }
 
+// 421 as the reply to the final dot (a server shutting down) is a
+// verdict, not a window: RFC 5321 §4.2.5, "When an SMTP
+// server returns a temporary error status (4yz) code after the DATA
+// command is completed with <CRLF>.<CRLF>, it MUST NOT make a subsequent
+// attempt to deliver that message", and §3.8 lets 421 follow any command.
+// So the message is deferred without a W record and the retry delivers
+// the one copy; the closed session is redialled.
+func TestServiceClosingAfterDot(t *testing.T) {
+	f := newFake(t)
+	f.Dot = func(n int) string {
+		if n == 1 {
+			return "421 4.3.0 mx.test Server shutdown"
+		}
+		return ""
+	}
+	q := fakeQueue(t, f, smtpc.Options{StartTLS: smtpc.StartTLSNone})
+	now := time.Now()
+	q.nowFunc = func() time.Time { return now }
+	ids := putN(t, q, 1, "alice@l")
+	runOnce(t, q)
+	wantFolders(t, q, 0, 1, 0)
+	env, _ := read(t, q, spool.Deferred, ids[0])
+	if q.Ledger.Windows() != 0 || !strings.Contains(env.LastError, "421 4.3.0") {
+		t.Fatalf("windows %d, last error %q", q.Ledger.Windows(), env.LastError)
+	}
+	now = now.Add(2 * time.Minute)
+	runOnce(t, q)
+	wantFolders(t, q, 0, 0, 0)
+	if c := f.copies("body of m0"); c != 1 || !q.Ledger.Delivered(ids[0]) || q.Ledger.Windows() != 0 {
+		t.Fatalf("%d copies, delivered %v, windows %d", c, q.Ledger.Delivered(ids[0]), q.Ledger.Windows())
+	}
+	if s, _, _ := f.counts(); s != 2 {
+		t.Errorf("%d sessions, want 2 (421 closes the first)", s)
+	}
+}
+
 // A reply to the final dot that never comes: the FinalDot time-out, then
 // as the lost connection.
 func TestReplyNeverComes(t *testing.T) {

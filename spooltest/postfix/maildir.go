@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -71,18 +72,37 @@ func (s *Server) Count() int {
 }
 
 // Queued counts the messages still in Postfix's queue (not yet delivered
-// or deferred by Postfix itself).
+// or deferred by Postfix itself). Files a killed cleanup(8) left half
+// written are not counted: a queue file is complete once its owner
+// execute bit is set (MAIL_QUEUE_STAT_READY, 0700), and qmgr never
+// delivers one without it. Only an unfinished file that has not changed
+// for staleAfter counts as left behind; a fresh one may still be written.
+// Such leftovers are what a Stop in the middle of a transaction leaves in
+// incoming/, e.g. the temporary "514530.13021" that postsuper then calls a
+// "bogus file name" at the next Start.
 func (s *Server) Queued() int {
 	n := 0
 	for _, q := range []string{"maildrop", "incoming", "active", "deferred", "hold"} {
 		_ = filepath.WalkDir(filepath.Join(s.Dir, "queue", q), func(_ string, d os.DirEntry, err error) error {
-			if err == nil && !d.IsDir() {
+			if err == nil && !d.IsDir() && !abandoned(d) {
 				n++
 			}
 			return nil
 		})
 	}
 	return n
+}
+
+// staleAfter is how long an unfinished queue file may stay unchanged
+// before Queued takes it for one a killed process left behind.
+const staleAfter = 5 * time.Second
+
+func abandoned(d os.DirEntry) bool {
+	fi, err := d.Info()
+	if err != nil {
+		return true // gone meanwhile
+	}
+	return fi.Mode().Perm()&0o100 == 0 && time.Since(fi.ModTime()) > staleAfter
 }
 
 // WaitCount waits until the Maildirs hold at least n messages in all and
@@ -137,15 +157,43 @@ func hasAnyPrefix(line []byte, prefixes ...string) bool {
 	return false
 }
 
-// Header returns the first value of header name in a stored message.
+// Header returns the first value of header name in a stored message,
+// folded lines joined (RFC 5322 §2.2.3).
 func Header(data []byte, name string) string {
 	head, _, _ := bytes.Cut(data, []byte("\n\n"))
-	for _, l := range strings.Split(string(head), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, name) {
-			return strings.TrimSpace(v)
+	lines := strings.Split(string(head), "\n")
+	for i, l := range lines {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || !strings.EqualFold(k, name) {
+			continue
 		}
+		for _, c := range lines[i+1:] {
+			if c == "" || (c[0] != ' ' && c[0] != '\t') {
+				break
+			}
+			v += " " + strings.TrimSpace(c)
+		}
+		return strings.TrimSpace(v)
 	}
 	return ""
+}
+
+var queueIDRe = regexp.MustCompile(`\(Postfix\) with \S+ id ([0-9A-Za-z]+)`)
+
+// QueueID returns the id of the Postfix queue file a stored message was
+// delivered from, read from the Received header Postfix put on top ("by
+// mx.popspool.test (Postfix) with ESMTP id 4dQ2Fz3Q1bz9vBk"); "" if there
+// is none. Each transaction Postfix accepts gets its own queue file, so
+// two copies with one queue id are Postfix delivering its queue file
+// twice (it was stopped between its delivery agent's write and the queue
+// file's update, and redelivered what it found in active/ at the next
+// start), not a client sending the message twice.
+func QueueID(data []byte) string {
+	m := queueIDRe.FindStringSubmatch(Header(data, "Received"))
+	if m == nil {
+		return ""
+	}
+	return m[1]
 }
 
 // String lists the Maildirs' contents, for failure messages.

@@ -161,6 +161,14 @@ func (s *Server) Start() error {
 // Stop sends SIGTERM to the master (all that `postfix stop` does) and
 // waits until every process of this instance is gone, so the port is free
 // for a Start again.
+//
+// The master passes the SIGTERM on to every child, whatever it is doing,
+// so a Stop under load behaves as a crash does: a transaction cut before
+// cleanup(8) finished leaves a half-written file in queue/incoming (which
+// Queued ignores), and a virtual(8) killed after writing a Maildir file
+// but before qmgr(8) recorded the delivery leaves the queue file in
+// active/, which the next Start delivers again: one message, two copies,
+// one QueueID.
 func (s *Server) Stop() error {
 	if !s.running {
 		return nil
