@@ -27,7 +27,7 @@ func run(ctx context.Context, env *service.Env) error {
 		return err
 	}
 	defer s.Close()
-	l, err := ledger.Open(filepath.Join(s.Dir(spool.State), "deliverd.ledger"))
+	l, err := ledger.OpenFS(filepath.Join(s.Dir(spool.State), "deliverd.ledger"), s.FS())
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,7 @@ type Ledger struct {
 	bounced   map[string]map[string]string // recipient -> id of the DSN sent for it
 	windows   int                          // W records: unknown outcomes seen
 	Torn      int64                        // bytes of a torn tail cut at Open
+	fs        journal.FS
 
 	// Group commit: records are appended under mu; one caller at a time
 	// (holding syncMu) writes and fsyncs everything appended so far.
@@ -61,12 +62,16 @@ type Ledger struct {
 var ErrBroken = errors.New("delivery ledger unusable after a failed write")
 
 // Open reads the ledger at path and compacts it when it has grown.
-func Open(path string) (*Ledger, error) {
-	j, recs, torn, err := journal.Open(path)
+func Open(path string) (*Ledger, error) { return OpenFS(path, spool.OS{}) }
+
+// OpenFS is Open through fs (the spool's, so the power-cut model sees the
+// ledger's fsyncs with the spool's).
+func OpenFS(path string, fs journal.FS) (*Ledger, error) {
+	j, recs, torn, err := journal.OpenFS(path, fs)
 	if err != nil {
 		return nil, err
 	}
-	l := &Ledger{j: j, path: path, Torn: torn, delivered: map[string]bool{},
+	l := &Ledger{j: j, path: path, fs: fs, Torn: torn, delivered: map[string]bool{},
 		started: map[string]int{}, tried: map[string]bool{}, accepted: map[string]map[string]bool{},
 		bounced: map[string]map[string]string{}}
 	for _, r := range recs {
@@ -299,10 +304,10 @@ func (l *Ledger) compact() error {
 		}
 	}
 	l.j.Close()
-	if err := journal.Rewrite(l.path, recs); err != nil {
+	if err := journal.RewriteFS(l.path, recs, l.fs); err != nil {
 		return fmt.Errorf("compact ledger: %w", err)
 	}
-	j, _, _, err := journal.Open(l.path)
+	j, _, _, err := journal.OpenFS(l.path, l.fs)
 	l.j = j
 	return err
 }

@@ -80,11 +80,16 @@ func (q *Queue) Run(ctx context.Context, once bool) error {
 	}
 }
 
-type work struct{ folder, name string }
+type work struct{ folder, path, id string }
+
+// claimBatch is how many files share the folder fsyncs of their claim.
+const claimBatch = 32
 
 // handleAll delivers the files with up to deliver.connections workers at
-// once; pickup/ first, then the due deferred/ files. The first error that
-// must stop the daemon stops the feeding and is returned.
+// once; pickup/ first, then the due deferred/ files. The feeder claims
+// the files in groups (one fsync of each folder per group) and hands
+// them to the workers. The first error that must stop the daemon stops
+// the feeding and is returned.
 func (q *Queue) handleAll(ctx context.Context, pickup, deferred []string) error {
 	jobs := make(chan work)
 	var (
@@ -92,6 +97,13 @@ func (q *Queue) handleAll(ctx context.Context, pickup, deferred []string) error 
 		errMu sync.Mutex
 		first error
 	)
+	fail := func(err error) {
+		errMu.Lock()
+		defer errMu.Unlock()
+		if first == nil {
+			first = err
+		}
+	}
 	failed := func() bool { errMu.Lock(); defer errMu.Unlock(); return first != nil }
 	n := max(1, q.Cfg.Deliver.Connections)
 	n = min(n, len(pickup)+len(deferred))
@@ -100,26 +112,27 @@ func (q *Queue) handleAll(ctx context.Context, pickup, deferred []string) error 
 		go func() {
 			defer wg.Done()
 			for w := range jobs {
-				if err := q.handle(ctx, w.folder, w.name); err != nil {
-					errMu.Lock()
-					if first == nil {
-						first = err
-					}
-					errMu.Unlock()
+				if err := q.handle(ctx, w); err != nil {
+					fail(err)
 				}
 			}
 		}()
 	}
-feed:
 	for _, b := range []struct {
 		folder string
 		names  []string
 	}{{spool.Pickup, pickup}, {spool.Deferred, deferred}} {
-		for _, name := range b.names {
-			if ctx.Err() != nil || failed() {
-				break feed
+		for names := b.names; len(names) > 0 && ctx.Err() == nil && !failed(); {
+			k := min(claimBatch, len(names))
+			claimed, err := q.claim(b.folder, names[:k])
+			if err != nil {
+				fail(err) // claimed files stay in tmp/: recovery at start
+				break
 			}
-			jobs <- work{b.folder, name}
+			for _, w := range claimed {
+				jobs <- w // claimed files are delivered even when stopping
+			}
+			names = names[k:]
 		}
 	}
 	close(jobs)
@@ -127,20 +140,37 @@ feed:
 	return first
 }
 
-// handle claims one file and delivers it. Only errors that must stop the
-// daemon are returned.
-func (q *Queue) handle(ctx context.Context, folder, name string) error {
-	path, id, err := q.S.Claim(folder, name)
-	if spool.IsGone(err) {
-		return nil
+// claim takes a group of files into tmp/deliverd with one fsync per
+// folder. Files gone meanwhile are skipped.
+func (q *Queue) claim(folder string, names []string) ([]work, error) {
+	b := q.S.NewBatch()
+	var out []work
+	for _, name := range names {
+		path, id, err := b.Claim(folder, name)
+		if spool.IsGone(err) {
+			continue
+		}
+		if err != nil {
+			if err := q.ioError(err, name); err != nil {
+				return out, err
+			}
+			continue
+		}
+		out = append(out, work{folder, path, id})
 	}
-	if err != nil {
-		return q.ioError(err, name)
+	if err := b.Commit(); err != nil {
+		return out, q.ioError(err, folder+"/")
 	}
-	if folder == spool.Deferred {
-		event.Emit(&q.Log, event.RetryNow).Str("id", id).Msg("next attempt is due; retrying")
+	return out, nil
+}
+
+// handle delivers one claimed file. Only errors that must stop the daemon
+// are returned.
+func (q *Queue) handle(ctx context.Context, w work) error {
+	if w.folder == spool.Deferred {
+		event.Emit(&q.Log, event.RetryNow).Str("id", w.id).Msg("next attempt is due; retrying")
 	}
-	return q.deliver(ctx, path, id)
+	return q.deliver(ctx, w.path, w.id)
 }
 
 // deliver sends a claimed file and disposes of it by the outcome.
