@@ -20,7 +20,7 @@ SYSUSERSDIR ?= /usr/lib/sysusers.d
 TMPFILESDIR ?= /usr/lib/tmpfiles.d
 UNITS       := $(addprefix dist/systemd/popspool-,$(addsuffix .service,$(DAEMONS))) dist/systemd/popspool.target
 
-.PHONY: all build test unit deps lint windows demo bench clean install uninstall install-check
+.PHONY: all build test unit deps lint windows demo bench bench-e2e clean install uninstall install-check
 
 all: build
 
@@ -58,6 +58,19 @@ demo: build
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x $(PKGS)
+
+# End to end against real servers: a private Dovecot (POP3) into a private
+# Postfix (SMTP), popspool's three daemons vs Debian's stock fetchmail,
+# plain and TLS, N x 10 KB (POPSPOOL_BENCH_N, default 1000) and 20 x 1 MB.
+# As root; installs fetchmail when missing. docs/benchmarks.md.
+bench-e2e: deps
+	@if [ "$$(id -u)" = 0 ] && ! command -v fetchmail >/dev/null; then \
+		echo "bench-e2e: installing fetchmail"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq --no-install-recommends fetchmail >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends fetchmail >/dev/null; }; \
+	fi
+	$(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -timeout 30m ./spooltest/bench
 
 # Binaries, systemd units, the popspool user and spool (sysusers.d,
 # tmpfiles.d), an example config and the docs. The config itself and the
