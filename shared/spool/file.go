@@ -228,6 +228,18 @@ func (s *Spool) Remove(path string) error {
 	return s.fs.SyncDir(filepath.Dir(path))
 }
 
+// Unlink deletes a file without fsyncing its folder; the caller fsyncs
+// the folder later for a whole group (SyncTmp). For files whose removal a
+// power cut may undo without harm: deliverd's delivered files, which its
+// ledger recognises if they come back.
+func (s *Spool) Unlink(path string) error {
+	if err := s.fs.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove: %w", err)
+	}
+	crash.Point(s.Daemon + ".spool.removed")
+	return nil
+}
+
 // Leftovers lists the daemon's tmp/ folder for recovery at start: the
 // claimed or written files (*.eml, *.part) and leftovers (*.new), sorted.
 func (s *Spool) Leftovers() (eml, part, other []string, err error) {
