@@ -156,7 +156,12 @@ func copies(root, id, m string) int {
 				continue
 			}
 			b, _ := os.ReadFile(filepath.Join(root, folder, e.Name()))
-			if bytes.HasSuffix(b, []byte(m)) {
+			head := "X-Sender: "
+			if folder == "failed" {
+				head = "X-Popspool-Failed: "
+			}
+			// Intact: the message whole, under the lines rewrited adds.
+			if bytes.HasSuffix(b, []byte(m)) && bytes.HasPrefix(b, []byte(head)) {
 				n++
 			}
 		}

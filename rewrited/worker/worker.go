@@ -62,12 +62,17 @@ func (w *Worker) Recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, p := range part { // half-written routed versions
+		if err := w.S.Remove(p); err != nil {
+			return err
+		}
+	}
 	for _, p := range eml {
 		if err := w.recoverOne(ctx, p); err != nil {
 			return err
 		}
 	}
-	for _, p := range append(part, other...) {
+	for _, p := range other { // recovery markers, older leftovers
 		if err := w.S.Remove(p); err != nil {
 			return err
 		}
@@ -75,8 +80,23 @@ func (w *Worker) Recover(ctx context.Context) error {
 	return nil
 }
 
+// stale reports whether the routed version of a claimed original already
+// went on (a crash came between the batch's commit and the removal).
+func (w *Worker) stale(id string) bool {
+	for _, f := range []string{spool.Pickup, spool.Failed} {
+		if _, err := os.Stat(filepath.Join(w.S.Dir(f), id+".eml")); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 func (w *Worker) recoverOne(ctx context.Context, path string) error {
 	id, _ := spool.IDOf(filepath.Base(path))
+	if w.stale(id) {
+		event.Emit(&w.Log, event.Recovered).Str("id", id).Msg("already routed before the crash; removing the claimed original")
+		return w.S.Remove(path)
+	}
 	marker := strings.TrimSuffix(path, ".eml") + ".recovering"
 	if _, err := os.Stat(marker); err == nil {
 		event.Emit(&w.Log, event.RewriteStuck).Str("id", id).Msg("rewrited stopped twice while handling this file; quarantined")
@@ -100,15 +120,11 @@ func (w *Worker) recoverOne(ctx context.Context, path string) error {
 // moveNow finishes one file on its own and commits its move.
 func (w *Worker) moveNow(path, id string, p *plan) error {
 	b := w.S.NewBatch()
-	report, err := w.finish(path, id, p, b)
-	if err == nil {
-		err = b.Commit()
-	}
+	done, err := w.finish(path, id, p, b)
 	if err != nil {
 		return err
 	}
-	report()
-	return nil
+	return w.commit(b, []func(){done})
 }
 
 // batchSize is how many files share the folder fsyncs of their claim and
@@ -172,30 +188,40 @@ func (w *Worker) handleBatch(ctx context.Context, names []string) error {
 		return w.ioError(err, "incoming/")
 	}
 	out := w.S.NewBatch()
-	var reports []func()
+	var dones []func()
 	for _, f := range files {
-		report, err := w.process(context.WithoutCancel(ctx), f.path, f.id, out)
+		done, err := w.process(context.WithoutCancel(ctx), f.path, f.id, out)
 		if err != nil {
 			return err
 		}
-		reports = append(reports, report)
+		dones = append(dones, done)
 	}
-	if err := out.Commit(); err != nil {
+	return w.commit(out, dones)
+}
+
+// commit makes a batch's moves durable, then removes the claimed
+// originals (one fsync of tmp/ for all) and logs the outcomes.
+func (w *Worker) commit(b *spool.Batch, dones []func()) error {
+	if err := b.Commit(); err != nil {
 		return w.ioError(err, "pickup/")
 	}
-	for _, r := range reports {
-		r()
+	for _, d := range dones {
+		d()
+	}
+	if err := w.S.SyncTmp(); err != nil {
+		return w.ioError(err, "tmp/rewrited")
 	}
 	return nil
 }
 
-// process routes one claimed file and moves it into batch b; the returned
-// report logs the outcome once b is committed.
-func (w *Worker) process(ctx context.Context, path, id string, b *spool.Batch) (report func(), err error) {
+// process routes one claimed file and moves the routed version into batch
+// b; the returned done, called once b is committed, removes the claimed
+// original and logs the outcome.
+func (w *Worker) process(ctx context.Context, path, id string, b *spool.Batch) (done func(), err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			event.Emit(&w.Log, event.UnexpectedPanic).Str("id", id).Interface("panic", p).Msg("moving the file to failed/")
-			report, err = w.finish(path, id, &plan{reject: &reject{event.UnexpectedPanic, fmt.Sprint("internal error: ", p)}}, b)
+			done, err = w.finish(path, id, &plan{reject: &reject{event.UnexpectedPanic, fmt.Sprint("internal error: ", p)}}, b)
 		}
 	}()
 	p, err := w.makePlan(ctx, path, true)
@@ -205,7 +231,12 @@ func (w *Worker) process(ctx context.Context, path, id string, b *spool.Batch) (
 	return w.finish(path, id, p, b)
 }
 
-// finish writes the routed (or failed) version and moves it on.
+// finish writes the routed (or failed) version as a new file beside the
+// claimed one, sealed, and moves it into b. The claimed original stays
+// until b is committed: a crash before leaves it to be routed again (and
+// the part is deleted); a crash after leaves a stale original whose id is
+// already in pickup/ or failed/, which recovery removes. So each message
+// costs one file fsync, and the folder fsyncs are shared by the batch.
 func (w *Worker) finish(path, id string, p *plan, b *spool.Batch) (func(), error) {
 	folder, env := spool.Pickup, p.env
 	if p.reject != nil {
@@ -213,15 +244,29 @@ func (w *Worker) finish(path, id string, p *plan, b *spool.Batch) (func(), error
 		env = envelope.Envelope{Failed: fmt.Sprintf("%d %s", p.reject.ev, p.reject.reason)}
 	}
 	none := func() {}
-	fill := func(out *os.File) error { return rewrite(path, env, p.tag, out) }
-	if err := w.S.Replace(id, fill); err != nil {
-		return none, w.putBack(path, id, err)
-	}
-	dst, err := b.Move(path, folder, id)
+	part, err := w.S.Create(id)
 	if err != nil {
 		return none, w.putBack(path, id, err)
 	}
-	return func() { w.report(id, dst, p) }, nil
+	if err := rewrite(path, env, p.tag, part.File); err != nil {
+		part.Abort()
+		return none, w.putBack(path, id, err)
+	}
+	if err := part.Seal(); err != nil {
+		w.S.Unlink(part.Name())
+		return none, w.putBack(path, id, err)
+	}
+	dst, err := b.Move(part.Name(), folder, id)
+	if err != nil {
+		w.S.Unlink(part.Name())
+		return none, w.putBack(path, id, err)
+	}
+	return func() {
+		if err := w.S.Unlink(path); err != nil {
+			w.Log.Debug().Err(err).Str("id", id).Msg("claimed original not removed; recovery will")
+		}
+		w.report(id, dst, p)
+	}, nil
 }
 
 func (w *Worker) report(id, dst string, p *plan) {
