@@ -84,7 +84,8 @@ func (d *Dovecot) writePasswd() error {
 }
 
 // config is a standalone dovecot.conf: nothing under /etc/dovecot is read.
-func (d *Dovecot) config(plain, secure int) string {
+// lmtp is the LMTP port, 0 for none.
+func (d *Dovecot) config(plain, secure, lmtp int) string {
 	mech := d.opt.Mechanisms
 	if mech == "" {
 		mech = "plain login apop"
@@ -120,11 +121,30 @@ func (d *Dovecot) config(plain, secure int) string {
 			"  inet_listener pop3s {\n    address = 127.0.0.1\n    port = %d\n    ssl = yes\n  }\n}", plain, secure),
 		"service anvil {\n  chroot =\n}",
 	}
+	if lmtp != 0 {
+		lines = append(lines, lmtpConfig(lmtp)...)
+	}
 	if d.opt.OAuth2URL != "" {
 		lines = append(lines, "passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = "+dir+"/oauth2.conf.ext\n}")
 	}
 	lines = append(lines, d.opt.Extra...)
 	return strings.Join(lines, "\n") + "\n"
+}
+
+// lmtpConfig adds LMTP to the protocols, on 127.0.0.1:port. The lmtp
+// service runs as root (the default) and switches to the userdb's uid for
+// each delivery, like Debian's stock one.
+func lmtpConfig(port int) []string {
+	return []string{
+		"protocols = pop3 lmtp",
+		fmt.Sprintf("service lmtp {\n  inet_listener lmtp {\n    address = 127.0.0.1\n    port = %d\n  }\n}", port),
+		// The passwd-file and the homes know bare names: RCPT
+		// TO:<Alice@example.org> is user alice. The static userdb cannot
+		// tell whether a user exists, so Dovecot asks the passdb
+		// (its "none" mechanism allows that lookup) and refuses an
+		// unknown recipient.
+		"protocol lmtp {\n  auth_username_format = %Ln\n}",
+	}
 }
 
 // mailUser returns the uid and gid of MailUser, creating the system user

@@ -11,9 +11,17 @@
 //	    trusting dc.CAFile ...
 //	left := dc.Count(t, "alice")
 //
-// It needs root and the dovecot-core and dovecot-pop3d packages. Start
-// skips the test when either is missing, unless POPSPOOL_REQUIRE_REAL=1
-// (CI sets it), and then fails.
+// With Options.LMTP it also takes mail by LMTP (RFC 2033) on dc.LMTPAddr
+// and delivers it into the same Maildirs, to the user named by the local
+// part of the recipient (any domain):
+//
+//	dc := dovecot.StartWith(t, users, dovecot.Options{LMTP: true})
+//	... LMTP to dc.LMTPAddr, RCPT TO:<alice@example.org> ...
+//	n := dc.Count(t, "alice")
+//
+// It needs root and the dovecot-core and dovecot-pop3d packages (and
+// dovecot-lmtpd for LMTP). Start skips the test when one is missing,
+// unless POPSPOOL_REQUIRE_REAL=1 (CI sets it), and then fails.
 package dovecot
 
 import (
@@ -45,6 +53,11 @@ type Options struct {
 	// introspection URL, which must answer {"active": true, "username":
 	// "<user>"} for a good one.
 	OAuth2URL string
+	// LMTP adds an LMTP listener on a free loopback port (LMTPAddr).
+	// A recipient is the user named by its local part, lower-cased and
+	// without a "+detail"; mail goes to that user's INBOX. An unknown
+	// one is refused at RCPT: "550 5.1.1 <addr> User doesn't exist: addr".
+	LMTP bool
 	// Extra lines are appended to dovecot.conf, overriding what comes
 	// before (e.g. "pop3_logout_format = ...", a second passdb).
 	Extra []string
@@ -55,9 +68,12 @@ type Dovecot struct {
 	Dir     string // the instance's folder: config, run, state, homes, log
 	Addr    string // "127.0.0.1:port": plain POP3, with STLS
 	TLSAddr string // "127.0.0.1:port": POP3 over implicit TLS (RFC 8314)
-	CAFile  string // PEM of the self-signed certificate it serves (SAN localhost, 127.0.0.1, ::1)
-	UID     int    // owner of the Maildirs
-	GID     int
+	// LMTPAddr is "127.0.0.1:port", LMTP (with STARTTLS), when
+	// Options.LMTP is set; "" otherwise.
+	LMTPAddr string
+	CAFile   string // PEM of the self-signed certificate it serves (SAN localhost, 127.0.0.1, ::1)
+	UID      int    // owner of the Maildirs
+	GID      int
 
 	users map[string]string
 	opt   Options
@@ -78,11 +94,34 @@ func Available() error {
 	return nil
 }
 
+// AvailableLMTP is Available for an instance with Options.LMTP.
+func AvailableLMTP() error {
+	if err := Available(); err != nil {
+		return err
+	}
+	if _, err := os.Stat(lmtpBinary); err != nil {
+		return fmt.Errorf("dovecot's LMTP server is not installed (%s missing; apt-get install dovecot-lmtpd)", lmtpBinary)
+	}
+	return nil
+}
+
+const lmtpBinary = "/usr/lib/dovecot/lmtp"
+
 // Require skips tb when Dovecot cannot run here, or fails it when
 // POPSPOOL_REQUIRE_REAL=1.
 func Require(tb testing.TB) {
 	tb.Helper()
-	err := Available()
+	need(tb, Available())
+}
+
+// RequireLMTP is Require for an instance with Options.LMTP.
+func RequireLMTP(tb testing.TB) {
+	tb.Helper()
+	need(tb, AvailableLMTP())
+}
+
+func need(tb testing.TB, err error) {
+	tb.Helper()
 	if err == nil {
 		return
 	}
@@ -103,7 +142,11 @@ func Start(tb testing.TB, users map[string]string) *Dovecot {
 // StartWith is Start with options.
 func StartWith(tb testing.TB, users map[string]string, o Options) *Dovecot {
 	tb.Helper()
-	Require(tb)
+	if o.LMTP {
+		RequireLMTP(tb)
+	} else {
+		Require(tb)
+	}
 	dir, err := os.MkdirTemp("", "popspool-dovecot-")
 	if err != nil {
 		tb.Fatal(err)
@@ -156,14 +199,21 @@ func (d *Dovecot) startOnce() error {
 	}
 	d.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(plain))
 	d.TLSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(secure))
-	if err := os.WriteFile(d.confPath(), []byte(d.config(plain, secure)), 0o600); err != nil {
+	lmtp := 0
+	if d.opt.LMTP {
+		if lmtp, err = freePort(); err != nil {
+			return err
+		}
+		d.LMTPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(lmtp))
+	}
+	if err := os.WriteFile(d.confPath(), []byte(d.config(plain, secure, lmtp)), 0o600); err != nil {
 		return err
 	}
 	return d.run()
 }
 
 // run starts `dovecot -F` (foreground, so this process is the master's
-// parent and reaps it) with stdio on a file, and waits until both ports
+// parent and reaps it) with stdio on a file, and waits until its ports
 // answer.
 func (d *Dovecot) run() error {
 	out, err := os.OpenFile(filepath.Join(d.Dir, "stdio.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -191,15 +241,24 @@ func (d *Dovecot) waitReady(limit time.Duration) error {
 			return fmt.Errorf("dovecot exited at start (%v); log:\n%s", err, tail(d.Log(), 20))
 		default:
 		}
-		if answers(d.Addr) && answers(d.TLSAddr) {
+		if answers(d.Addr) && answers(d.TLSAddr) && (d.LMTPAddr == "" || answers(d.LMTPAddr)) {
 			return nil
 		}
 		if time.Now().After(deadline) {
 			_ = d.Stop()
-			return fmt.Errorf("dovecot did not listen on %s and %s within %v; log:\n%s", d.Addr, d.TLSAddr, limit, tail(d.Log(), 20))
+			return fmt.Errorf("dovecot did not listen on %s within %v; log:\n%s",
+				strings.Join(d.addrs(), ", "), limit, tail(d.Log(), 20))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func (d *Dovecot) addrs() []string {
+	a := []string{d.Addr, d.TLSAddr}
+	if d.LMTPAddr != "" {
+		a = append(a, d.LMTPAddr)
+	}
+	return a
 }
 
 func answers(addr string) bool {

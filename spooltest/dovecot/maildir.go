@@ -1,9 +1,11 @@
 package dovecot
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -93,4 +95,54 @@ func (d *Dovecot) SetPassword(tb testing.TB, user, pass string) {
 	if err := d.writePasswd(); err != nil {
 		tb.Fatalf("dovecot: set %s's password: %v", user, err)
 	}
+}
+
+// Messages returns the files in user's Maildir (new/ and cur/), by name.
+func (d *Dovecot) Messages(tb testing.TB, user string) [][]byte {
+	tb.Helper()
+	var names []string
+	for _, sub := range []string{"new", "cur"} {
+		ents, err := os.ReadDir(filepath.Join(d.Maildir(user), sub))
+		if err != nil {
+			tb.Fatalf("dovecot: list %s's messages: %v", user, err)
+		}
+		for _, e := range ents {
+			names = append(names, filepath.Join(sub, e.Name()))
+		}
+	}
+	sort.Strings(names)
+	var msgs [][]byte
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(d.Maildir(user), n))
+		if err != nil {
+			tb.Fatalf("dovecot: read %s's message %s: %v", user, n, err)
+		}
+		msgs = append(msgs, b)
+	}
+	return msgs
+}
+
+// Body returns a message delivered by LMTP as the client sent it: without
+// the trace lines Dovecot's LMTP prepends (Return-Path, Delivered-To,
+// then one Received with its folded lines) and with CRLF line ends again
+// (Dovecot saves Maildir files with LF: mail_save_crlf = no).
+func Body(data []byte) []byte {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	i := 0
+	skip := func() { // a header line and its folded continuation lines
+		for i++; i < len(lines) && len(lines[i]) > 0 && (lines[i][0] == ' ' || lines[i][0] == '\t'); i++ {
+		}
+	}
+	for i < len(lines) && (hasPrefixFold(lines[i], "Return-Path:") || hasPrefixFold(lines[i], "Delivered-To:")) {
+		skip()
+	}
+	if i < len(lines) && hasPrefixFold(lines[i], "Received:") {
+		skip()
+	}
+	rest := bytes.Join(lines[i:], nil)
+	return bytes.ReplaceAll(rest, []byte("\n"), []byte("\r\n"))
+}
+
+func hasPrefixFold(line []byte, prefix string) bool {
+	return len(line) >= len(prefix) && strings.EqualFold(string(line[:len(prefix)]), prefix)
 }
