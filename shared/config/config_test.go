@@ -163,3 +163,14 @@ func TestDeliverBounceKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestStartTLSDefault(t *testing.T) {
+	for target, want := range map[string]string{
+		"smtp://127.0.0.1:25": "none", "smtp://[::1]:25": "none", "lmtp://localhost:24": "none",
+		"smtp://mail.contoso.local:25": "opportunistic", "smtp://192.0.2.7:25": "opportunistic",
+	} {
+		if got := defaultStartTLS(target); got != want {
+			t.Errorf("%s: %s, want %s", target, got, want)
+		}
+	}
+}

@@ -56,7 +56,7 @@ func (c *Config) defaults() {
 		d.Postmaster = "postmaster"
 	}
 	if d.StartTLS == "" {
-		d.StartTLS = "opportunistic"
+		d.StartTLS = defaultStartTLS(d.Target)
 	}
 	if d.Connections == 0 {
 		d.Connections = 4
@@ -134,6 +134,22 @@ func (a *Account) validate(p *problems, key, file string) {
 		p.add(key+".max_size", "must be positive")
 	}
 	a.validateRouting(p, key)
+}
+
+// defaultStartTLS is "none" for a target on this machine (traffic that
+// never leaves the host gains nothing from TLS, and local servers commonly
+// offer STARTTLS with a self-signed certificate, which would fail
+// verification), else "opportunistic".
+func defaultStartTLS(target string) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		return "opportunistic"
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return "none"
+	}
+	return "opportunistic"
 }
 
 // fixServer adds the default port (995 with implicit TLS, else 110).
