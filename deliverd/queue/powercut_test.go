@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -21,6 +22,7 @@ import (
 // no crash can undo), and in a count when replaying.
 type accepting struct {
 	rec   *powercut.Recorder
+	mu    sync.Mutex
 	count map[string]int
 }
 
@@ -28,7 +30,9 @@ func (a *accepting) Send(_ context.Context, j Job) ([]Outcome, error) {
 	if a.rec != nil {
 		a.rec.Mark(j.ID)
 	} else {
+		a.mu.Lock()
 		a.count[j.ID]++
+		a.mu.Unlock()
 	}
 	out := make([]Outcome, 0, len(j.Rcpts))
 	for _, r := range j.Rcpts {
