@@ -64,6 +64,9 @@ func (q *Queue) Run(ctx context.Context, once bool) error {
 		if err := q.handleAll(ctx, names, due); err != nil {
 			return err
 		}
+		if ctx.Err() != nil {
+			return nil // stopped: the files in hand are finished
+		}
 		if len(names)+len(due) > 0 {
 			continue
 		}
@@ -112,7 +115,10 @@ func (q *Queue) handleAll(ctx context.Context, pickup, deferred []string) error 
 		go func() {
 			defer wg.Done()
 			for w := range jobs {
-				if err := q.handle(ctx, w); err != nil {
+				// A stop request ends the feeding, not the deliveries
+				// in hand: cutting a connection after the final dot
+				// would make a duplicate of a message that went through.
+				if err := q.handle(context.WithoutCancel(ctx), w); err != nil {
 					fail(err)
 				}
 			}

@@ -177,6 +177,13 @@ func (b *Batch) Claim(folder, name string) (path, id string, err error) {
 	src := filepath.Join(s.Dir(folder), name)
 	dst := filepath.Join(s.TmpDir(), id+".eml")
 	err = s.fs.RenameNoReplace(src, dst)
+	if errors.Is(err, os.ErrExist) && ok {
+		// A copy with the same id ("<id>-1.eml", made when a name was
+		// taken) is in hand. Giving this one a fresh id would hide from
+		// deliverd's ledger that the two are one message: leave it for
+		// the next scan, when the ledger will know.
+		return "", "", fmt.Errorf("claim %s: %w", src, ErrBusy)
+	}
 	if errors.Is(err, os.ErrExist) {
 		id = NewID()
 		dst = filepath.Join(s.TmpDir(), id+".eml")
@@ -191,8 +198,13 @@ func (b *Batch) Claim(folder, name string) (path, id string, err error) {
 	return dst, id, nil
 }
 
-// IsGone reports whether err means the file was not there any more.
-func IsGone(err error) bool { return errors.Is(err, os.ErrNotExist) }
+// ErrBusy means a file with the same id is being worked on; the file was
+// left where it was for a later scan.
+var ErrBusy = errors.New("a copy with the same id is in hand")
+
+// IsGone reports whether err means the file was not there any more, or
+// was left for later (ErrBusy): either way the caller skips it quietly.
+func IsGone(err error) bool { return errors.Is(err, os.ErrNotExist) || errors.Is(err, ErrBusy) }
 
 // Replace writes a new version of the claimed file tmp/<daemon>/<id>.eml:
 // fill writes the content into <id>.new, which is sealed and renamed over

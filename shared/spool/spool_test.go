@@ -2,6 +2,7 @@ package spool
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -165,5 +166,21 @@ func TestWatchKicksOnRename(t *testing.T) {
 	w.Wait(ctx, 10*time.Second)
 	if time.Since(start) > 5*time.Second {
 		t.Fatal("no event for a file renamed into the folder")
+	}
+}
+
+func TestClaimLeavesSameIDCopyForLater(t *testing.T) {
+	s := openTest(t, "deliverd")
+	id := NewID()
+	os.WriteFile(filepath.Join(s.Dir(Pickup), id+".eml"), []byte("a"), 0o600)
+	os.WriteFile(filepath.Join(s.Dir(Pickup), id+"-1.eml"), []byte("b"), 0o600)
+	if _, got, err := s.Claim(Pickup, id+".eml"); err != nil || got != id {
+		t.Fatal(got, err)
+	}
+	if _, _, err := s.Claim(Pickup, id+"-1.eml"); !IsGone(err) || !errors.Is(err, ErrBusy) {
+		t.Fatalf("second copy: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(Pickup), id+"-1.eml")); err != nil {
+		t.Fatal("the copy was not left in place")
 	}
 }
