@@ -1,4 +1,4 @@
-# popspool: make build | test | demo | lint | windows | install
+# popspool: make build | test | demo | lint | windows | install | chaos
 # `make test` is what CI runs (.ci/run); it installs what it needs.
 
 GO      ?= go
@@ -58,6 +58,15 @@ demo: build
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x $(PKGS)
+
+# The long runs of layers 3 and 4 (docs/chaos.md): process chaos with N
+# kills, then EPISODES disk-full episodes (root only; skipped otherwise).
+# make test runs short ones; SEED=... replays a run.
+N        ?= 1000
+EPISODES ?= 20
+chaos:
+	POPSPOOL_CHAOS_N=$(N) POPSPOOL_DISKFULL_EPISODES=$(EPISODES) $(if $(SEED),POPSPOOL_SEED=$(SEED)) \
+	$(GO) test -count=1 -p 1 -timeout 0 -v -run 'TestChaos|TestDiskFull' ./spooltest/chaos ./spooltest/diskfull
 
 # End to end against real servers: a private Dovecot (POP3) into a private
 # Postfix (SMTP), popspool's three daemons vs Debian's stock fetchmail,

@@ -1,0 +1,146 @@
+// Package smtpsink is an SMTP server for tests that accepts every message
+// and records it: the envelope and the bytes exactly as received (dot-
+// unstuffed, CRLF kept). A message counts as accepted only when the whole
+// DATA arrived, up to the final dot, so a connection cut mid-DATA records
+// nothing, and one cut after the final dot, before the reply, records the
+// message although the client never learns it (RFC 1047): the one way a
+// correct client can deliver twice.
+//
+// RcptFault lets a test answer RCPT with a temporary failure (4xx), as a
+// real server with a full mailbox or a greylist would.
+package smtpsink
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Message is one accepted message.
+type Message struct {
+	From  string
+	Rcpts []string
+	Data  []byte
+}
+
+// Sink is a running SMTP server.
+type Sink struct {
+	Addr string // "127.0.0.1:port"
+
+	srv *smtp.Server
+
+	mu        sync.Mutex
+	rcptFault func(rcpt string) *smtp.SMTPError
+	msgs      []Message
+	sessions  int
+	refused   int
+}
+
+// Start listens on a free loopback port.
+func Start() (*Sink, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &Sink{Addr: ln.Addr().String()}
+	s.srv = smtp.NewServer(backend{s})
+	s.srv.Domain = "sink.test"
+	s.srv.MaxLineLength = 0 // no limit: the tests send lines of several KB
+	s.srv.MaxRecipients = 0
+	go s.srv.Serve(ln) // returns when Close closes the listener
+	return s, nil
+}
+
+// Close stops listening and closes every connection.
+func (s *Sink) Close() error {
+	err := s.srv.Close()
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// SetRcptFault installs f, asked at every RCPT; a non-nil reply refuses
+// the recipient with it. nil removes the hook.
+func (s *Sink) SetRcptFault(f func(rcpt string) *smtp.SMTPError) {
+	s.mu.Lock()
+	s.rcptFault = f
+	s.mu.Unlock()
+}
+
+// Messages returns a copy of the list of accepted messages, in order.
+func (s *Sink) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Message(nil), s.msgs...)
+}
+
+// Count returns how many messages were accepted.
+func (s *Sink) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.msgs)
+}
+
+// Stats returns the number of sessions and of RCPTs refused by the fault.
+func (s *Sink) Stats() (sessions, refused int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions, s.refused
+}
+
+type backend struct{ s *Sink }
+
+func (b backend) NewSession(*smtp.Conn) (smtp.Session, error) {
+	b.s.mu.Lock()
+	b.s.sessions++
+	b.s.mu.Unlock()
+	return &session{s: b.s}, nil
+}
+
+type session struct {
+	s     *Sink
+	from  string
+	rcpts []string
+}
+
+func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+	ss.from = from
+	return nil
+}
+
+func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	ss.s.mu.Lock()
+	f := ss.s.rcptFault
+	ss.s.mu.Unlock()
+	if f != nil {
+		if e := f(to); e != nil {
+			ss.s.mu.Lock()
+			ss.s.refused++
+			ss.s.mu.Unlock()
+			return e
+		}
+	}
+	ss.rcpts = append(ss.rcpts, to)
+	return nil
+}
+
+// Data records the message once all of it, final dot included, has
+// arrived; go-smtp sends the 250 after Data returns.
+func (ss *session) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err // cut mid-DATA: nothing accepted
+	}
+	ss.s.mu.Lock()
+	ss.s.msgs = append(ss.s.msgs, Message{From: ss.from, Rcpts: append([]string(nil), ss.rcpts...), Data: b})
+	ss.s.mu.Unlock()
+	return nil
+}
+
+func (ss *session) Reset() { ss.from, ss.rcpts = "", nil }
+
+func (ss *session) Logout() error { return nil }

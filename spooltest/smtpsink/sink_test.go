@@ -1,0 +1,39 @@
+package smtpsink
+
+import (
+	"net/smtp"
+	"strings"
+	"testing"
+
+	gosmtp "github.com/emersion/go-smtp"
+)
+
+func TestRecordsWhatItAccepts(t *testing.T) {
+	s, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SetRcptFault(func(rcpt string) *gosmtp.SMTPError {
+		if rcpt == "full@l" {
+			return &gosmtp.SMTPError{Code: 452, EnhancedCode: gosmtp.EnhancedCode{4, 2, 2}, Message: "mailbox full"}
+		}
+		return nil
+	})
+	long := strings.Repeat("x", 5000)
+	body := "Subject: t\r\n\r\n..dot\r\n" + long + "\r\n"
+	if err := smtp.SendMail(s.Addr, nil, "a@l", []string{"b@l"}, []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	err = smtp.SendMail(s.Addr, nil, "a@l", []string{"full@l"}, []byte(body))
+	if err == nil || !strings.Contains(err.Error(), "452") {
+		t.Fatalf("want 452, got %v", err)
+	}
+	msgs := s.Messages()
+	if len(msgs) != 1 || string(msgs[0].Data) != body || msgs[0].Rcpts[0] != "b@l" {
+		t.Fatalf("got %q", msgs)
+	}
+	if _, refused := s.Stats(); refused != 1 {
+		t.Fatalf("refused %d", refused)
+	}
+}
