@@ -11,7 +11,7 @@ import (
 	"github.com/rs/zerolog"
 )
 
-func openTest(t *testing.T, daemon string) *Spool {
+func openTest(t testing.TB, daemon string) *Spool {
 	t.Helper()
 	s, err := Open(filepath.Join(t.TempDir(), "spool"), daemon, zerolog.Nop())
 	if err != nil {
