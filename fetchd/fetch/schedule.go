@@ -81,6 +81,7 @@ func (f *Fetcher) Run(ctx context.Context) error {
 func (f *Fetcher) loop(ctx context.Context, a *config.Account, sem chan struct{}, kick chan struct{}) error {
 	failures := 0
 	for {
+		full := false
 		if f.mayResume(a) {
 			select {
 			case sem <- struct{}{}:
@@ -92,17 +93,28 @@ func (f *Fetcher) loop(ctx context.Context, a *config.Account, sem chan struct{}
 			switch {
 			case kindOf(err) == failFatal:
 				return err
+			case spool.IsNoSpace(err):
+				full = true // our disk, not the server: no back-off
 			case err != nil:
 				failures++
 			default:
 				failures = 0
 			}
 		}
-		if !f.pause(ctx, a, f.nextWait(a, failures), kick) {
+		d := f.nextWait(a, failures)
+		if full {
+			d = max(min(a.Interval.D(), diskFullRetry), f.loginDelayLeft(a.Name))
+		}
+		if !f.pause(ctx, a, d, kick) {
 			return nil
 		}
 	}
 }
+
+// diskFullRetry is the pause after a poll stopped by a full spool: the
+// server did nothing wrong, so the account is tried again soon, not after
+// the growing back-off of server failures.
+const diskFullRetry = 15 * time.Second
 
 // nextWait is the pause before the next poll of a: the interval, or the
 // back-off after failures, and never less than what the server's
