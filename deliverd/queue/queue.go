@@ -389,10 +389,8 @@ func (q *Queue) backoff(attempts int) time.Duration {
 // putBack returns a claimed file to pickup/ after a local I/O error, so it
 // is tried again; a failed folder fsync stops the daemon.
 func (q *Queue) putBack(path, id string, cause error) error {
-	var dse *spool.DirSyncError
-	if errors.As(cause, &dse) {
-		event.Emit(&q.Log, event.DirSyncFailed).Err(cause).Msg("exiting")
-		return cause
+	if spool.IsDirSync(cause) {
+		return q.ioError(cause, id)
 	}
 	if errors.Is(cause, ledger.ErrBroken) {
 		// The claimed file stays in tmp/deliverd; recovery at the next
@@ -407,16 +405,5 @@ func (q *Queue) putBack(path, id string, cause error) error {
 }
 
 func (q *Queue) ioError(err error, name string) error {
-	var dse *spool.DirSyncError
-	if errors.As(err, &dse) {
-		event.Emit(&q.Log, event.DirSyncFailed).Err(err).Msg("exiting")
-		return err
-	}
-	ev := event.SpoolIO
-	if spool.IsNoSpace(err) {
-		ev = event.DiskFull
-	}
-	event.Emit(&q.Log, ev).Err(err).Str("file", name).Msg("will retry")
-	time.Sleep(time.Second)
-	return nil
+	return q.S.Trouble(err, name, time.Second)
 }

@@ -337,10 +337,8 @@ func rewrite(path string, env envelope.Envelope, tag string, out *os.File) error
 // putBack returns a claimed file to incoming/ after an I/O error (a full
 // disk, say), so it is retried; a failed folder fsync stops the daemon.
 func (w *Worker) putBack(path, id string, cause error) error {
-	var dse *spool.DirSyncError
-	if errors.As(cause, &dse) {
-		event.Emit(&w.Log, event.DirSyncFailed).Err(cause).Msg("exiting")
-		return cause
+	if spool.IsDirSync(cause) {
+		return w.ioError(cause, id)
 	}
 	if _, err := w.S.Move(path, spool.Incoming, id); err != nil {
 		return w.ioError(fmt.Errorf("%v; and returning it to incoming/: %w", cause, err), id)
@@ -349,18 +347,7 @@ func (w *Worker) putBack(path, id string, cause error) error {
 }
 
 func (w *Worker) ioError(err error, name string) error {
-	var dse *spool.DirSyncError
-	if errors.As(err, &dse) {
-		event.Emit(&w.Log, event.DirSyncFailed).Err(err).Msg("exiting")
-		return err
-	}
-	ev := event.SpoolIO
-	if spool.IsNoSpace(err) {
-		ev = event.DiskFull
-	}
-	event.Emit(&w.Log, ev).Err(err).Str("file", name).Msg("will retry")
-	time.Sleep(w.Backoff)
-	return nil
+	return w.S.Trouble(err, name, w.Backoff)
 }
 
 type counter struct {

@@ -233,10 +233,9 @@ func (s *Spool) Replace(id string, fill func(w *os.File) error) error {
 
 // Remove deletes a file and fsyncs its folder.
 func (s *Spool) Remove(path string) error {
-	if err := s.fs.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove: %w", err)
+	if err := s.Unlink(path); err != nil {
+		return err
 	}
-	crash.Point(s.Daemon + ".spool.removed")
 	return s.fs.SyncDir(filepath.Dir(path))
 }
 
@@ -272,4 +271,30 @@ func (s *Spool) Leftovers() (eml, part, other []string, err error) {
 		}
 	}
 	return eml, part, other, nil
+}
+
+// IsDirSync reports whether err is a failed folder fsync, after which the
+// daemon must exit so recovery runs (DESIGN.md: never retry a failed
+// fsync).
+func IsDirSync(err error) bool {
+	var dse *DirSyncError
+	return errors.As(err, &dse)
+}
+
+// Trouble handles a local spool error about file name: a failed folder
+// fsync is logged and returned, for the daemon to exit; any other error
+// (a full disk, permissions) is logged with its event, the caller pauses
+// for pause and goes on, and nil is returned.
+func (s *Spool) Trouble(err error, name string, pause time.Duration) error {
+	if IsDirSync(err) {
+		event.Emit(&s.log, event.DirSyncFailed).Err(err).Msg("exiting so recovery runs at start")
+		return err
+	}
+	ev := event.SpoolIO
+	if IsNoSpace(err) {
+		ev = event.DiskFull
+	}
+	event.Emit(&s.log, ev).Err(err).Str("file", name).Msg("will retry")
+	time.Sleep(pause)
+	return nil
 }
