@@ -3,6 +3,7 @@ package queue
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 
 	"example.org/popspool/shared/envelope"
@@ -35,7 +36,7 @@ func readEnvelope(path string) (envelope.Envelope, Msg, error) {
 }
 
 // rewriteEnvelope writes env and the message of the file at path into w.
-func rewriteEnvelope(path string, env envelope.Envelope, w *os.File) error {
+func rewriteEnvelope(path string, env envelope.Envelope, w io.Writer) error {
 	_, msg, err := readEnvelope(path)
 	if err != nil {
 		msg = Msg{Path: path} // keep every byte of a file we cannot read

@@ -8,7 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"slices"
 	"strconv"
 	"sync"
@@ -34,6 +34,9 @@ type Queue struct {
 	// Hostname names this host in DSNs (Reporting-MTA); default: the
 	// config's helo, else os.Hostname().
 	Hostname string
+	// IOPause is the pause after a local I/O error (a full disk) before
+	// the next file; default one second.
+	IOPause time.Duration
 
 	mu      sync.Mutex
 	Unsent  int                  // messages deferred or bounced by this run (read after Run)
@@ -362,7 +365,7 @@ func (q *Queue) dispose(path, id string, env envelope.Envelope, retry, failed []
 	} else if len(failed) > 0 {
 		env.Receivers = failed
 	}
-	err := q.S.Replace(id, func(w *os.File) error { return rewriteEnvelope(path, env, w) })
+	err := q.S.Replace(id, func(w io.Writer) error { return rewriteEnvelope(path, env, w) })
 	if err != nil {
 		return q.putBack(path, id, err)
 	}
@@ -405,5 +408,9 @@ func (q *Queue) putBack(path, id string, cause error) error {
 }
 
 func (q *Queue) ioError(err error, name string) error {
-	return q.S.Trouble(err, name, time.Second)
+	pause := q.IOPause
+	if pause == 0 {
+		pause = time.Second
+	}
+	return q.S.Trouble(err, name, pause)
 }

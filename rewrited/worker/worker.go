@@ -248,7 +248,7 @@ func (w *Worker) finish(path, id string, p *plan, b *spool.Batch) (func(), error
 	if err != nil {
 		return none, w.putBack(path, id, err)
 	}
-	if err := rewrite(path, env, p.tag, part.File); err != nil {
+	if err := rewrite(path, env, p.tag, part); err != nil {
 		part.Abort()
 		return none, w.putBack(path, id, err)
 	}
@@ -307,7 +307,7 @@ func skipEnvelope(f *os.File, old *envelope.Envelope) (*bufio.Reader, int64, err
 
 // rewrite writes env, then tag (a header line, or ""), then the message
 // of the file at path, byte for byte, into out.
-func rewrite(path string, env envelope.Envelope, tag string, out *os.File) error {
+func rewrite(path string, env envelope.Envelope, tag string, out io.Writer) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err

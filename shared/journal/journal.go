@@ -31,6 +31,7 @@ const maxRecord = 4096
 // model).
 type FS interface {
 	Create(path string) (*os.File, error)
+	Write(f *os.File, b []byte) (int, error)
 	SyncFile(f *os.File) error
 	Rename(oldpath, newpath string) error
 	Remove(path string) error
@@ -157,7 +158,7 @@ func (j *Journal) Append(fields ...string) error {
 // that reached the disk are found again by Open).
 func (j *Journal) Sync() error {
 	if j.buf.Len() > 0 {
-		_, err := j.f.Write(j.buf.Bytes())
+		_, err := j.fs.Write(j.f, j.buf.Bytes())
 		j.buf.Reset()
 		if err != nil {
 			return fmt.Errorf("write journal %s: %w", j.path, err)
@@ -187,7 +188,7 @@ func RewriteFS(path string, records [][]string, fs FS) error {
 	if err != nil {
 		return fmt.Errorf("compact journal: %w", err)
 	}
-	w := bufio.NewWriter(f)
+	w := bufio.NewWriter(writer{fs, f})
 	for _, r := range records {
 		line, err := encode(r)
 		if err != nil {
@@ -212,6 +213,14 @@ func RewriteFS(path string, records [][]string, fs FS) error {
 	}
 	return dirSync(fs, filepath.Dir(path))
 }
+
+// writer writes to f through fs.
+type writer struct {
+	fs FS
+	f  *os.File
+}
+
+func (w writer) Write(b []byte) (int, error) { return w.fs.Write(w.f, b) }
 
 func dirSync(fs FS, dir string) error {
 	if err := fs.SyncDir(dir); err != nil {

@@ -3,6 +3,7 @@ package spool
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,13 +29,20 @@ type DirSyncError struct {
 func (e *DirSyncError) Error() string { return "fsync folder " + e.Dir + ": " + e.Err.Error() }
 func (e *DirSyncError) Unwrap() error { return e.Err }
 
-// Part is a file being written in the daemon's tmp/ folder.
+// Part is a file being written in the daemon's tmp/ folder. Its writes
+// go through the spool's FS, so a test can fail them.
 type Part struct {
-	*os.File
+	f      *os.File
 	ID     string
 	fs     FS
 	daemon string
 }
+
+// Write writes b to the part.
+func (p *Part) Write(b []byte) (int, error) { return p.fs.Write(p.f, b) }
+
+// Name is the part's path.
+func (p *Part) Name() string { return p.f.Name() }
 
 // Create opens tmp/<daemon>/<id>.part for writing; it must not exist.
 func (s *Spool) Create(id string) (*Part, error) {
@@ -46,7 +54,7 @@ func (s *Spool) createExcl(path, id string) (*Part, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
-	return &Part{File: f, ID: id, fs: s.fs, daemon: s.Daemon}, nil
+	return &Part{f: f, ID: id, fs: s.fs, daemon: s.Daemon}, nil
 }
 
 // Seal makes the part durable: its mtime is set back by more than Settle
@@ -57,15 +65,15 @@ func (p *Part) Seal() error {
 	name := p.Name()
 	old := time.Now().Add(-2 * Settle)
 	if err := os.Chtimes(name, old, old); err != nil {
-		p.File.Close()
+		p.f.Close()
 		return fmt.Errorf("seal %s: %w", name, err)
 	}
-	if err := p.fs.SyncFile(p.File); err != nil {
-		p.File.Close()
+	if err := p.fs.SyncFile(p.f); err != nil {
+		p.f.Close()
 		return fmt.Errorf("fsync %s: %w", name, err)
 	}
 	crash.Point(p.daemon + ".spool.sealed")
-	if err := p.File.Close(); err != nil {
+	if err := p.f.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", name, err)
 	}
 	return nil
@@ -73,7 +81,7 @@ func (p *Part) Seal() error {
 
 // Abort closes and removes an unfinished part.
 func (p *Part) Abort() {
-	p.File.Close()
+	p.f.Close()
 	p.fs.Remove(p.Name())
 }
 
@@ -209,14 +217,14 @@ func IsGone(err error) bool { return errors.Is(err, os.ErrNotExist) || errors.Is
 // Replace writes a new version of the claimed file tmp/<daemon>/<id>.eml:
 // fill writes the content into <id>.new, which is sealed and renamed over
 // the old one. A crash leaves either version whole.
-func (s *Spool) Replace(id string, fill func(w *os.File) error) error {
+func (s *Spool) Replace(id string, fill func(w io.Writer) error) error {
 	path := filepath.Join(s.TmpDir(), id+".new")
 	s.fs.Remove(path) // a leftover of a crash; its content is worthless
 	p, err := s.createExcl(path, id)
 	if err != nil {
 		return err
 	}
-	if err := fill(p.File); err != nil {
+	if err := fill(p); err != nil {
 		p.Abort()
 		return err
 	}

@@ -8,6 +8,9 @@ import "os"
 type FS interface {
 	// Create makes a new file for writing; it must not exist (O_EXCL, 0600).
 	Create(path string) (*os.File, error)
+	// Write writes to a file made by Create (or a journal opened for
+	// appending); like io.Writer, a short count comes with an error.
+	Write(f *os.File, b []byte) (int, error)
 	// SyncFile makes a file's data durable (fsync).
 	SyncFile(f *os.File) error
 	// Rename renames, replacing an existing target.
@@ -27,6 +30,9 @@ type OS struct{}
 func (OS) Create(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 }
+
+// Write is f.Write.
+func (OS) Write(f *os.File, b []byte) (int, error) { return f.Write(b) }
 
 // SyncFile calls fsync (FlushFileBuffers on Windows).
 func (OS) SyncFile(f *os.File) error { return f.Sync() }

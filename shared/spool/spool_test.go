@@ -3,6 +3,7 @@ package spool
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -27,7 +28,7 @@ func writePart(t *testing.T, s *Spool, body string) *Part {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.WriteString(body); err != nil {
+	if _, err := io.WriteString(p, body); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Seal(); err != nil {
@@ -140,7 +141,7 @@ func TestReplace(t *testing.T) {
 	s := openTest(t, "rewrited")
 	id := NewID()
 	os.WriteFile(filepath.Join(s.TmpDir(), id+".eml"), []byte("old"), 0o600)
-	err := s.Replace(id, func(w *os.File) error { _, err := w.WriteString("new"); return err })
+	err := s.Replace(id, func(w io.Writer) error { _, err := io.WriteString(w, "new"); return err })
 	if err != nil {
 		t.Fatal(err)
 	}
