@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,6 +54,29 @@ func TestIOErrors(t *testing.T) {
 	if injected < 40 || retried > 0 {
 		t.Fatalf("injected %d, fsync retried %d", injected, retried)
 	}
+}
+
+// TestIOErrorsCatchIgnoredSync proves the check has teeth: a daemon that
+// went on after a failed fsync, as if it had worked, loses mail.
+func TestIOErrorsCatchIgnoredSync(t *testing.T) {
+	msgs := ioMessages()
+	for k := 1; k <= 4; k++ {
+		r := newIORun(t, msgs)
+		f := faultfs.New(faultfs.Fault{Kind: faultfs.SyncFile, Err: syscall.EIO}, k)
+		r.pollFaulty(ignoreSync{f})
+		if r.restartAndCheck() != "" {
+			return
+		}
+	}
+	t.Fatal("with failed fsyncs ignored no message was lost: the check is blind")
+}
+
+// ignoreSync hides failed file fsyncs (their data is cut back all the same).
+type ignoreSync struct{ *faultfs.FS }
+
+func (i ignoreSync) SyncFile(f *os.File) error {
+	i.FS.SyncFile(f)
+	return nil
 }
 
 // ioMessages are four messages; one spans several buffered writes.
