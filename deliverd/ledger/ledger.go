@@ -42,7 +42,7 @@ type Ledger struct {
 	tried     map[string]bool              // any S: an earlier attempt may have delivered
 	accepted  map[string]map[string]bool   // recipients already delivered
 	bounced   map[string]map[string]string // recipient -> id of the DSN sent for it
-	windows   int                          // W records: unknown outcomes seen
+	windows   map[string]int               // W records per id: unknown outcomes seen
 	Torn      int64                        // bytes of a torn tail cut at Open
 	fs        journal.FS
 
@@ -73,7 +73,7 @@ func OpenFS(path string, fs journal.FS) (*Ledger, error) {
 	}
 	l := &Ledger{j: j, path: path, fs: fs, Torn: torn, delivered: map[string]bool{},
 		started: map[string]int{}, tried: map[string]bool{}, accepted: map[string]map[string]bool{},
-		bounced: map[string]map[string]string{}}
+		bounced: map[string]map[string]string{}, windows: map[string]int{}}
 	for _, r := range recs {
 		l.apply(r)
 	}
@@ -118,7 +118,7 @@ func (l *Ledger) apply(r []string) {
 			}
 		}
 	case "W":
-		l.windows++
+		l.windows[id]++
 		delete(l.started, id)
 	}
 }
@@ -175,7 +175,11 @@ func (l *Ledger) Tried(id string) bool {
 func (l *Ledger) Windows() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.windows
+	n := 0
+	for _, w := range l.windows {
+		n += w
+	}
+	return n
 }
 
 // Bounced returns the id of the DSN already recorded for one of rcpts of
@@ -276,6 +280,18 @@ func (l *Ledger) commit(recs ...[]string) error {
 func (l *Ledger) compact() error {
 	var recs [][]string
 	cutoff := time.Now().Add(-Retention)
+	// W records first: replayed after an S they would close its attempt.
+	// They are kept as long as delivered ids, so the count of unknown
+	// outcomes (Windows) survives compaction.
+	for id, n := range l.windows {
+		if spool.ValidID(id) && !spool.IDTime(id).After(cutoff) {
+			delete(l.windows, id)
+			continue
+		}
+		for range n {
+			recs = append(recs, []string{"W", id})
+		}
+	}
 	for id := range l.delivered {
 		if !spool.ValidID(id) || spool.IDTime(id).After(cutoff) {
 			recs = append(recs, []string{"D", id})

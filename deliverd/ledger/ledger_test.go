@@ -49,16 +49,36 @@ func TestCompactionKeepsDelivered(t *testing.T) {
 			l.Done(id)
 		}
 	}
+	open := spool.NewID() // an attempt cut after an unknown outcome, then started again
+	l.Start(open, 1)
+	l.Window(open)
+	l.Start(open, 2)
+	l.Window(ids[0])
 	l.Close()
+	before := size(t, path)
 	l, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if size(t, path) >= before {
+		t.Fatal("the ledger was not compacted")
 	}
 	for i, id := range ids {
 		if l.Delivered(id) != (i%2 == 0) {
 			t.Fatalf("id %d: delivered=%v after compaction", i, l.Delivered(id))
 		}
 	}
+	if l.Windows() != 2 || !l.Unfinished(open) {
+		t.Fatalf("after compaction: %d unknown outcomes (want 2), open attempt kept: %v", l.Windows(), l.Unfinished(open))
+	}
+}
+
+func size(t *testing.T, path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
 }
 
 // A DSN id recorded with F survives a reopen and a compaction, so a retry

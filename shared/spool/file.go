@@ -219,8 +219,11 @@ func IsGone(err error) bool { return errors.Is(err, os.ErrNotExist) || errors.Is
 // the old one. A crash leaves either version whole.
 func (s *Spool) Replace(id string, fill func(w io.Writer) error) error {
 	path := filepath.Join(s.TmpDir(), id+".new")
-	s.fs.Remove(path) // a leftover of a crash; its content is worthless
 	p, err := s.createExcl(path, id)
+	if errors.Is(err, os.ErrExist) {
+		s.fs.Remove(path) // a leftover of a crash; its content is worthless
+		p, err = s.createExcl(path, id)
+	}
 	if err != nil {
 		return err
 	}
