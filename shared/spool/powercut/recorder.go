@@ -5,7 +5,8 @@
 // daemon's recovery on it, and checks that no message was lost.
 //
 // The model (after ALICE's abstract persistence model and RocksDB's
-// fault-injection file system): file data not fsynced is lost; a change to
+// fault-injection file system): file data not fsynced is lost, or part of
+// it (a prefix of the appends since the last fsync) survives; a change to
 // a folder entry (create, rename, unlink) is durable once either folder it
 // touches has been fsynced after it, and before that it may or may not
 // have reached the disk, independently of the others; a rename is atomic
@@ -24,11 +25,11 @@ import (
 
 // Op is one recorded call.
 type Op struct {
-	Kind  string // "create", "sync", "rename", "remove", "syncdir", "mark"
+	Kind  string // "create", "write", "sync", "rename", "remove", "syncdir", "mark"
 	Path  string // relative to the root, slash-separated
 	To    string // rename target
-	Inode int    // create, sync: the file
-	Data  []byte // sync: the file's content at fsync
+	Inode int    // create, write, sync: the file
+	Data  []byte // sync: the file's content at fsync; write: the bytes appended
 }
 
 // Recorder is a spool.FS that performs each call on the real disk and
@@ -91,7 +92,7 @@ func (r *Recorder) add(op Op) {
 		r.next++
 		op.Inode = r.next
 		r.inode[op.Path] = op.Inode
-	case "sync":
+	case "sync", "write":
 		op.Inode = r.inode[op.Path]
 	case "rename":
 		r.inode[op.To] = r.inode[op.Path]
@@ -127,6 +128,16 @@ func (r *Recorder) Create(path string) (*os.File, error) {
 		r.add(Op{Kind: "create", Path: r.rel(path)})
 	}
 	return f, err
+}
+
+// Write records bytes appended to a file; until its next fsync they may
+// reach the disk in part, whole or not at all.
+func (r *Recorder) Write(f *os.File, b []byte) (int, error) {
+	n, err := r.OS.Write(f, b)
+	if n > 0 {
+		r.add(Op{Kind: "write", Path: r.rel(f.Name()), Data: append([]byte(nil), b[:n]...)})
+	}
+	return n, err
 }
 
 // SyncFile records the file's content as durable.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"time"
 )
 
@@ -35,8 +36,11 @@ func (r *Recorder) States(k int, rng *rand.Rand) []State {
 		for j, p := range pending {
 			*p = chosen[j]
 		}
-		if st, ok := r.replay(ops, effects); ok {
+		if st, ok := r.replay(ops, effects, nil); ok {
 			out = append(out, st)
+		}
+		if st, ok := r.replay(ops, effects, rng); ok && st != nil {
+			out = append(out, st) // the same, with unsynced appends torn
 		}
 		for i := range ops { // reset the pending bits for the next choice
 			effects[i].add, effects[i].drop = r.durable(ops, i)
@@ -57,7 +61,7 @@ type effect struct{ add, drop bool }
 func (r *Recorder) durable(ops []Op, i int) (add, drop bool) {
 	op := ops[i]
 	switch op.Kind {
-	case "sync", "syncdir", "mark":
+	case "write", "sync", "syncdir", "mark": // data: replay decides
 		return true, true
 	case "rename":
 		drop = syncedAfter(ops, i, path.Dir(op.Path))
@@ -108,10 +112,13 @@ func subsets(n int, rng *rand.Rand) [][]bool {
 // replay applies the calls' effects to the starting state; ok is false
 // for a combination the model forbids (a rename's old name gone without
 // its new one). A file's content is what its last fsync before the cut
-// recorded; a file never fsynced is empty (its data was lost).
-func (r *Recorder) replay(ops []Op, eff []effect) (State, bool) {
+// recorded; a file never fsynced is empty (its data was lost). With tear,
+// each file also keeps a random, non-empty prefix of what was appended to
+// it since that fsync (the state is nil if nothing was: no new state).
+func (r *Recorder) replay(ops []Op, eff []effect, tear *rand.Rand) (State, bool) {
 	names := map[string]int{}
 	data := map[int][]byte{}
+	unsynced := map[int][]byte{}
 	for p, b := range r.Initial {
 		names[p] = r.start[p]
 		data[r.start[p]] = b
@@ -121,6 +128,9 @@ func (r *Recorder) replay(ops []Op, eff []effect) (State, bool) {
 		switch op.Kind {
 		case "sync":
 			data[op.Inode] = op.Data
+			delete(unsynced, op.Inode)
+		case "write":
+			unsynced[op.Inode] = append(unsynced[op.Inode], op.Data...)
 		case "create":
 			if e.add {
 				names[op.Path] = op.Inode
@@ -145,11 +155,42 @@ func (r *Recorder) replay(ops []Op, eff []effect) (State, bool) {
 			}
 		}
 	}
+	if tear != nil && !tearInto(data, unsynced, names, tear) {
+		return nil, true
+	}
 	st := State{}
 	for p, ino := range names {
 		st[p] = data[ino]
 	}
 	return st, true
+}
+
+// tearInto appends to each named file a random non-empty prefix of its
+// unsynced bytes (appends reach the disk in order, as ext4's ordered mode
+// writes them back); it reports whether any file had some.
+func tearInto(data, unsynced map[int][]byte, names map[string]int, rng *rand.Rand) bool {
+	torn := false
+	for _, p := range sortedNames(names) {
+		ino := names[p]
+		u := unsynced[ino]
+		if len(u) == 0 {
+			continue
+		}
+		keep := 1 + rng.Intn(len(u))
+		data[ino] = append(append([]byte(nil), data[ino]...), u[:keep]...)
+		delete(unsynced, ino) // a file with two names is torn once
+		torn = true
+	}
+	return torn
+}
+
+func sortedNames(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for p := range m {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Materialize writes a state under root, with the recorder's folders.
