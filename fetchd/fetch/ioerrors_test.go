@@ -103,11 +103,21 @@ type ioRun struct {
 func newIORun(t *testing.T, msgs map[string]string) *ioRun {
 	dir := t.TempDir()
 	r := &ioRun{t: t, box: filepath.Join(dir, "box"), root: filepath.Join(dir, "spool"), msgs: msgs}
-	os.Mkdir(r.box, 0o700)
+	_, r.cfg = testAccount(t, dir, msgs)
+	return r
+}
+
+// testAccount serves msgs (uidl -> message) from dir/box on the spooltest
+// POP3 server and returns it with a config of one account, "office", for
+// it.
+func testAccount(t *testing.T, dir string, msgs map[string]string) (*pop3srv.Server, *config.Config) {
+	t.Helper()
+	box := filepath.Join(dir, "box")
+	os.Mkdir(box, 0o700)
 	for uid, m := range msgs {
-		os.WriteFile(filepath.Join(r.box, uid+".eml"), []byte(m), 0o600)
+		os.WriteFile(filepath.Join(box, uid+".eml"), []byte(m), 0o600)
 	}
-	srv := &pop3srv.Server{Dir: r.box, User: "u", Pass: "p"}
+	srv := &pop3srv.Server{Dir: box, User: "u", Pass: "p"}
 	addr, err := srv.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -115,10 +125,10 @@ func newIORun(t *testing.T, msgs map[string]string) *ioRun {
 	t.Cleanup(func() { srv.Close() })
 	pass := filepath.Join(dir, "pass")
 	os.WriteFile(pass, []byte("p\n"), 0o600)
-	r.cfg = &config.Config{Account: []config.Account{{Name: "office", Server: addr.String(), TLS: "none",
+	cfg := &config.Config{Account: []config.Account{{Name: "office", Server: addr.String(), TLS: "none",
 		AllowPlaintext: true, Username: "u", PasswordFile: pass, Timeout: config.Duration(5 * time.Second),
 		MaxSize: 50 << 20, Routing: config.Routing{DeliverTo: []string{"a@l"}}}}}
-	return r
+	return srv, cfg
 }
 
 // pollFaulty runs fetchd through fs as its loop would: up to three polls,

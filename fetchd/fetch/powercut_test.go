@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -76,26 +75,11 @@ func (n noJournalSync) SyncFile(f *os.File) error {
 func recordFetch(t *testing.T, wrap func(*powercut.Recorder) spool.FS) (*powercut.Recorder, *config.Config, map[string]string) {
 	t.Helper()
 	dir := t.TempDir()
-	box := filepath.Join(dir, "box")
-	os.Mkdir(box, 0o700)
 	msgs := map[string]string{}
 	for i := 1; i <= 3; i++ {
-		uid := fmt.Sprintf("uid-%d", i)
-		m := fmt.Sprintf("From: a@example.net\r\nSubject: %d\r\n\r\nbody %d\r\n", i, i)
-		msgs[uid] = m
-		os.WriteFile(filepath.Join(box, uid+".eml"), []byte(m), 0o600)
+		msgs[fmt.Sprintf("uid-%d", i)] = fmt.Sprintf("From: a@example.net\r\nSubject: %d\r\n\r\nbody %d\r\n", i, i)
 	}
-	srv := &pop3srv.Server{Dir: box, User: "u", Pass: "p"}
-	addr, err := srv.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	pass := filepath.Join(dir, "pass")
-	os.WriteFile(pass, []byte("p\n"), 0o600)
-	cfg := &config.Config{Account: []config.Account{{Name: "office", Server: addr.String(), TLS: "none",
-		AllowPlaintext: true, Username: "u", PasswordFile: pass, Timeout: config.Duration(5 * time.Second),
-		MaxSize: 50 << 20, Routing: config.Routing{DeliverTo: []string{"a@l"}}}}}
+	srv, cfg := testAccount(t, dir, msgs)
 	s, err := spool.Open(filepath.Join(dir, "spool"), "fetchd", zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
