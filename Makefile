@@ -60,8 +60,10 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x $(PKGS)
 
 # The long runs of layers 3 and 4 (docs/chaos.md): process chaos with N
-# kills, then EPISODES disk-full episodes (root only; skipped otherwise).
-# make test runs short ones; SEED=... replays a run.
+# kills (TestChaos, then TestChaosReal against a private Dovecot and
+# Postfix: root and both installed, skipped otherwise), then EPISODES
+# disk-full episodes (root only; skipped otherwise). make test runs short
+# ones; SEED=... replays a run.
 N        ?= 1000
 EPISODES ?= 20
 chaos:

@@ -14,23 +14,37 @@ import (
 	"testing"
 	"time"
 
-	gosmtp "github.com/emersion/go-smtp"
-
 	"example.org/popspool/spooltest/faultproxy"
 	"example.org/popspool/spooltest/harness"
-	"example.org/popspool/spooltest/smtpsink"
 )
 
 // TestChaos runs the whole pipeline under process and network chaos and
-// checks the invariants (package comment). POPSPOOL_CHAOS_N sets the
-// number of kills (default 150, make chaos N=...), POPSPOOL_CHAOS_MESSAGES
-// the mailbox size (default 3 per kill), POPSPOOL_SEED replays a run's
-// decisions, POPSPOOL_KEEP=1 keeps its folder.
+// checks the invariants (package comment), between the spooltest POP3
+// server and the SMTP sink. POPSPOOL_CHAOS_N sets the number of kills
+// (default 150, make chaos N=...), POPSPOOL_CHAOS_MESSAGES the mailbox
+// size (default 6 per kill), POPSPOOL_SEED replays a run's decisions,
+// POPSPOOL_KEEP=1 keeps its folder. TestChaosReal (real_test.go) is the
+// same run between a real Dovecot and a real Postfix.
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("chaos test skipped in -short mode")
 	}
-	r := newRun(t)
+	runChaos(t, mode{kills: 150, sides: spooltestServers})
+}
+
+// mode is the pair of servers a chaos run goes between.
+type mode struct {
+	// name is "" for the spooltest servers, else it marks the figure
+	// lines as servers=name.
+	name  string
+	kills int64 // default number of kills
+	sides func(t *testing.T, faults *Faults) (pop3Side, smtpSide)
+}
+
+// runChaos is one whole chaos run: the chaos, the settling, the final
+// stop, the check and the figures.
+func runChaos(t *testing.T, m mode) {
+	r := newRun(t, m)
 	start := time.Now()
 	r.chaos()
 	chaosTime := time.Since(start)
@@ -94,14 +108,15 @@ type counts struct {
 // test's goroutine, in the order the seeded RNG decides.
 type run struct {
 	t      *testing.T
+	tag    string // "servers=NAME " in the figure lines, "" for the spooltest servers
 	seed   int64
 	rng    *rand.Rand
 	n      int // kills to do
 	dir    string
 	f      *harness.Flow
-	sink   *smtpsink.Sink
+	pop    pop3Side
+	smtp   smtpSide
 	faults *Faults
-	rcpt   rcptFault
 
 	staging string
 	mail    [][]byte
@@ -121,47 +136,17 @@ type run struct {
 	bad     []string // violations seen while running
 }
 
-// rcptFault makes the sink refuse the next RCPT with a 4xx when armed.
-type rcptFault struct {
-	mu           sync.Mutex
-	armed, fired int
-}
-
-func (rf *rcptFault) hook(string) *gosmtp.SMTPError {
-	rf.mu.Lock()
-	defer rf.mu.Unlock()
-	if rf.armed == 0 {
-		return nil
-	}
-	rf.armed--
-	rf.fired++
-	return &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "chaos: try again later"}
-}
-
-func (rf *rcptFault) arm() bool {
-	rf.mu.Lock()
-	defer rf.mu.Unlock()
-	if rf.armed > 0 {
-		return false
-	}
-	rf.armed = 1
-	return true
-}
-
-func (rf *rcptFault) disarm() int {
-	rf.mu.Lock()
-	defer rf.mu.Unlock()
-	rf.armed = 0
-	return rf.fired
-}
-
-func newRun(t *testing.T) *run {
+func newRun(t *testing.T, md mode) *run {
 	seed := envInt(t, "POPSPOOL_SEED", time.Now().UnixNano())
-	n := int(envInt(t, "POPSPOOL_CHAOS_N", 150))
+	n := int(envInt(t, "POPSPOOL_CHAOS_N", md.kills))
 	m := int(envInt(t, "POPSPOOL_CHAOS_MESSAGES", int64(6*n)))
-	fmt.Printf("chaos: seed=%d kills=%d messages=%d (replay: POPSPOOL_SEED=%d POPSPOOL_CHAOS_N=%d POPSPOOL_CHAOS_MESSAGES=%d)\n", seed, n, m, seed, n, m)
+	tag := ""
+	if md.name != "" {
+		tag = "servers=" + md.name + " "
+	}
+	fmt.Printf("chaos: %sseed=%d kills=%d messages=%d (replay: POPSPOOL_SEED=%d POPSPOOL_CHAOS_N=%d POPSPOOL_CHAOS_MESSAGES=%d)\n", tag, seed, n, m, seed, n, m)
 	t.Logf("seed %d", seed)
-	r := &run{t: t, seed: seed, rng: rand.New(rand.NewSource(seed)), n: n, faults: NewFaults(),
+	r := &run{t: t, tag: tag, seed: seed, rng: rand.New(rand.NewSource(seed)), n: n, faults: NewFaults(),
 		dots: map[string][]byte{}, logFrom: map[string]int64{}, stalled: map[string]time.Time{}, starts: map[string][]segment{},
 		c: counts{ops: map[string]int{}, killedWhile: map[string]int{}}}
 	r.dir = t.TempDir()
@@ -178,17 +163,16 @@ func newRun(t *testing.T) *run {
 	// kills should land.
 	r.faults.POP3Rate, r.faults.SMTPRate = 4<<20, 8<<20
 	bins := daemons(t)
-	sink, err := smtpsink.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sink.Close() })
-	sink.SetRcptFault(r.rcpt.hook)
-	r.sink = sink
-	smtpProxy := faultproxy.Start(t, sink.Addr, r.faults.SMTPRule())
+	r.pop, r.smtp = md.sides(t, r.faults)
+	smtpProxy := faultproxy.StartFilter(t, r.smtp.addr(), r.faults.SMTPRule())
+	user, pass := r.pop.login()
+	var err error
 	r.f, err = harness.New(r.dir, bins, harness.Options{
 		Target: "smtp://" + smtpProxy.Addr,
-		Via:    func(pop string) string { return faultproxy.Start(t, pop, r.faults.POP3Rule()).Addr },
+		Via: func(own string) string {
+			return faultproxy.Start(t, r.pop.upstream(own), r.faults.POP3Rule()).Addr
+		},
+		Username: user, Password: pass, DeliverTo: r.smtp.rcpt(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -215,12 +199,12 @@ func newRun(t *testing.T) *run {
 
 func boxName(i int) string { return fmt.Sprintf("m%06d.eml", i) }
 
-// feedTo moves messages from the staging folder into the POP3 mailbox
-// until k are there; the names sort after the ones already there.
+// feedTo puts messages from the staging folder into the POP3 mailbox
+// until k are there, in order.
 func (r *run) feedTo(k int) {
 	for ; r.fed < min(k, len(r.mail)); r.fed++ {
 		src := filepath.Join(r.staging, fmt.Sprintf("m%04d.eml", r.fed))
-		if err := os.Rename(src, filepath.Join(r.f.Box, boxName(r.fed))); err != nil {
+		if err := r.pop.put(r.f, r.fed, src, r.mail[r.fed]); err != nil {
 			r.t.Fatal(err)
 		}
 	}
@@ -433,7 +417,7 @@ func (r *run) netfault() {
 	k := r.rng.Intn(int(NumKinds) + 1)
 	skip := r.rng.Intn(40)
 	if k == int(NumKinds) {
-		r.rcpt.arm()
+		r.smtp.armRcpt()
 		return
 	}
 	r.faults.Arm(Kind(k), skip)

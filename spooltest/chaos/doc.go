@@ -9,7 +9,9 @@
 // ledger; nothing left in the spool; no secret in any file.
 //
 // The test is TestChaos (make test runs a bounded one, make chaos N=...
-// a long one); docs/chaos.md explains how to run it and read its figures.
+// a long one); TestChaosReal is the same run between a real Dovecot and a
+// real Postfix, when they can run here. docs/chaos.md explains how to run
+// them and read their figures.
 // The package's exported parts (Faults, Windows, Verify) are shared with
 // spooltest/diskfull.
 package chaos

@@ -34,6 +34,15 @@ const (
 	NumKinds
 )
 
+// The RCPT refusal (ArmRcpt) is no Kind: it cuts nothing, and TestChaos
+// has its SMTP sink refuse instead (smtpsink.SetRcptFault); the proxy
+// gives it only in front of a real server, which will not refuse on
+// demand.
+
+// Rcpt4xx is the proxy's answer to an RCPT when ArmRcpt armed it, the same
+// as the sink's.
+const Rcpt4xx = "451 4.3.0 chaos: try again later\r\n"
+
 var kindNames = [NumKinds]string{"pop3-mid-retr", "pop3-before-quit", "pop3-quit-reply", "smtp-mid-data", "smtp-after-dot"}
 
 func (k Kind) String() string { return kindNames[k] }
@@ -46,6 +55,8 @@ type Faults struct {
 	mu    sync.Mutex
 	armed [NumKinds]int // 0: not armed; else 1 + lines to let through first
 	fired [NumKinds]int
+	rcpt  int // RCPT refusals armed (0 or 1)
+	rcpts int // and given
 	pop   map[int]*pop3State
 	smtp  map[int]*smtpState
 	// Rates of the slow links, bytes per second (0: as fast as loopback):
@@ -91,10 +102,33 @@ func (f *Faults) Arm(k Kind, skip int) bool {
 	return true
 }
 
+// ArmRcpt makes the SMTP rule answer the next RCPT itself with Rcpt4xx,
+// in the server's place: the server never sees that RCPT, and the client
+// sees a temporary refusal. It returns false if already armed.
+func (f *Faults) ArmRcpt() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.rcpt > 0 {
+		return false
+	}
+	f.rcpt = 1
+	return true
+}
+
+// DisarmRcpt disarms the RCPT refusal and returns how many RCPTs the SMTP
+// rule refused in all.
+func (f *Faults) DisarmRcpt() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rcpt = 0
+	return f.rcpts
+}
+
 // Disarm disarms every fault.
 func (f *Faults) Disarm() {
 	f.mu.Lock()
 	f.armed = [NumKinds]int{}
+	f.rcpt = 0
 	f.mu.Unlock()
 }
 
@@ -215,11 +249,15 @@ func verb(line []byte) (string, bool) {
 	return string(bytes.ToUpper(k)), hasArg
 }
 
-// smtpState follows one SMTP connection through DATA.
+// smtpState follows one SMTP connection through DATA, and counts the
+// commands awaiting their reply, so that an answer in the server's place
+// never overtakes the reply to a pipelined command.
 type smtpState struct {
-	phase int // smtpCommand, smtpAwait354, smtpData, smtpAfterDot
-	lines int // data lines passed
-	pace  pacer
+	phase   int  // smtpCommand, smtpAwait354, smtpData, smtpAfterDot
+	lines   int  // data lines passed
+	greeted bool // the server's greeting passed
+	pending int  // commands (and the final dot) sent and not yet answered
+	pace    pacer
 }
 
 const (
@@ -229,55 +267,74 @@ const (
 	smtpAfterDot
 )
 
-// SMTPRule is the faultproxy rule for the proxy in front of the SMTP
-// server.
-func (f *Faults) SMTPRule() faultproxy.Rule {
-	return func(conn int, dir faultproxy.Dir, line []byte) bool {
+// SMTPRule is the faultproxy filter for the proxy in front of the SMTP
+// server (faultproxy.StartFilter): it cuts, and answers an RCPT with
+// Rcpt4xx when ArmRcpt armed it.
+func (f *Faults) SMTPRule() faultproxy.Filter {
+	return func(conn int, dir faultproxy.Dir, line []byte) faultproxy.Action {
 		f.mu.Lock()
 		s := f.smtp[conn]
 		if s == nil {
 			s = &smtpState{}
 			f.smtp[conn] = s
 		}
-		cut := s.see(f, dir, line)
+		a := s.see(f, dir, line)
 		var wait time.Duration
-		if cut {
+		if a.Cut {
 			delete(f.smtp, conn)
-		} else if dir == faultproxy.Up {
+		} else if dir == faultproxy.Up && a.Reply == nil {
 			wait = s.pace.pause(len(line), f.SMTPRate)
 		}
 		f.mu.Unlock()
 		time.Sleep(wait)
-		return cut
+		return a
 	}
 }
 
-func (s *smtpState) see(f *Faults, dir faultproxy.Dir, line []byte) bool {
+func (s *smtpState) see(f *Faults, dir faultproxy.Dir, line []byte) faultproxy.Action {
+	cut := faultproxy.Action{Cut: true}
 	switch {
 	case dir == faultproxy.Up && s.phase == smtpData:
 		end := string(line) == ".\r\n"
 		if f.fire(SMTPMidData, s.lines, end) {
-			return true
+			return cut
 		}
 		if end {
 			s.phase = smtpAfterDot
+			s.pending++
 		} else if bytes.HasSuffix(line, []byte("\n")) {
 			s.lines++
 		}
 	case dir == faultproxy.Up:
-		if cmd, _ := verb(line); cmd == "DATA" {
+		cmd, _ := verb(line)
+		if cmd == "RCPT" && s.pending == 0 && f.rcpt > 0 {
+			f.rcpt--
+			f.rcpts++
+			return faultproxy.Action{Reply: []byte(Rcpt4xx)}
+		}
+		s.pending++
+		if cmd == "DATA" {
 			s.phase = smtpAwait354
 		}
-	case s.phase == smtpAwait354 && final(line):
-		s.phase = smtpCommand
-		if bytes.HasPrefix(line, []byte("354")) {
-			s.phase, s.lines = smtpData, 0
+	case !final(line):
+	case !s.greeted && s.pending == 0:
+		s.greeted = true
+	default:
+		s.pending = max(s.pending-1, 0)
+		switch s.phase {
+		case smtpAwait354:
+			s.phase = smtpCommand
+			if bytes.HasPrefix(line, []byte("354")) {
+				s.phase, s.lines = smtpData, 0
+			}
+		case smtpAfterDot:
+			s.phase = smtpCommand
+			if f.fire(SMTPAfterDot, 0, true) {
+				return cut
+			}
 		}
-	case s.phase == smtpAfterDot && final(line):
-		s.phase = smtpCommand
-		return f.fire(SMTPAfterDot, 0, true)
 	}
-	return false
+	return faultproxy.Pass
 }
 
 // final reports whether an SMTP reply line is the last of its reply

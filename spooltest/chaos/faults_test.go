@@ -6,20 +6,23 @@ import (
 	"example.org/popspool/spooltest/faultproxy"
 )
 
-// step is one line through a proxy and whether the rule must cut there.
+// step is one line through a proxy and whether the rule must cut there
+// (or answer it in the server's place).
 type step struct {
-	dir  faultproxy.Dir
-	line string
-	cut  bool
+	dir   faultproxy.Dir
+	line  string
+	cut   bool
+	reply string
 }
 
 const up, down = faultproxy.Up, faultproxy.Down
 
-func play(t *testing.T, name string, rule faultproxy.Rule, steps []step) {
+func play(t *testing.T, name string, rule faultproxy.Filter, steps []step) {
 	t.Helper()
 	for i, s := range steps {
-		if got := rule(1, s.dir, []byte(s.line)); got != s.cut {
-			t.Fatalf("%s: step %d %v %q: cut=%v, want %v", name, i, s.dir, s.line, got, s.cut)
+		got := rule(1, s.dir, []byte(s.line))
+		if got.Cut != s.cut || string(got.Reply) != s.reply {
+			t.Fatalf("%s: step %d %v %q: cut=%v reply=%q, want %v %q", name, i, s.dir, s.line, got.Cut, got.Reply, s.cut, s.reply)
 		}
 		if s.cut {
 			return
@@ -31,15 +34,15 @@ func play(t *testing.T, name string, rule faultproxy.Rule, steps []step) {
 // and two pipelined DELEs; cut marks where the test wants the fault.
 func pop3Session(cutAt int) []step {
 	steps := []step{
-		{down, "+OK ready <1@x>\r\n", false},
-		{up, "USER u\r\n", false}, {down, "+OK\r\n", false},
-		{up, "PASS p\r\n", false}, {down, "+OK 2 messages\r\n", false},
-		{up, "UIDL\r\n", false}, {down, "+OK\r\n", false}, {down, "1 a\r\n", false}, {down, "2 b\r\n", false}, {down, ".\r\n", false},
-		{up, "LIST 1\r\n", false}, {down, "+OK 1 30\r\n", false},
-		{up, "RETR 1\r\n", false}, {down, "+OK 30 octets\r\n", false},
-		{down, "Subject: x\r\n", false}, {down, "\r\n", false}, {down, "..body\r\n", false}, {down, ".\r\n", false},
-		{up, "DELE 1\r\n", false}, {up, "DELE 2\r\n", false}, {down, "+OK\r\n", false}, {down, "+OK\r\n", false},
-		{up, "QUIT\r\n", false}, {down, "+OK bye\r\n", false},
+		{down, "+OK ready <1@x>\r\n", false, ""},
+		{up, "USER u\r\n", false, ""}, {down, "+OK\r\n", false, ""},
+		{up, "PASS p\r\n", false, ""}, {down, "+OK 2 messages\r\n", false, ""},
+		{up, "UIDL\r\n", false, ""}, {down, "+OK\r\n", false, ""}, {down, "1 a\r\n", false, ""}, {down, "2 b\r\n", false, ""}, {down, ".\r\n", false, ""},
+		{up, "LIST 1\r\n", false, ""}, {down, "+OK 1 30\r\n", false, ""},
+		{up, "RETR 1\r\n", false, ""}, {down, "+OK 30 octets\r\n", false, ""},
+		{down, "Subject: x\r\n", false, ""}, {down, "\r\n", false, ""}, {down, "..body\r\n", false, ""}, {down, ".\r\n", false, ""},
+		{up, "DELE 1\r\n", false, ""}, {up, "DELE 2\r\n", false, ""}, {down, "+OK\r\n", false, ""}, {down, "+OK\r\n", false, ""},
+		{up, "QUIT\r\n", false, ""}, {down, "+OK bye\r\n", false, ""},
 	}
 	if cutAt >= 0 {
 		steps[cutAt].cut = true
@@ -62,35 +65,35 @@ func TestPOP3Faults(t *testing.T) {
 	for _, c := range cases {
 		f := NewFaults()
 		f.Arm(c.kind, c.skip)
-		play(t, c.kind.String(), f.POP3Rule(), pop3Session(c.cutAt))
+		play(t, c.kind.String(), f.POP3Rule().Filter(), pop3Session(c.cutAt))
 		if f.Fired()[c.kind] != 1 {
 			t.Fatalf("%s did not fire", c.kind)
 		}
 	}
 	f := NewFaults() // nothing armed: nothing cut
-	play(t, "unarmed", f.POP3Rule(), pop3Session(-1))
+	play(t, "unarmed", f.POP3Rule().Filter(), pop3Session(-1))
 }
 
 func TestPOP3QuitFaultsNeedADele(t *testing.T) {
 	f := NewFaults()
 	f.Arm(POP3BeforeQuit, 0)
 	f.Arm(POP3QuitReply, 0)
-	play(t, "no DELE", f.POP3Rule(), []step{
-		{down, "+OK ready\r\n", false}, {up, "USER u\r\n", false}, {down, "+OK\r\n", false},
-		{up, "QUIT\r\n", false}, {down, "+OK bye\r\n", false},
+	play(t, "no DELE", f.POP3Rule().Filter(), []step{
+		{down, "+OK ready\r\n", false, ""}, {up, "USER u\r\n", false, ""}, {down, "+OK\r\n", false, ""},
+		{up, "QUIT\r\n", false, ""}, {down, "+OK bye\r\n", false, ""},
 	})
 }
 
 func smtpSession(cutAt int) []step {
 	steps := []step{
-		{down, "220 sink ESMTP\r\n", false},
-		{up, "EHLO me\r\n", false}, {down, "250-sink\r\n", false}, {down, "250 8BITMIME\r\n", false},
-		{up, "MAIL FROM:<a@b>\r\n", false}, {down, "250 2.0.0 ok\r\n", false},
-		{up, "RCPT TO:<c@d>\r\n", false}, {down, "250 2.0.0 ok\r\n", false},
-		{up, "DATA\r\n", false}, {down, "354 go ahead\r\n", false},
-		{up, "Subject: x\r\n", false}, {up, "\r\n", false}, {up, "..dot\r\n", false}, {up, ".\r\n", false},
-		{down, "250 2.0.0 queued\r\n", false},
-		{up, "QUIT\r\n", false}, {down, "221 bye\r\n", false},
+		{down, "220 sink ESMTP\r\n", false, ""},
+		{up, "EHLO me\r\n", false, ""}, {down, "250-sink\r\n", false, ""}, {down, "250 8BITMIME\r\n", false, ""},
+		{up, "MAIL FROM:<a@b>\r\n", false, ""}, {down, "250 2.0.0 ok\r\n", false, ""},
+		{up, "RCPT TO:<c@d>\r\n", false, ""}, {down, "250 2.0.0 ok\r\n", false, ""},
+		{up, "DATA\r\n", false, ""}, {down, "354 go ahead\r\n", false, ""},
+		{up, "Subject: x\r\n", false, ""}, {up, "\r\n", false, ""}, {up, "..dot\r\n", false, ""}, {up, ".\r\n", false, ""},
+		{down, "250 2.0.0 queued\r\n", false, ""},
+		{up, "QUIT\r\n", false, ""}, {down, "221 bye\r\n", false, ""},
 	}
 	if cutAt >= 0 {
 		steps[cutAt].cut = true
@@ -119,7 +122,28 @@ func TestSMTPFaults(t *testing.T) {
 	// A refused DATA is no transfer.
 	f.Arm(SMTPAfterDot, 0)
 	play(t, "DATA refused", f.SMTPRule(), []step{
-		{up, "DATA\r\n", false}, {down, "554 no valid recipients\r\n", false},
-		{up, "RSET\r\n", false}, {down, "250 ok\r\n", false},
+		{up, "DATA\r\n", false, ""}, {down, "554 no valid recipients\r\n", false, ""},
+		{up, "RSET\r\n", false, ""}, {down, "250 ok\r\n", false, ""},
+	})
+}
+
+func TestSMTPRcptRefusal(t *testing.T) {
+	f := NewFaults()
+	f.ArmRcpt()
+	steps := smtpSession(-1)
+	steps[6].reply = Rcpt4xx // RCPT: answered by the proxy, so no 250 from the server
+	steps = append(steps[:7], step{up, "RSET\r\n", false, ""}, step{down, "250 ok\r\n", false, ""})
+	play(t, "rcpt", f.SMTPRule(), append(steps, smtpSession(-1)[4:]...)) // the retry passes
+	if n := f.DisarmRcpt(); n != 1 {
+		t.Fatalf("fired %d", n)
+	}
+	// A pipelined RCPT (MAIL's reply still to come) is let through: an
+	// answer now would overtake MAIL's. The next one is refused.
+	f.ArmRcpt()
+	play(t, "pipelined", f.SMTPRule(), []step{
+		{down, "220 mx\r\n", false, ""},
+		{up, "MAIL FROM:<a@b>\r\n", false, ""}, {up, "RCPT TO:<c@d>\r\n", false, ""},
+		{down, "250 ok\r\n", false, ""}, {down, "250 ok\r\n", false, ""},
+		{up, "RCPT TO:<e@f>\r\n", false, Rcpt4xx},
 	})
 }

@@ -14,13 +14,14 @@ import (
 )
 
 // settle ends the chaos: no more faults, every daemon running, all the
-// mail in the mailbox; then it waits until the mailbox and the spool are
-// empty (failed/ and badmail/ aside). fetchd may be backing off after cut
-// sessions (a minute, doubling), so Retrieve Now is pressed every few
-// seconds, as an operator waiting for the last mail would.
+// mail in the mailbox; then it waits until the mailbox, the spool
+// (failed/ and badmail/ aside) and the SMTP server's queue are empty.
+// fetchd may be backing off after cut sessions (a minute, doubling), so
+// Retrieve Now is pressed every few seconds, as an operator waiting for
+// the last mail would.
 func (r *run) settle() {
 	r.faults.Disarm()
-	r.rcpt.disarm()
+	r.smtp.disarmRcpt()
 	r.resumeAll()
 	r.copies.Wait()
 	r.feedTo(len(r.mail))
@@ -30,7 +31,8 @@ func (r *run) settle() {
 	stable := 0
 	for i := 0; stable < 3; i++ {
 		if time.Now().After(deadline) {
-			r.violation("not settled after %v: mailbox holds %d, spool %v", timeout, r.f.Server.Stats().Left, r.f.SpoolFiles())
+			r.violation("not settled after %v: mailbox holds %d, spool %v, SMTP server's queue %d",
+				timeout, r.pop.left(r.f), r.f.SpoolFiles(), r.smtp.queued())
 			return
 		}
 		time.Sleep(500 * time.Millisecond)
@@ -38,8 +40,7 @@ func (r *run) settle() {
 		if i%6 == 0 {
 			r.retrieveNow()
 		}
-		n := r.f.SpoolFiles()
-		if r.f.Settled() && n["deferred"] == 0 {
+		if r.settled() {
 			stable++
 		} else {
 			stable = 0
@@ -47,7 +48,18 @@ func (r *run) settle() {
 	}
 }
 
-// stopAll stops each daemon with SIGTERM, as at the end of a day.
+// settled reports whether the mailbox, the spool (failed/ and badmail/
+// aside) and the SMTP server's queue are empty.
+func (r *run) settled() bool {
+	if r.pop.left(r.f) != 0 || r.smtp.queued() != 0 {
+		return false
+	}
+	n := r.f.SpoolFiles()
+	return n["incoming"]+n["pickup"]+n["deferred"]+n["tmp/fetchd"]+n["tmp/rewrited"]+n["tmp/deliverd"] == 0
+}
+
+// stopAll stops each daemon with SIGTERM, as at the end of a day, and
+// waits for the SMTP server to have delivered what it accepted.
 func (r *run) stopAll() {
 	for _, d := range harness.Daemons {
 		if _, problems := sigtermStop(r.f, d, r.logPath(d)); len(problems) > 0 {
@@ -56,6 +68,9 @@ func (r *run) stopAll() {
 	}
 	if err := r.wins.Snapshot(r.ledger()); err != nil {
 		r.t.Fatal(err)
+	}
+	if !harness.WaitFor(time.Minute, func() bool { return r.smtp.queued() == 0 }) {
+		r.violation("the SMTP server still has %d messages queued a minute after the daemons stopped", r.smtp.queued())
 	}
 }
 
@@ -163,13 +178,21 @@ func (r *run) report(chaosTime, total time.Duration) {
 	if cuts := fired[SMTPAfterDot] + fired[SMTPMidData]; live > cuts {
 		r.violation("%d unknown outcomes (4006) on a live connection, but only %d SMTP cuts injected", live, cuts)
 	}
+	got, err := r.smtp.delivered()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range got.problems {
+		r.violation("%s", p)
+	}
+	user, pass := r.f.Opt.Username, r.f.Opt.Password
 	res := Verify(Input{
 		Account: r.f.Opt.Account, Want: r.want, Garbage: r.garbage, DotFiles: r.dots,
-		Delivered: r.sink.Messages(), Spool: r.f.Spool, Logs: r.f.Logs, Windows: per,
+		Delivered: got.msgs, Spool: r.f.Spool, Logs: r.f.Logs, Windows: per,
 		CopyIDs: r.copyIDs(),
-		Secrets: []string{r.f.Server.Pass, "\x00" + r.f.Server.User + "\x00" + r.f.Server.Pass},
+		Secrets: []string{pass, "\x00" + user + "\x00" + pass},
 	})
-	if left := r.f.Server.Stats().Left; left != 0 {
+	if left := r.pop.left(r.f); left != 0 {
 		r.violation("the POP3 mailbox still holds %d messages", left)
 	}
 	if res.Duplicated > w {
@@ -179,7 +202,7 @@ func (r *run) report(chaosTime, total time.Duration) {
 	for _, id := range stray {
 		r.violation("deliverd delivered id %s, which neither fetchd nor rewrited gave out: a claim collision in tmp/deliverd/ gave a copy a fresh id", id)
 	}
-	rcpt := r.rcpt.disarm()
+	rcpt := r.smtp.disarmRcpt()
 	net := rcpt
 	var netDetail []string
 	for k := Kind(0); k < NumKinds; k++ {
@@ -193,14 +216,17 @@ func (r *run) report(chaosTime, total time.Duration) {
 		ops += r.c.ops[k]
 		opDetail = append(opDetail, fmt.Sprintf("%s=%d", k, r.c.ops[k]))
 	}
-	fmt.Printf("chaos: kills=%d sigterm=%d stalls=%d netfaults=%d operator=%d messages=%d lost=%d duplicated=%d smtp_window=%d leftover=%d seed=%d\n",
-		r.c.kills, r.c.sigterm, r.c.stalls, net, ops, res.Messages, res.Lost, res.Duplicated, w, res.Leftover, r.seed)
+	fmt.Printf("chaos: %skills=%d sigterm=%d stalls=%d netfaults=%d operator=%d messages=%d lost=%d duplicated=%d smtp_window=%d leftover=%d seed=%d\n",
+		r.tag, r.c.kills, r.c.sigterm, r.c.stalls, net, ops, res.Messages, res.Lost, res.Duplicated, w, res.Leftover, r.seed)
 	fmt.Printf("chaos: netfaults %s\n", strings.Join(netDetail, " "))
 	fmt.Printf("chaos: operator %s\n", strings.Join(opDetail, " "))
 	fmt.Printf("chaos: delivered=%d in_failed=%d strange=%d garbage=%d dot_files=%d smtp_window: live=%d (SMTP cuts) at_start_after_sigkill=%d after_exit=%d after_sigterm=%d\n",
 		res.Delivered, res.Failed, res.Strange, len(r.garbage), len(r.dots), live, recovered["SIGKILL"], recovered["exit"], recovered["SIGTERM"])
 	fmt.Printf("chaos: self_exits=%d name_collisions=%d stray_ids=%d sigterm_max=%v chaos_time=%v total_time=%v\n",
 		r.c.exits, collisions, len(stray), r.c.sigtermMax.Round(time.Millisecond), chaosTime.Round(time.Second), total.Round(time.Second))
+	if got.figures != "" {
+		fmt.Printf("chaos: %s\n", got.figures)
+	}
 	fmt.Print(histogram(r.c.killedWhile))
 	fmt.Printf("chaos: %s\n", Environment(r.f.Spool))
 	problems := append(r.bad, res.Problems...)
@@ -218,8 +244,8 @@ func (r *run) report(chaosTime, total time.Duration) {
 		b, _ := os.ReadFile(filepath.Join(r.f.Logs, d+".log"))
 		t.Logf("%s log (last 3000 bytes):\n%s", d, b[max(0, len(b)-3000):])
 	}
-	t.Fatalf("chaos: %d violations (seed %d; replay with POPSPOOL_SEED=%d POPSPOOL_CHAOS_N=%d POPSPOOL_CHAOS_MESSAGES=%d)",
-		len(problems), r.seed, r.seed, r.n, len(r.mail))
+	t.Fatalf("chaos: %d violations (seed %d; replay with POPSPOOL_SEED=%d POPSPOOL_CHAOS_N=%d POPSPOOL_CHAOS_MESSAGES=%d go test -run '^%s$')",
+		len(problems), r.seed, r.seed, r.n, len(r.mail), t.Name())
 }
 
 // histogram prints what each killed daemon was doing, most frequent

@@ -101,7 +101,7 @@ func sigtermWhileWorking(t *testing.T, d string) {
 	t.Cleanup(func() { sink.Close() })
 	faults := NewFaults()
 	faults.POP3Rate, faults.SMTPRate = 1<<20, 2<<20
-	proxy := faultproxy.Start(t, sink.Addr, faults.SMTPRule())
+	proxy := faultproxy.StartFilter(t, sink.Addr, faults.SMTPRule())
 	f, err := harness.New(t.TempDir(), daemons(t), harness.Options{
 		Target: "smtp://" + proxy.Addr,
 		Via:    func(pop string) string { return faultproxy.Start(t, pop, faults.POP3Rule()).Addr },

@@ -10,6 +10,17 @@
 //		return conn == 1 && dir == faultproxy.Up && string(line) == "QUIT\r\n"
 //	})
 //	... point the client at p.Addr ...
+//
+// A Filter can also answer a line itself, in the server's place, for a
+// refusal a real server will not give on demand (an SMTP 451 to one RCPT):
+// the line is swallowed and the answer goes back to its sender.
+//
+//	p := faultproxy.StartFilter(t, pf.Addr, func(conn int, dir faultproxy.Dir, line []byte) faultproxy.Action {
+//		if dir == faultproxy.Up && bytes.HasPrefix(line, []byte("RCPT ")) {
+//			return faultproxy.Action{Reply: []byte("451 4.3.0 try again later\r\n")}
+//		}
+//		return faultproxy.Pass
+//	})
 package faultproxy
 
 import (
@@ -43,6 +54,33 @@ func (d Dir) String() string {
 // forwarded. It is called from several goroutines.
 type Rule func(conn int, dir Dir, line []byte) bool
 
+// Filter returns the rule as a Filter that only cuts.
+func (r Rule) Filter() Filter {
+	return func(conn int, dir Dir, line []byte) Action {
+		return Action{Cut: r(conn, dir, line)}
+	}
+}
+
+// Action is what a Filter does with a line.
+type Action struct {
+	// Cut closes both connections; the line is not forwarded.
+	Cut bool
+	// Reply, when not nil (and Cut is false), swallows the line and
+	// writes Reply back to the side that sent it, as if the other side
+	// had answered. The filter must only answer when that side awaits
+	// nothing else (for SMTP: no pipelined command pending), as the
+	// answer is written at once, between two lines of the other
+	// direction.
+	Reply []byte
+}
+
+// Pass forwards the line.
+var Pass = Action{}
+
+// Filter is a Rule that may also answer a line itself. It is called from
+// several goroutines.
+type Filter func(conn int, dir Dir, line []byte) Action
+
 // bufSize is the read buffer per direction; longer lines come in pieces.
 const bufSize = 64 << 10
 
@@ -50,23 +88,34 @@ const bufSize = 64 << 10
 type Proxy struct {
 	Addr string // "127.0.0.1:port" to connect to instead of the target
 
-	target string
-	rule   Rule
-	ln     net.Listener
-	wg     sync.WaitGroup
-	conns  atomic.Int64
-	cuts   atomic.Int64
+	target  string
+	filter  Filter
+	ln      net.Listener
+	wg      sync.WaitGroup
+	conns   atomic.Int64
+	cuts    atomic.Int64
+	replies atomic.Int64
 }
 
 // Start listens on a free loopback port and forwards every connection to
-// target. It is closed when tb ends.
+// target. It is closed when tb ends. A nil rule passes everything.
 func Start(tb testing.TB, target string, rule Rule) *Proxy {
+	tb.Helper()
+	var f Filter
+	if rule != nil {
+		f = rule.Filter()
+	}
+	return StartFilter(tb, target, f)
+}
+
+// StartFilter is Start with a Filter, which may also answer lines.
+func StartFilter(tb testing.TB, target string, filter Filter) *Proxy {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatalf("faultproxy: %v", err)
 	}
-	p := &Proxy{Addr: ln.Addr().String(), target: target, rule: rule, ln: ln}
+	p := &Proxy{Addr: ln.Addr().String(), target: target, filter: filter, ln: ln}
 	p.wg.Add(1)
 	go p.accept()
 	tb.Cleanup(p.Close)
@@ -85,6 +134,24 @@ func (p *Proxy) Conns() int { return int(p.conns.Load()) }
 // Cuts returns how many connections the rule cut.
 func (p *Proxy) Cuts() int { return int(p.cuts.Load()) }
 
+// Replies returns how many lines the filter answered itself.
+func (p *Proxy) Replies() int { return int(p.replies.Load()) }
+
+// end is one side of a proxied connection. Both pumps write to it (the
+// lines of one direction, the filter's answers of the other), so writes
+// take turns.
+type end struct {
+	net.Conn
+	mu sync.Mutex
+}
+
+func (e *end) write(b []byte) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, err := e.Conn.Write(b)
+	return err
+}
+
 func (p *Proxy) accept() {
 	defer p.wg.Done()
 	for {
@@ -100,13 +167,14 @@ func (p *Proxy) accept() {
 
 // serve pumps one connection both ways until either side ends or the rule
 // cuts it.
-func (p *Proxy) serve(n int, client net.Conn) {
+func (p *Proxy) serve(n int, c net.Conn) {
 	defer p.wg.Done()
-	server, err := net.Dial("tcp", p.target)
+	s, err := net.Dial("tcp", p.target)
 	if err != nil {
-		_ = client.Close() // the client sees the refusal as a closed connection
+		_ = c.Close() // the client sees the refusal as a closed connection
 		return
 	}
+	client, server := &end{Conn: c}, &end{Conn: s}
 	var once sync.Once
 	cut := func() {
 		once.Do(func() {
@@ -125,17 +193,26 @@ func (p *Proxy) serve(n int, client net.Conn) {
 // pump forwards src to dst line by line. At the end of src it half-closes
 // dst so the other side sees EOF after the last line, as with a direct
 // connection.
-func (p *Proxy) pump(n int, dir Dir, src, dst net.Conn, cut func()) {
+func (p *Proxy) pump(n int, dir Dir, src, dst *end, cut func()) {
 	r := bufio.NewReaderSize(src, bufSize)
 	for {
 		line, err := r.ReadSlice('\n')
 		if len(line) > 0 {
-			if p.rule != nil && p.rule(n, dir, line) {
+			a := Pass
+			if p.filter != nil {
+				a = p.filter(n, dir, line)
+			}
+			to, out := dst, line
+			switch {
+			case a.Cut:
 				p.cuts.Add(1)
 				cut()
 				return
+			case a.Reply != nil:
+				p.replies.Add(1)
+				to, out = src, a.Reply
 			}
-			if _, werr := dst.Write(line); werr != nil {
+			if werr := to.write(out); werr != nil {
 				cut()
 				return
 			}
@@ -145,7 +222,7 @@ func (p *Proxy) pump(n int, dir Dir, src, dst net.Conn, cut func()) {
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				if tc, ok := dst.(*net.TCPConn); ok {
+				if tc, ok := dst.Conn.(*net.TCPConn); ok {
 					_ = tc.CloseWrite() // the peer may already be gone
 					return
 				}

@@ -67,3 +67,32 @@ func TestCutsWhereTheRuleSays(t *testing.T) {
 		t.Fatalf("cuts %d conns %d", p.Cuts(), p.Conns())
 	}
 }
+
+func TestFilterAnswersInTheServersPlace(t *testing.T) {
+	p := StartFilter(t, echo(t), func(conn int, dir Dir, line []byte) Action {
+		if dir == Up && string(line) == "RCPT x\r\n" {
+			return Action{Reply: []byte("451 not now\r\n")}
+		}
+		return Pass
+	})
+	c, err := net.Dial("tcp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(c)
+	for _, s := range []struct{ send, want string }{
+		{"MAIL y\r\n", "+OK MAIL y\r\n"},
+		{"RCPT x\r\n", "451 not now\r\n"}, // the server never sees it
+		{"RSET\r\n", "+OK RSET\r\n"},
+	} {
+		c.Write([]byte(s.send))
+		if line, err := r.ReadString('\n'); err != nil || line != s.want {
+			t.Fatalf("%q: got %q %v, want %q", s.send, line, err, s.want)
+		}
+	}
+	if p.Replies() != 1 || p.Cuts() != 0 {
+		t.Fatalf("replies %d cuts %d", p.Replies(), p.Cuts())
+	}
+}

@@ -69,8 +69,15 @@ type Options struct {
 	// default: a Maildir under the flow's folder (Flow.Mail).
 	Target string
 	// Via, if set, is given the POP3 server's address and returns the one
-	// written into the config for fetchd: a fault proxy in front of it.
+	// written into the config for fetchd: a fault proxy in front of it,
+	// or another server (then the flow's own stays idle).
 	Via func(server string) string
+	// Username and Password are the POP3 account's login, written into
+	// the config and served by the flow's own POP3 server; default
+	// "demo@isp.example" and "demo-password".
+	Username, Password string
+	// DeliverTo is the account's recipient; default User@example.local.
+	DeliverTo string
 }
 
 // Flow is one running pipeline.
@@ -99,7 +106,7 @@ func New(dir, bins string, o Options) (*Flow, error) {
 			return nil, err
 		}
 	}
-	f.Server = &pop3srv.Server{Dir: f.Box, User: "demo@isp.example", Pass: "demo-password"}
+	f.Server = &pop3srv.Server{Dir: f.Box, User: o.Username, Pass: o.Password}
 	addr, err := f.Server.Start("127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -134,6 +141,15 @@ func (o Options) withDefaults() Options {
 	if o.MaxSize == "" {
 		o.MaxSize = "50MB"
 	}
+	if o.Username == "" {
+		o.Username = "demo@isp.example"
+	}
+	if o.Password == "" {
+		o.Password = "demo-password"
+	}
+	if o.DeliverTo == "" {
+		o.DeliverTo = o.User + "@example.local"
+	}
 	return o
 }
 
@@ -164,7 +180,7 @@ deliver_to = [%q]
 target = %q
 retry = ["1s", "2s"]
 `, f.Spool, f.Opt.Rescan.String(), f.Opt.LogLevel, f.Opt.Account, server, f.Server.User, pass,
-		f.Opt.Interval.String(), f.Opt.MaxSize, f.Opt.User+"@example.local", f.target())
+		f.Opt.Interval.String(), f.Opt.MaxSize, f.Opt.DeliverTo, f.target())
 	return os.WriteFile(f.Config, []byte(cfg), 0o600)
 }
 
