@@ -81,10 +81,18 @@ func (w *Worker) Recover(ctx context.Context) error {
 }
 
 // stale reports whether the routed version of a claimed original already
-// went on (a crash came between the batch's commit and the removal).
+// went on (a crash came between the batch's commit and the removal): it
+// is in pickup/ or failed/, or deliverd has it in hand, deferred or
+// bounced it, under its id or a same-id copy's name. Once deliverd has
+// delivered it, it is nowhere: the original is routed again and
+// deliverd's ledger drops the copy (event 4005).
 func (w *Worker) stale(id string) bool {
-	for _, f := range []string{spool.Pickup, spool.Failed} {
-		if _, err := os.Stat(filepath.Join(w.S.Dir(f), id+".eml")); err == nil {
+	for _, dir := range []string{w.S.Dir(spool.Pickup), w.S.Dir(spool.Failed), w.S.Dir(spool.Deferred),
+		w.S.Dir(spool.Badmail), filepath.Join(w.S.Root, spool.Tmp, "deliverd")} {
+		if _, err := os.Stat(filepath.Join(dir, id+".eml")); err == nil {
+			return true
+		}
+		if m, _ := filepath.Glob(filepath.Join(dir, id+"-*.eml")); len(m) > 0 {
 			return true
 		}
 	}

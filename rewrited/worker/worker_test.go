@@ -110,6 +110,38 @@ func TestBadFilesGoToFailedAndOthersFlow(t *testing.T) {
 	}
 }
 
+// An original claimed by rewrited whose routed version deliverd already
+// took on (in hand, deferred, bounced) is removed at start, not routed a
+// second time.
+func TestRecoverDropsOriginalRoutedBefore(t *testing.T) {
+	for _, dir := range []string{"deferred", "badmail", "tmp/deliverd", "pickup"} {
+		w := setup(t, "office")
+		id := spool.NewID()
+		name := id + ".eml"
+		if dir == "deferred" {
+			name = id + "-1.eml" // a same-id copy's name
+		}
+		os.WriteFile(filepath.Join(w.S.TmpDir(), id+".eml"), []byte(msg), 0o600)
+		os.WriteFile(filepath.Join(w.S.Root, dir, name), []byte("X-Sender: <a@x>\r\n"+msg), 0o600)
+		if err := w.Recover(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(w.S.TmpDir(), id+".eml")); err == nil {
+			t.Errorf("%s: the original is still in tmp/rewrited", dir)
+		}
+		if entries, _ := os.ReadDir(w.S.Dir(spool.Pickup)); len(entries) != btoi(dir == "pickup") {
+			t.Errorf("%s: routed again: pickup/ holds %d files", dir, len(entries))
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func TestRecoverRoutesClaimedFile(t *testing.T) {
 	w := setup(t, "office")
 	id := spool.NewID()
