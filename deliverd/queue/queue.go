@@ -241,6 +241,8 @@ func (q *Queue) netFailure(id string, rcpts []string, out []Outcome, err error) 
 		}
 	case errors.As(err, &ne) && ne.Refused:
 		event.Emit(&q.Log, event.TargetRefused).Str("id", id).Err(err).Msg("will retry; check the target's log and deliver.helo, starttls, username")
+	case errors.As(err, &ne) && ne.Lost:
+		event.Emit(&q.Log, event.SessionLost).Str("id", id).Err(err).Msg("will retry; the message was not accepted")
 	default:
 		event.Emit(&q.Log, event.TargetDown).Str("id", id).Err(err).Msg("will retry")
 	}

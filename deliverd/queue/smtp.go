@@ -40,7 +40,8 @@ func (s *SMTP) Send(ctx context.Context, j Job) ([]Outcome, error) {
 	out := outcomes(res)
 	if err != nil {
 		var se *smtpc.Error
-		return out, &NetError{AfterDot: errors.As(err, &se) && se.AfterDot, Err: err}
+		afterDot := errors.As(err, &se) && se.AfterDot
+		return out, &NetError{AfterDot: afterDot, Lost: !afterDot, Err: err}
 	}
 	return out, nil
 }

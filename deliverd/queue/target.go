@@ -62,7 +62,10 @@ type NetError struct {
 	// STARTTLS, AUTH). Still retried, as everything that is not a verdict
 	// on a recipient, but logged as a refusal an operator must look at.
 	Refused bool
-	Err     error
+	// Lost: the session broke off (a cut connection, a 421) after it was
+	// set up, before the final dot; a network fault, not a setting.
+	Lost bool
+	Err  error
 }
 
 func (e *NetError) Error() string {

@@ -108,4 +108,5 @@ var (
 	TooBigForTarget = def(4016, "message larger than the target's SIZE; bounced without retrying", errl)
 	LedgerFailed    = def(4017, "delivery ledger write or fsync failed; exiting so recovery runs", fatal)
 	TargetRefused   = def(4018, "target refused the session (greeting, EHLO, STARTTLS or AUTH)", errl)
+	SessionLost     = def(4019, "session with the delivery target broke off before the final dot; retrying", warn)
 )
