@@ -67,6 +67,7 @@ bench:
 N        ?= 1000
 EPISODES ?= 20
 chaos:
+	@if [ "$$(id -u)" = 0 ]; then export POPSPOOL_REQUIRE_REAL=1; fi; \
 	POPSPOOL_CHAOS_N=$(N) POPSPOOL_DISKFULL_EPISODES=$(EPISODES) $(if $(SEED),POPSPOOL_SEED=$(SEED)) \
 	$(GO) test -count=1 -p 1 -timeout 0 -v -run 'TestChaos|TestDiskFull' ./spooltest/chaos ./spooltest/diskfull
 
