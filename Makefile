@@ -61,12 +61,12 @@ bench:
 
 # The long runs of layers 3 and 4 (docs/chaos.md): process chaos with N
 # kills (TestChaos, then TestChaosReal against a private Dovecot and
-# Postfix: root and both installed, skipped otherwise), then EPISODES
-# disk-full episodes (root only; skipped otherwise). make test runs short
-# ones; SEED=... replays a run.
+# Postfix: as root it must run, and make deps installs them; skipped with
+# a reason otherwise), then EPISODES disk-full episodes (root only). make
+# test runs short ones; SEED=... replays a run.
 N        ?= 1000
 EPISODES ?= 20
-chaos:
+chaos: deps
 	@if [ "$$(id -u)" = 0 ]; then export POPSPOOL_REQUIRE_REAL=1; fi; \
 	POPSPOOL_CHAOS_N=$(N) POPSPOOL_DISKFULL_EPISODES=$(EPISODES) $(if $(SEED),POPSPOOL_SEED=$(SEED)) \
 	$(GO) test -count=1 -p 1 -timeout 0 -v -run 'TestChaos|TestDiskFull' ./spooltest/chaos ./spooltest/diskfull
