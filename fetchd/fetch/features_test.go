@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -119,7 +120,7 @@ func TestCircuitBreaker(t *testing.T) {
 	ev := r.log.events(event.LoginStopped)[0]
 	msg, _ := ev["message"].(string)
 	if !strings.Contains(msg, "stopped polling account office after 3 refused logins: ") ||
-		!strings.Contains(msg, "[AUTH] invalid credentials") || !strings.Contains(msg, "fix the config and reload/restart") {
+		!strings.Contains(msg, "[AUTH] invalid credentials") || !strings.Contains(msg, "press Retrieve Now") {
 		t.Fatalf("LoginStopped says %q", msg)
 	}
 	if stopped, _ := r.f.Stopped("office"); !stopped {
@@ -132,6 +133,74 @@ func TestCircuitBreaker(t *testing.T) {
 	}
 	if len(r.log.events(event.LoginResumed)) != 1 {
 		t.Fatalf("want one LoginResumed event:\n%s", r.log)
+	}
+	r.check(t)
+}
+
+// TestBreakerSurvivesRestart: a stopped account stays stopped across
+// restarts while nothing changed (no further login is tried), two refusals
+// plus one after a restart still trip it, the file holds neither the
+// password nor the server's refusal in clear, and a password changed
+// while fetchd was down resumes the account at start.
+func TestBreakerSurvivesRestart(t *testing.T) {
+	r := newRig(t)
+	a := &r.cfg.Account[0]
+	os.WriteFile(a.PasswordFile, []byte("wrong-pass-7c1\n"), 0o600)
+	for i := 0; i < breakerTrips; i++ {
+		r.poll(t)
+		if i == breakerTrips-2 {
+			r.reopen(t) // two refusals, then a restart: the count goes on
+		}
+	}
+	r.reopen(t)
+	if stopped, _ := r.f.Stopped("office"); !stopped {
+		t.Fatalf("after %d refusals and restarts the account is not stopped:\n%s", breakerTrips, r.log)
+	}
+	b, err := os.ReadFile(filepath.Join(r.s.Dir(spool.State), breakerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte("wrong-pass")) || bytes.Contains(b, []byte("invalid credentials")) {
+		t.Fatalf("the breaker file holds text in clear:\n%s", b)
+	}
+	stop := runFor(t, r.f)
+	waitFor(t, 10*time.Second, "a reminder", func() bool { return len(r.log.events(event.LoginStopped)) >= 2 })
+	stop()
+	if n := r.srv.Stats().Sessions; n != breakerTrips {
+		t.Fatalf("%d login attempts, want %d: the restarted fetchd tried again", n, breakerTrips)
+	}
+	os.WriteFile(a.PasswordFile, []byte("p\n"), 0o600)
+	r.reopen(t)
+	if stopped, _ := r.f.Stopped("office"); stopped || len(r.log.events(event.LoginResumed)) != 1 {
+		t.Fatalf("a fixed password did not resume the account at start:\n%s", r.log)
+	}
+	if _, err := r.poll(t); err != nil {
+		t.Fatal(err)
+	}
+	r.check(t)
+}
+
+// TestRetrieveNowResumesStoppedAccount: with nothing changed, Retrieve Now
+// is the operator's way to try a refused login again (the provider has
+// unlocked the mailbox).
+func TestRetrieveNowResumesStoppedAccount(t *testing.T) {
+	r := newRig(t)
+	a := &r.cfg.Account[0]
+	a.Interval = config.Duration(time.Hour)
+	r.f.backoff = time.Millisecond
+	r.srv.Pass = "locked"
+	for i := 0; i < breakerTrips; i++ {
+		r.poll(t)
+	}
+	r.srv.Pass = "p" // unlocked by the provider; our settings are the same
+	stop := runFor(t, r.f)
+	os.WriteFile(filepath.Join(r.s.Dir(spool.Control), "retrieve-now"), nil, 0o600)
+	waitFor(t, 10*time.Second, "mail after Retrieve Now", func() bool { return r.srv.Stats().Left == 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.log.events(event.LoginResumed)) != 1 {
+		t.Fatalf("want one LoginResumed:\n%s", r.log)
 	}
 	r.check(t)
 }

@@ -41,13 +41,29 @@ type Fetcher struct {
 type Memory struct {
 	mu     sync.Mutex
 	states map[string]*acctState
+	saveMu sync.Mutex // one rewrite of the breaker file at a time
+	salt   []byte     // of the breaker file (breaker.go)
 }
 
 // NewMemory returns an empty Memory.
 func NewMemory() *Memory { return &Memory{states: map[string]*acctState{}} }
 
 // SetMemory makes f use m (shared with earlier Fetchers of this process).
-func (f *Fetcher) SetMemory(m *Memory) { f.mem = m }
+// What New read from the breaker file fills in the accounts m does not
+// know yet (m is empty at the first start).
+func (f *Fetcher) SetMemory(m *Memory) {
+	m.mu.Lock()
+	for name, st := range f.mem.states {
+		if _, ok := m.states[name]; !ok {
+			m.states[name] = st
+		}
+	}
+	if m.salt == nil {
+		m.salt = f.mem.salt
+	}
+	m.mu.Unlock()
+	f.mem = m
+}
 
 // New opens the UIDL journal of every account and recovers what a crash
 // left in tmp/fetchd: a sealed part with a journal record is moved on to
@@ -71,6 +87,10 @@ func New(s *spool.Spool, cfg *config.Config, log zerolog.Logger) (*Fetcher, erro
 			event.Emit(&log, event.JournalTorn).Str("account", a.Name).Int64("bytes", u.torn).Msg("a crash left a torn record; cut away")
 		}
 		f.journals[a.Name] = u
+	}
+	if err := f.loadBreakers(); err != nil {
+		f.Close()
+		return nil, err
 	}
 	return f, f.recover()
 }

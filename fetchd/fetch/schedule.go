@@ -105,8 +105,12 @@ func (f *Fetcher) loop(ctx context.Context, a *config.Account, sem chan struct{}
 		if full {
 			d = max(min(a.Interval.D(), diskFullRetry), f.loginDelayLeft(a.Name))
 		}
-		if !f.pause(ctx, a, d, kick) {
+		ok, kicked := f.pause(ctx, a, d, kick)
+		if !ok {
 			return nil
+		}
+		if kicked {
+			f.resumeNow(a)
 		}
 	}
 }
@@ -133,30 +137,31 @@ func (f *Fetcher) nextWait(a *config.Account, failures int) time.Duration {
 
 // pause waits d, or until a retrieve-now kick; a kick that comes before
 // the server's LOGIN-DELAY has passed waits for it. It returns false when
-// ctx ended.
-func (f *Fetcher) pause(ctx context.Context, a *config.Account, d time.Duration, kick chan struct{}) bool {
-	if !sleep(ctx, d, kick) {
-		return false
+// ctx ended; kicked, that retrieve-now ended it.
+func (f *Fetcher) pause(ctx context.Context, a *config.Account, d time.Duration, kick chan struct{}) (ok, kicked bool) {
+	if ok, kicked = sleep(ctx, d, kick); !ok {
+		return false, false
 	}
 	if left := f.loginDelayLeft(a.Name); left > 0 {
 		event.Emit(&f.Log, event.LoginDelay).Str("account", a.Name).Str("wait", left.String()).
 			Msg("retrieve-now waits for the server's LOGIN-DELAY")
-		return sleep(ctx, left, nil)
+		ok, _ = sleep(ctx, left, nil)
 	}
-	return true
+	return ok, kicked
 }
 
-// sleep waits d, or until kick; false means ctx ended.
-func sleep(ctx context.Context, d time.Duration, kick chan struct{}) bool {
+// sleep waits d, or until kick; ok false means ctx ended.
+func sleep(ctx context.Context, d time.Duration, kick chan struct{}) (ok, kicked bool) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return false
+		return false, false
 	case <-kick:
+		return true, true
 	case <-t.C:
+		return true, false
 	}
-	return true
 }
 
 // wait is the pause before the next poll: the interval, or after failures

@@ -20,8 +20,9 @@ import (
 // password; one typo must not cost the office its mail for a day.
 const breakerTrips = 3
 
-// acctState is what fetchd remembers about an account between polls, in
-// memory only: a restart starts afresh.
+// acctState is what fetchd remembers about an account between polls. The
+// breaker's part (refused, stopped and why) is also kept on disk
+// (breaker.go); the rest starts afresh at a restart.
 type acctState struct {
 	mu         sync.Mutex
 	refused    int    // refused logins in a row
@@ -68,21 +69,30 @@ func kindOf(err error) failKind {
 // afterPoll updates the breaker after a poll of a; loggedIn says whether
 // the session got past the login.
 func (f *Fetcher) afterPoll(a *config.Account, loggedIn bool, err error) {
+	if f.countRefusal(a, loggedIn, err) {
+		f.saveBreakers()
+	}
+}
+
+// countRefusal updates the breaker's count; it reports whether it changed.
+func (f *Fetcher) countRefusal(a *config.Account, loggedIn bool, err error) bool {
 	st := f.state(a.Name)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if loggedIn {
+		was := st.refused
 		st.refused = 0
-		return
+		return was != 0
 	}
 	if kindOf(err) != failRefused {
-		return
+		return false
 	}
 	st.refused++
 	if st.refused >= breakerTrips && !st.stopped {
 		st.stopped, st.stopText, st.stopPrint = true, err.Error(), fingerprint(a)
 		f.remindStopped(a, st)
 	}
+	return true
 }
 
 // Stopped reports whether the circuit breaker stopped polling account
@@ -99,7 +109,7 @@ func (f *Fetcher) Stopped(name string) (bool, string) {
 func (f *Fetcher) remindStopped(a *config.Account, st *acctState) {
 	event.Emit(&f.Log, event.LoginStopped).Str("account", a.Name).Str("user", a.Username).
 		Int("refused", st.refused).Str("server_said", st.stopText).
-		Msg(fmt.Sprintf("stopped polling account %s after %d refused logins: %s; fix the config and reload/restart", a.Name, st.refused, st.stopText))
+		Msg(fmt.Sprintf("stopped polling account %s after %d refused logins: %s; fix the password or settings (polling resumes when they change) or, once the provider unlocked the account, press Retrieve Now", a.Name, st.refused, st.stopText))
 }
 
 // mayResume is asked, every interval, about a stopped account: it rereads
@@ -107,21 +117,31 @@ func (f *Fetcher) remindStopped(a *config.Account, st *acctState) {
 // settings) once the account's settings differ from those that were
 // refused. It returns whether the account may be polled.
 func (f *Fetcher) mayResume(a *config.Account) bool {
+	resumed, ok := f.resume(a)
+	if resumed {
+		f.saveBreakers()
+	}
+	return ok
+}
+
+// resume is mayResume under the account's lock; resumed says the breaker
+// was opened now.
+func (f *Fetcher) resume(a *config.Account) (resumed, ok bool) {
 	st := f.state(a.Name)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if !st.stopped {
-		return true
+		return false, true
 	}
 	fresh := f.freshAccount(a)
 	if fingerprint(fresh) == st.stopPrint {
 		f.remindStopped(a, st)
-		return false
+		return false, false
 	}
 	*a = *fresh
 	st.stopped, st.refused = false, 0
 	event.Emit(&f.Log, event.LoginResumed).Str("account", a.Name).Msg("account settings or password changed; polling again")
-	return true
+	return true, true
 }
 
 // freshAccount returns a's settings as the config file says now, or a

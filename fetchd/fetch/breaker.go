@@ -1,0 +1,180 @@
+package fetch
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"example.org/popspool/shared/config"
+	"example.org/popspool/shared/event"
+	"example.org/popspool/shared/journal"
+	"example.org/popspool/shared/spool"
+)
+
+// The circuit breaker's state outlives a restart, in state/fetchd.breaker:
+// a service manager restarting a crashed fetchd, or an operator
+// restarting it without fixing anything, must not buy a wrong password
+// three more tries each time (servers lock out, providers ban). The file
+// is rewritten whole (journal.RewriteFS) when a count changes, which only
+// refused logins and the first good login after them do.
+//
+// Records: "salt <hex>", then per account with something to remember
+// "acct <name-hex> <refused> <stopped 0|1> <settings-hex> <refusal-hex>".
+// The settings are the account's fingerprint (which covers its password)
+// hashed again with the file's random salt: the file holds no secret and
+// nothing to look a password up by in a table.
+const breakerFile = "fetchd.breaker"
+
+func (f *Fetcher) breakerPath() string {
+	return filepath.Join(f.S.Dir(spool.State), breakerFile)
+}
+
+// salted hashes an account's fingerprint with the file's salt.
+func salted(salt []byte, print string) string {
+	h := sha256.New()
+	h.Write(salt)
+	h.Write([]byte(print))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// loadBreakers reads the breaker file into f.mem. An account stopped
+// before the restart stays stopped while its settings are the same; one
+// whose settings changed meanwhile resumes (event 2022).
+func (f *Fetcher) loadBreakers() error {
+	recs, err := readRecords(f.breakerPath())
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		switch {
+		case r[0] == "salt" && len(r) == 2:
+			f.mem.salt, _ = hex.DecodeString(r[1])
+		case r[0] == "acct" && len(r) == 6:
+			f.loadAccount(r[1:])
+		}
+	}
+	return nil
+}
+
+func (f *Fetcher) loadAccount(r []string) {
+	name, err1 := hex.DecodeString(r[0])
+	refused, err2 := strconv.Atoi(r[1])
+	text, err3 := unfield(r[4])
+	a, ok := f.Cfg.AccountNamed(string(name))
+	if errors.Join(err1, err2, err3) != nil || !ok {
+		return // an account no longer configured is forgotten
+	}
+	st := f.state(a.Name)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.refused = refused
+	if r[2] != "1" {
+		return
+	}
+	if print := fingerprint(a); salted(f.mem.salt, print) == r[3] {
+		st.stopped, st.stopText, st.stopPrint = true, string(text), print
+		f.remindStopped(a, st)
+		return
+	}
+	st.refused = 0
+	event.Emit(&f.Log, event.LoginResumed).Str("account", a.Name).Msg("account settings or password changed while fetchd was stopped; polling again")
+}
+
+// readRecords reads a journal's records without keeping it open; a
+// missing file has none.
+func readRecords(path string) ([][]string, error) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	j, recs, _, err := journal.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	j.Close()
+	return recs, nil
+}
+
+// saveBreakers rewrites the breaker file from f.mem. A failure is logged
+// and otherwise ignored: the breaker still works in memory.
+func (f *Fetcher) saveBreakers() {
+	m := f.mem
+	m.saveMu.Lock()
+	defer m.saveMu.Unlock()
+	if m.salt == nil {
+		m.salt = make([]byte, 16)
+		rand.Read(m.salt)
+	}
+	recs := [][]string{{"salt", hex.EncodeToString(m.salt)}}
+	for _, name := range m.names() {
+		if r := m.record(name); r != nil {
+			recs = append(recs, r)
+		}
+	}
+	if err := journal.RewriteFS(f.breakerPath(), recs, f.S.FS()); err != nil {
+		event.Emit(&f.Log, event.SpoolIO).Err(err).Msg("could not save the circuit breaker's state; it holds until fetchd stops")
+	}
+}
+
+// record is the breaker record of account name, nil if there is nothing
+// to remember.
+func (m *Memory) record(name string) []string {
+	m.mu.Lock()
+	st := m.states[name]
+	m.mu.Unlock()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.refused == 0 && !st.stopped {
+		return nil
+	}
+	stopped, print := "0", "-"
+	if st.stopped {
+		stopped, print = "1", salted(m.salt, st.stopPrint)
+	}
+	return []string{"acct", hex.EncodeToString([]byte(name)), strconv.Itoa(st.refused), stopped, print,
+		field(st.stopText)}
+}
+
+// field hex-encodes s as a journal field, which may not be empty.
+func field(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return hex.EncodeToString([]byte(s))
+}
+
+func unfield(f string) ([]byte, error) {
+	if f == "-" {
+		return nil, nil
+	}
+	return hex.DecodeString(f)
+}
+
+// names lists the accounts m knows.
+func (m *Memory) names() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.states))
+	for n := range m.states {
+		out = append(out, n)
+	}
+	return out
+}
+
+// resumeNow opens a stopped account's breaker because the operator asked
+// for a poll (Retrieve Now): the server may have been unlocked without any
+// setting changing.
+func (f *Fetcher) resumeNow(a *config.Account) {
+	st := f.state(a.Name)
+	st.mu.Lock()
+	stopped := st.stopped
+	st.stopped, st.refused = false, 0
+	st.mu.Unlock()
+	if stopped {
+		event.Emit(&f.Log, event.LoginResumed).Str("account", a.Name).Msg("retrieve-now: trying the refused login again")
+		f.saveBreakers()
+	}
+}
