@@ -41,9 +41,12 @@ func salted(salt []byte, print string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// loadBreakers reads the breaker file into f.mem. An account stopped
-// before the restart stays stopped while its settings are the same; one
-// whose settings changed meanwhile resumes (event 2022).
+// loadBreakers reads the breaker file into f.mem. It logs nothing: the
+// first round of the account's loop does (mayResume), once, also after a
+// reload, whose new Fetcher keeps the process's memory instead. An
+// account stopped before the restart stays stopped while its settings are
+// the same (event 2021 again); one whose settings changed meanwhile
+// resumes (2022).
 func (f *Fetcher) loadBreakers() error {
 	recs, err := readRecords(f.breakerPath())
 	if err != nil {
@@ -75,13 +78,10 @@ func (f *Fetcher) loadAccount(r []string) {
 	if r[2] != "1" {
 		return
 	}
+	st.stopped, st.stopText = true, string(text)
 	if print := fingerprint(a); salted(f.mem.salt, print) == r[3] {
-		st.stopped, st.stopText, st.stopPrint = true, string(text), print
-		f.remindStopped(a, st)
-		return
-	}
-	st.refused = 0
-	event.Emit(&f.Log, event.LoginResumed).Str("account", a.Name).Msg("account settings or password changed while fetchd was stopped; polling again")
+		st.stopPrint = print
+	} // else no print matches: mayResume resumes it
 }
 
 // readRecords reads a journal's records without keeping it open; a
