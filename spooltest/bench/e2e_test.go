@@ -65,7 +65,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		n = v
 	}
 	r := &rig{
-		bins: buildDaemons(b),
+		bins: bins.Dir(b),
 		dc:   dovecot.Start(b, map[string]string{popUser: popPass}),
 		pf:   postfix.Start(b, postfix.Options{Users: []string{rcptUser}}),
 	}
@@ -167,33 +167,12 @@ type runStats struct {
 	notes string // extra figures for the summary line
 }
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
-)
+var bins = harness.Binaries{Prefix: "popspool-bench-bin-"}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		_ = os.RemoveAll(buildDir) // a leftover temp folder is harmless
-	}
+	bins.Remove()
 	os.Exit(code)
-}
-
-func buildDaemons(b *testing.B) string {
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "popspool-bench-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildDir, buildErr = harness.Build(dir)
-	})
-	if buildErr != nil {
-		b.Fatalf("build the daemons: %v", buildErr)
-	}
-	return buildDir
 }
 
 // bench runs client b.N times on fresh mail and reports the figures.

@@ -7,7 +7,6 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,48 +52,16 @@ func runChaos(t *testing.T, m mode) {
 	r.report(chaosTime, time.Since(start))
 }
 
-// bins holds the daemons built once per test binary.
 // TestMain removes the daemons built for the tests.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bins != "" {
-		os.RemoveAll(bins)
-	}
+	bins.Remove()
 	os.Exit(code)
 }
 
-var (
-	binsOnce sync.Once
-	bins     string
-	binsErr  error
-)
+var bins = harness.Binaries{Prefix: "popspool-chaos-bin-"}
 
-func daemons(t *testing.T) string {
-	binsOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "popspool-chaos-bin-")
-		if err != nil {
-			binsErr = err
-			return
-		}
-		bins, binsErr = harness.Build(dir)
-	})
-	if binsErr != nil {
-		t.Fatal(binsErr)
-	}
-	return bins
-}
-
-func envInt(t *testing.T, name string, def int64) int64 {
-	s := os.Getenv(name)
-	if s == "" {
-		return def
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return n
-}
+func daemons(t *testing.T) string { return bins.Dir(t) }
 
 // counts are the figures of a run.
 type counts struct {
@@ -137,9 +104,9 @@ type run struct {
 }
 
 func newRun(t *testing.T, md mode) *run {
-	seed := envInt(t, "POPSPOOL_SEED", time.Now().UnixNano())
-	n := int(envInt(t, "POPSPOOL_CHAOS_N", md.kills))
-	m := int(envInt(t, "POPSPOOL_CHAOS_MESSAGES", int64(6*n)))
+	seed := harness.EnvInt(t, "POPSPOOL_SEED", time.Now().UnixNano())
+	n := int(harness.EnvInt(t, "POPSPOOL_CHAOS_N", md.kills))
+	m := int(harness.EnvInt(t, "POPSPOOL_CHAOS_MESSAGES", int64(6*n)))
 	tag := ""
 	if md.name != "" {
 		tag = "servers=" + md.name + " "

@@ -55,44 +55,13 @@ func TestDiskFull(t *testing.T) {
 // TestMain removes the daemons built for the tests.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bins != "" {
-		os.RemoveAll(bins)
-	}
+	bins.Remove()
 	os.Exit(code)
 }
 
-var (
-	binsOnce sync.Once
-	bins     string
-	binsErr  error
-)
+var bins = harness.Binaries{Prefix: "popspool-diskfull-bin-"}
 
-func daemons(t *testing.T) string {
-	binsOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "popspool-diskfull-bin-")
-		if err != nil {
-			binsErr = err
-			return
-		}
-		bins, binsErr = harness.Build(dir)
-	})
-	if binsErr != nil {
-		t.Fatal(binsErr)
-	}
-	return bins
-}
-
-func envInt(t *testing.T, name string, def int64) int64 {
-	s := os.Getenv(name)
-	if s == "" {
-		return def
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return n
-}
+func daemons(t *testing.T) string { return bins.Dir(t) }
 
 type run struct {
 	t        *testing.T
@@ -128,8 +97,8 @@ type run struct {
 }
 
 func newRun(t *testing.T) *run {
-	seed := envInt(t, "POPSPOOL_SEED", time.Now().UnixNano())
-	d := &run{t: t, seed: seed, rng: rand.New(rand.NewSource(seed)), episodes: int(envInt(t, "POPSPOOL_DISKFULL_EPISODES", 6)),
+	seed := harness.EnvInt(t, "POPSPOOL_SEED", time.Now().UnixNano())
+	d := &run{t: t, seed: seed, rng: rand.New(rand.NewSource(seed)), episodes: int(harness.EnvInt(t, "POPSPOOL_DISKFULL_EPISODES", 6)),
 		logFrom: map[string]int64{}, lastStart: map[string]time.Time{}, deleted: map[string]int{}}
 	fmt.Printf("diskfull: seed=%d episodes=%d (replay: POPSPOOL_SEED=%d POPSPOOL_DISKFULL_EPISODES=%d)\n", seed, d.episodes, seed, d.episodes)
 	dir := t.TempDir()
