@@ -32,6 +32,9 @@ func run(ctx context.Context, env *service.Env) error {
 		return err
 	}
 	defer l.Close()
+	l.OnFull = func(err error) {
+		event.Emit(&env.Log, event.DiskFull).Err(err).Str("file", "deliverd.ledger").Msg("no room for the delivery ledger's record; deliveries wait for space")
+	}
 	event.Emit(&env.Log, event.LedgerRecovered).Int("unknown_outcomes", l.Windows()).Msg("delivery ledger read")
 	if l.Torn > 0 {
 		event.Emit(&env.Log, event.JournalTorn).Int64("bytes", l.Torn).Str("journal", "deliverd.ledger").Msg("a crash left a torn record; cut away")

@@ -16,6 +16,7 @@
 package ledger
 
 import (
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -54,6 +55,14 @@ type Ledger struct {
 	pending  [][]string // appended, not yet durable nor applied
 	broken   error      // a failed write or fsync: the journal is unusable
 	Syncs    uint64     // fsyncs done, for the benchmark's figures
+
+	// A write refused for lack of space is tried again every FullPause
+	// for up to FullWait (defaults: 1 s, 30 s) before the ledger gives up
+	// (ErrBroken): a full disk that frees up soon costs a wait, not an
+	// exit and a resend. Every caller waits meanwhile. OnFull, if set, is
+	// told of each refusal.
+	FullPause, FullWait time.Duration
+	OnFull              func(error)
 }
 
 // ErrBroken wraps every error after a failed ledger write or fsync: the
@@ -261,7 +270,7 @@ func (l *Ledger) commit(recs ...[]string) error {
 	// Leader: write and fsync all that is appended. Appenders wait on mu
 	// meanwhile and are covered by the next leader's single fsync.
 	upto := l.appended
-	if err := l.j.Sync(); err != nil {
+	if err := l.sync(); err != nil {
 		l.broken = fmt.Errorf("%w: %w", ErrBroken, err)
 		l.synced = upto
 		return l.broken
@@ -273,6 +282,29 @@ func (l *Ledger) commit(recs ...[]string) error {
 	l.pending = l.pending[:0]
 	l.synced = upto
 	return nil
+}
+
+// sync writes and fsyncs the journal. A write the disk had no room for
+// was undone (journal.ErrNotWritten): the pending records are appended
+// again and written after a pause, until FullWait has passed. l.mu is held.
+func (l *Ledger) sync() error {
+	pause, wait := cmp.Or(l.FullPause, time.Second), cmp.Or(l.FullWait, 30*time.Second)
+	deadline := time.Now().Add(wait)
+	for {
+		err := l.j.Sync()
+		if err == nil || !errors.Is(err, journal.ErrNotWritten) || !spool.IsNoSpace(err) || time.Now().After(deadline) {
+			return err
+		}
+		if l.OnFull != nil {
+			l.OnFull(err)
+		}
+		time.Sleep(pause)
+		for _, r := range l.pending {
+			if err := l.j.Append(r...); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // compact rewrites the ledger with what still matters: delivered ids

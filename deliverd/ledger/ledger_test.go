@@ -5,9 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"example.org/popspool/shared/spool"
+	"example.org/popspool/shared/spool/faultfs"
 )
 
 func TestLedgerSurvivesReopen(t *testing.T) {
@@ -162,4 +165,48 @@ func TestBrokenIsSticky(t *testing.T) {
 	if err := l.Done(spool.NewID()); !errors.Is(err, ErrBroken) {
 		t.Fatalf("second err %v, want ErrBroken", err)
 	}
+}
+
+// A record the full disk refused is written again once there is room:
+// the caller waits, nothing breaks. Past FullWait the ledger gives up.
+func TestFullDiskWaitsThenGivesUp(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "deliverd.ledger")
+	fs := faultfs.New(faultfs.Fault{Kind: faultfs.Write, Err: syscall.ENOSPC}, 2)
+	l, err := OpenFS(path, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.FullPause = time.Millisecond
+	refused := 0
+	l.OnFull = func(error) { refused++ }
+	a, b := spool.NewID(), spool.NewID()
+	l.Start(a, 1)
+	if err := l.Done(a); err != nil || refused != 1 || !l.Delivered(a) {
+		t.Fatalf("Done after one refused write: %v, refused %d", err, refused)
+	}
+	l.j.Close()
+	l, _ = Open(path)
+	if !l.Delivered(a) || l.Unfinished(a) {
+		t.Fatal("the record written after the wait is not in the ledger")
+	}
+	l.Close()
+
+	full := &stillFull{}
+	l, _ = OpenFS(path, full)
+	l.FullPause, l.FullWait = time.Millisecond, 20*time.Millisecond
+	if err := l.Start(b, 1); !errors.Is(err, ErrBroken) || full.n < 2 {
+		t.Fatalf("a disk that stays full: %v after %d writes, want ErrBroken", err, full.n)
+	}
+	l.Close()
+}
+
+// stillFull refuses every write for lack of space.
+type stillFull struct {
+	spool.OS
+	n int
+}
+
+func (s *stillFull) Write(*os.File, []byte) (int, error) {
+	s.n++
+	return 0, syscall.ENOSPC
 }

@@ -98,6 +98,7 @@ func (r *ioDeliver) open(fs spool.FS) (*Queue, func(), error) {
 		s.Close()
 		return nil, nil, err
 	}
+	l.FullPause = time.Millisecond
 	q.S, q.Ledger = s, l
 	q.Cfg.Deliver.Connections = 2
 	q.IOPause = time.Millisecond

@@ -42,9 +42,15 @@ type FS interface {
 type Journal struct {
 	f    *os.File
 	path string
+	off  int64 // the log's length: where the next write goes
 	buf  bytes.Buffer
 	fs   FS
 }
+
+// ErrNotWritten marks a Sync whose write failed and was undone: the log
+// is as it was before, the buffered records are dropped, and it may be
+// appended to and synced again (after a full disk has some room).
+var ErrNotWritten = errors.New("journal records not written")
 
 // Open reads every record of the log at path (creating it if missing),
 // truncates a torn tail, and returns the log ready for appends. torn is the
@@ -81,7 +87,7 @@ func OpenFS(path string, fs FS) (j *Journal, records [][]string, torn int64, err
 		f.Close()
 		return nil, nil, 0, fmt.Errorf("truncate journal %s: %w", path, err)
 	}
-	return &Journal{f: f, path: path, fs: fs}, records, torn, nil
+	return &Journal{f: f, path: path, off: good, fs: fs}, records, torn, nil
 }
 
 // create makes a new, empty journal. Its name must be durable before any
@@ -154,20 +160,34 @@ func (j *Journal) Append(fields ...string) error {
 }
 
 // Sync writes the buffered records and fsyncs the log: the commit point.
-// After a failed Sync the journal must be closed and reopened (the records
-// that reached the disk are found again by Open).
+// A failed write is undone when it can be (the error is ErrNotWritten);
+// after any other failure the journal must be closed and reopened (the
+// records that reached the disk are found again by Open).
 func (j *Journal) Sync() error {
 	if j.buf.Len() > 0 {
-		_, err := j.fs.Write(j.f, j.buf.Bytes())
+		n, err := j.fs.Write(j.f, j.buf.Bytes())
 		j.buf.Reset()
 		if err != nil {
-			return fmt.Errorf("write journal %s: %w", j.path, err)
+			return j.unwrite(err)
 		}
+		j.off += int64(n)
 	}
 	if err := j.fs.SyncFile(j.f); err != nil {
 		return fmt.Errorf("fsync journal %s: %w", j.path, err)
 	}
 	return nil
+}
+
+// unwrite cuts a failed write's part-record off the log, so that the log
+// ends with its last whole record and the next write goes after it.
+func (j *Journal) unwrite(err error) error {
+	if terr := j.f.Truncate(j.off); terr != nil {
+		return fmt.Errorf("write journal %s: %w (and undoing it: %v)", j.path, err, terr)
+	}
+	if _, serr := j.f.Seek(j.off, io.SeekStart); serr != nil {
+		return fmt.Errorf("write journal %s: %w (and undoing it: %v)", j.path, err, serr)
+	}
+	return fmt.Errorf("write journal %s: %w: %w", j.path, ErrNotWritten, err)
 }
 
 // Close closes the log without syncing the buffer.

@@ -1,10 +1,15 @@
 package journal
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
+	"syscall"
 	"testing"
+
+	"example.org/popspool/shared/spool"
+	"example.org/popspool/shared/spool/faultfs"
 )
 
 func TestAppendReopen(t *testing.T) {
@@ -85,5 +90,35 @@ func TestRewrite(t *testing.T) {
 	_, recs, _, _ := Open(path)
 	if len(recs) != 1 || recs[0][1] != "Z" {
 		t.Fatal(recs)
+	}
+}
+
+// A write that fails half-way (a full disk) is undone: the log keeps its
+// whole records, and the same journal takes the next Sync.
+func TestFailedWriteIsUndone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j")
+	fs := faultfs.New(faultfs.Fault{Kind: faultfs.Write, Err: syscall.ENOSPC}, 2)
+	j, _, _, err := OpenFS(path, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Append("D", "ID1")
+	if err := j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	j.Append("D", "ID2")
+	err = j.Sync()
+	if !errors.Is(err, ErrNotWritten) || !spool.IsNoSpace(err) || fs.Hit() == "" {
+		t.Fatalf("second sync: %v", err)
+	}
+	j.Append("D", "ID3")
+	if err := j.Sync(); err != nil {
+		t.Fatalf("sync after the undone write: %v", err)
+	}
+	j.Close()
+	_, recs, torn, err := Open(path)
+	want := [][]string{{"D", "ID1"}, {"D", "ID3"}}
+	if err != nil || torn != 0 || !reflect.DeepEqual(recs, want) {
+		t.Fatalf("got %v torn %d err %v", recs, torn, err)
 	}
 }
