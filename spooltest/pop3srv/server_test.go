@@ -109,7 +109,13 @@ func TestRetrIsByteExact(t *testing.T) {
 			t.Errorf("message %d: RETR = %q\nwant %q", i+1, short(got), short(want))
 		}
 	}
-	if st := s.Stats(); st.Retrs != len(retrCases) || st.Logins != 1 || st.BytesSent == 0 {
+	// The server counts a RETR once it has written it: the client may
+	// have read the last one a moment before.
+	st := s.Stats()
+	for deadline := time.Now().Add(5 * time.Second); st.Retrs != len(retrCases) && time.Now().Before(deadline); st = s.Stats() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st.Retrs != len(retrCases) || st.Logins != 1 || st.BytesSent == 0 {
 		t.Errorf("stats = %+v", st)
 	}
 }
