@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"testing"
+
+	"example.org/popspool/spooltest/harness"
 )
 
 // Line is one JSON log line of a daemon (zerolog).
@@ -104,4 +108,26 @@ func Size(path string) int64 {
 		return 0
 	}
 	return st.Size()
+}
+
+// Fail fails t with the violations of a run, at most 50 of them, and the
+// last 3000 bytes of each daemon's log in logs; summary ends the report
+// (the seed and how to replay). It returns at once when there are none.
+func Fail(t *testing.T, problems []string, logs, summary string) {
+	t.Helper()
+	if len(problems) == 0 {
+		return
+	}
+	for i, p := range problems {
+		if i == 50 {
+			t.Errorf("... and %d more", len(problems)-50)
+			break
+		}
+		t.Error(p)
+	}
+	for _, d := range harness.Daemons {
+		b, _ := os.ReadFile(filepath.Join(logs, d+".log"))
+		t.Logf("%s log (last 3000 bytes):\n%s", d, b[max(0, len(b)-3000):])
+	}
+	t.Fatalf("%d violations (%s)", len(problems), summary)
 }

@@ -4,8 +4,6 @@ package chaos
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -229,23 +227,8 @@ func (r *run) report(chaosTime, total time.Duration) {
 	}
 	fmt.Print(histogram(r.c.killedWhile))
 	fmt.Printf("chaos: %s\n", Environment(r.f.Spool))
-	problems := append(r.bad, res.Problems...)
-	if len(problems) == 0 {
-		return
-	}
-	for i, p := range problems {
-		if i == 50 {
-			t.Errorf("... and %d more", len(problems)-50)
-			break
-		}
-		t.Error(p)
-	}
-	for _, d := range harness.Daemons {
-		b, _ := os.ReadFile(filepath.Join(r.f.Logs, d+".log"))
-		t.Logf("%s log (last 3000 bytes):\n%s", d, b[max(0, len(b)-3000):])
-	}
-	t.Fatalf("chaos: %d violations (seed %d; replay with POPSPOOL_SEED=%d POPSPOOL_CHAOS_N=%d POPSPOOL_CHAOS_MESSAGES=%d go test -run '^%s$')",
-		len(problems), r.seed, r.seed, r.n, len(r.mail), t.Name())
+	Fail(t, append(r.bad, res.Problems...), r.f.Logs, fmt.Sprintf("chaos: seed %d; replay with POPSPOOL_SEED=%d POPSPOOL_CHAOS_N=%d POPSPOOL_CHAOS_MESSAGES=%d go test -run '^%s$'",
+		r.seed, r.seed, r.n, len(r.mail), t.Name()))
 }
 
 // histogram prints what each killed daemon was doing, most frequent

@@ -524,19 +524,5 @@ func (d *run) report() {
 	fmt.Printf("diskfull: messages=%d deles=%d deles_while_full=%d (of safe messages) unsafe_deles=%d deliverd_stalled_into_full=%d self_exits=%d ledger_failures=%d journal_failures=%d retrieve_now=%d slowest_recovery=%v leftover=%d\n",
 		res.Messages, deles, delesFull, len(d.unsafe), d.stalls, d.exits, events[4017], events[2030], d.pressed, slowest.Round(100*time.Millisecond), res.Leftover)
 	fmt.Printf("diskfull: %s\n", chaos.Environment(d.f.Spool))
-	if len(problems) == 0 {
-		return
-	}
-	for i, p := range problems {
-		if i == 50 {
-			t.Errorf("... and %d more", len(problems)-50)
-			break
-		}
-		t.Error(p)
-	}
-	for _, n := range harness.Daemons {
-		b, _ := os.ReadFile(d.logPath(n))
-		t.Logf("%s log (last 3000 bytes):\n%s", n, b[max(0, len(b)-3000):])
-	}
-	t.Fatalf("diskfull: %d violations (seed %d)", len(problems), d.seed)
+	chaos.Fail(t, problems, d.f.Logs, fmt.Sprintf("diskfull: seed %d", d.seed))
 }

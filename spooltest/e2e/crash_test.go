@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"math/rand"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -12,16 +10,7 @@ import (
 
 // seed returns $POPSPOOL_SEED or a fresh one; it is logged so a failure
 // can be replayed.
-func seed(t *testing.T) int64 {
-	if s := os.Getenv("POPSPOOL_SEED"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			t.Fatalf("POPSPOOL_SEED: %v", err)
-		}
-		return n
-	}
-	return time.Now().UnixNano()
-}
+func seed(t *testing.T) int64 { return harness.EnvInt(t, "POPSPOOL_SEED", time.Now().UnixNano()) }
 
 // TestKill9MidFlow kills each daemon with SIGKILL, again and again, while
 // a few hundred messages flow, restarts it, and checks that every message
