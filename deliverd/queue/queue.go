@@ -17,10 +17,12 @@ import (
 	"github.com/rs/zerolog"
 
 	"example.org/popspool/deliverd/ledger"
+	"example.org/popspool/deliverd/smtpc"
 	"example.org/popspool/shared/config"
 	"example.org/popspool/shared/crash"
 	"example.org/popspool/shared/envelope"
 	"example.org/popspool/shared/event"
+	"example.org/popspool/shared/liveness"
 	"example.org/popspool/shared/spool"
 )
 
@@ -37,11 +39,22 @@ type Queue struct {
 	// IOPause is the pause after a local I/O error (a full disk) before
 	// the next file; default one second.
 	IOPause time.Duration
+	// StallBudget is how long a work loop may go without progress (a file
+	// taken, a byte to or from the target) before the watchdog pings stop;
+	// default: the longest SMTP step plus two minutes.
+	StallBudget time.Duration
 
 	mu      sync.Mutex
 	Unsent  int                  // messages deferred or bounced by this run (read after Run)
 	due     map[string]time.Time // deferred/ file (name and mtime) -> next attempt
 	nowFunc func() time.Time
+}
+
+func (q *Queue) stallBudget() time.Duration {
+	if q.StallBudget > 0 {
+		return q.StallBudget
+	}
+	return smtpc.LongestStep() + 2*time.Minute
 }
 
 func (q *Queue) now() time.Time {
@@ -55,7 +68,10 @@ func (q *Queue) now() time.Time {
 // deferred message is due.
 func (q *Queue) Run(ctx context.Context, once bool) error {
 	watch := q.S.Watch(ctx, q.Cfg.Rescan.D(), spool.Pickup, spool.Deferred)
+	beat := liveness.Register("deliverd queue", q.stallBudget())
+	defer beat.Close()
 	for {
+		beat.Busy()
 		names, wait, err := q.S.Ready(spool.Pickup)
 		if err != nil {
 			return err
@@ -64,7 +80,7 @@ func (q *Queue) Run(ctx context.Context, once bool) error {
 		if err != nil {
 			return err
 		}
-		if err := q.handleAll(ctx, names, due); err != nil {
+		if err := q.handleAll(ctx, beat, names, due); err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
@@ -80,6 +96,7 @@ func (q *Queue) Run(ctx context.Context, once bool) error {
 		if wait == 0 || (next > 0 && next < wait) {
 			wait = next
 		}
+		beat.Idle()
 		if !watch.Wait(ctx, wait) {
 			return nil
 		}
@@ -95,8 +112,9 @@ const claimBatch = 32
 // once; pickup/ first, then the due deferred/ files. The feeder claims
 // the files in groups (one fsync of each folder per group) and hands
 // them to the workers. The first error that must stop the daemon stops
-// the feeding and is returned.
-func (q *Queue) handleAll(ctx context.Context, pickup, deferred []string) error {
+// the feeding and is returned. The feeder (beat) waiting for a free worker
+// is idle by choice; each worker is a watched loop of its own.
+func (q *Queue) handleAll(ctx context.Context, beat *liveness.Loop, pickup, deferred []string) error {
 	jobs := make(chan work)
 	var (
 		wg    sync.WaitGroup
@@ -117,13 +135,18 @@ func (q *Queue) handleAll(ctx context.Context, pickup, deferred []string) error 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			wb := liveness.Register("deliverd delivery", q.stallBudget())
+			defer wb.Close()
+			// A stop request ends the feeding, not the deliveries in
+			// hand: cutting a connection after the final dot would make
+			// a duplicate of a message that went through.
+			wctx := liveness.With(context.WithoutCancel(ctx), wb)
 			for w := range jobs {
-				// A stop request ends the feeding, not the deliveries
-				// in hand: cutting a connection after the final dot
-				// would make a duplicate of a message that went through.
-				if err := q.handle(context.WithoutCancel(ctx), w); err != nil {
+				wb.Busy()
+				if err := q.handle(wctx, w); err != nil {
 					fail(err)
 				}
+				wb.Idle()
 			}
 		}()
 	}
@@ -139,13 +162,17 @@ func (q *Queue) handleAll(ctx context.Context, pickup, deferred []string) error 
 				break
 			}
 			for _, w := range claimed {
+				beat.Idle()
 				jobs <- w // claimed files are delivered even when stopping
+				beat.Busy()
 			}
 			names = names[k:]
 		}
 	}
 	close(jobs)
+	beat.Idle() // the workers watch themselves
 	wg.Wait()
+	beat.Busy()
 	if err := q.S.SyncTmp(); err != nil && first == nil {
 		first = q.ioError(err, "tmp/deliverd")
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"example.org/popspool/shared/liveness"
 )
 
 // Conn is one SMTP or LMTP session. It is not safe for concurrent use.
@@ -41,6 +43,7 @@ func Dial(ctx context.Context, t Target, o Options) (*Conn, error) {
 		return nil, &Error{Op: "dial", Err: err}
 	}
 	c := &Conn{w: newWire(raw, o.DataBlock), o: o, helo: o.Helo}
+	c.w.beat = liveness.From(ctx)
 	if c.helo == "" {
 		c.helo = defaultHelo(raw.LocalAddr())
 	}

@@ -58,6 +58,14 @@ var defaultTimeouts = Timeouts{
 	FinalDot:  10 * time.Minute,
 }
 
+// LongestStep is the longest one step of a session may take with the
+// default time-outs (the wait for the final dot's reply): a loop that
+// waits longer than that without a byte moving is hung.
+func LongestStep() time.Duration {
+	t := defaultTimeouts
+	return max(t.Connect, t.Greeting, t.Command, t.Mail, t.Rcpt, t.DataInit, t.DataBlock, t.FinalDot)
+}
+
 func (t Timeouts) withDefaults() Timeouts {
 	d := defaultTimeouts
 	for _, f := range []struct{ v, def *time.Duration }{

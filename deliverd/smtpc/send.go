@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-smtp"
+
+	"example.org/popspool/shared/liveness"
 )
 
 // Send runs one mail transaction: MAIL, RCPT for each distinct recipient,
@@ -50,6 +52,7 @@ func (c *Conn) SendWith(ctx context.Context, from string, rcpts []string, body i
 	}
 	stop := context.AfterFunc(ctx, c.w.kill)
 	defer stop()
+	c.w.beat = liveness.From(ctx) // a reused connection serves the loop that sends now
 	err := c.send(t, from, body, size)
 	if err != nil {
 		err = withCause(ctx, err)

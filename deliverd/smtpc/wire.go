@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync/atomic"
 	"time"
+
+	"example.org/popspool/shared/liveness"
 )
 
 // maxPending bounds a reply line held back while its end is awaited;
@@ -45,6 +47,8 @@ type wire struct {
 
 	inData bool
 	tail   [5]byte // last bytes written
+
+	beat *liveness.Loop // the work loop using the connection, marked at each read and write
 }
 
 func newWire(raw net.Conn, block time.Duration) *wire {
@@ -83,6 +87,9 @@ func (w *wire) fill() {
 			return
 		}
 		n, err := w.Conn.Read(w.rbuf[:])
+		if n > 0 {
+			w.beat.Busy()
+		}
 		w.in = append(w.in, w.rbuf[:n]...)
 		w.rerr = err
 	}
@@ -129,6 +136,9 @@ func (w *wire) Write(p []byte) (int, error) {
 		}
 	}
 	n, err := w.Conn.Write(p)
+	if n > 0 {
+		w.beat.Busy()
+	}
 	w.remember(p[:n])
 	return n, err
 }

@@ -29,6 +29,8 @@ type Fetcher struct {
 	backoff  time.Duration // first pause after a failure; doubles per failure
 	// noPipelining turns PIPELINING off (benchmarks measure what it brings).
 	noPipelining bool
+	// stallBudget, if set, replaces each account's (see stallBudget).
+	stallBudget time.Duration
 
 	mem *Memory
 }

@@ -11,6 +11,7 @@ import (
 
 	"example.org/popspool/shared/config"
 	"example.org/popspool/shared/event"
+	"example.org/popspool/shared/liveness"
 	"example.org/popspool/shared/spool"
 )
 
@@ -79,6 +80,8 @@ func (f *Fetcher) Run(ctx context.Context) error {
 // loop polls one account until ctx ends; it returns an error only when
 // fetchd must stop.
 func (f *Fetcher) loop(ctx context.Context, a *config.Account, sem chan struct{}, kick chan struct{}) error {
+	beat := liveness.Register("fetchd account "+a.Name, f.stallBudgetOf(a))
+	defer beat.Close()
 	failures := 0
 	for {
 		full := false
@@ -88,7 +91,9 @@ func (f *Fetcher) loop(ctx context.Context, a *config.Account, sem chan struct{}
 			case <-ctx.Done():
 				return nil
 			}
-			_, err := f.Poll(ctx, a)
+			beat.Busy()
+			_, err := f.Poll(liveness.With(ctx, beat), a)
+			beat.Idle()
 			<-sem
 			switch {
 			case kindOf(err) == failFatal:
@@ -113,6 +118,17 @@ func (f *Fetcher) loop(ctx context.Context, a *config.Account, sem chan struct{}
 			f.resumeNow(a)
 		}
 	}
+}
+
+// stallBudgetOf is how long a session may go without a byte from the server
+// (or a message written) before the watchdog pings stop: the account's
+// time-out, which every read waits for at most, plus a minute for the
+// spool's fsyncs.
+func (f *Fetcher) stallBudgetOf(a *config.Account) time.Duration {
+	if f.stallBudget > 0 {
+		return f.stallBudget
+	}
+	return a.Timeout.D() + time.Minute
 }
 
 // diskFullRetry is the pause after a poll stopped by a full spool: the

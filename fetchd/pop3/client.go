@@ -21,6 +21,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"example.org/popspool/shared/liveness"
 )
 
 // TLSMode says how the connection is protected.
@@ -74,6 +76,7 @@ type Client struct {
 	secret   string // the password while a login runs, to scrub it from server text
 	err      error  // sticky: the session is lost
 	closed   bool
+	beat     *liveness.Loop // the work loop of ctx, marked at each command and piece read
 }
 
 // bufSize is the read buffer; it is also the piece size in which very long
@@ -124,6 +127,7 @@ func NewClient(ctx context.Context, conn net.Conn, o Options) (*Client, error) {
 		opt:  o,
 		ctx:  ctx,
 		stop: context.AfterFunc(ctx, func() { _ = conn.Close() }),
+		beat: liveness.From(ctx),
 	}
 	if tc, ok := conn.(*tls.Conn); ok && o.TLS == TLSNone && tc.ConnectionState().HandshakeComplete {
 		c.isTLS = true
@@ -306,11 +310,13 @@ func (c *Client) fatal(name string, err error) error {
 }
 
 func (c *Client) setDeadline() error {
+	c.beat.Busy()
 	return c.conn.SetDeadline(time.Now().Add(c.opt.Timeout))
 }
 
 // extendRead moves the read deadline forward while a message body flows.
 func (c *Client) extendRead() {
+	c.beat.Busy()
 	_ = c.conn.SetReadDeadline(time.Now().Add(c.opt.Timeout)) // a failure shows up in the next read
 }
 

@@ -22,6 +22,7 @@ import (
 	"example.org/popspool/shared/config"
 	"example.org/popspool/shared/envelope"
 	"example.org/popspool/shared/event"
+	"example.org/popspool/shared/liveness"
 	"example.org/popspool/shared/spool"
 )
 
@@ -37,6 +38,9 @@ type Worker struct {
 	Filter *filter.Filter
 	// Backoff is the pause after a local I/O error before the next file.
 	Backoff time.Duration
+	// StallBudget is how long routing one file may take before the
+	// watchdog pings stop; default: the filter's time-out plus a minute.
+	StallBudget time.Duration
 }
 
 // New makes the worker of a config.
@@ -143,7 +147,11 @@ const batchSize = 32
 // incoming/ is empty.
 func (w *Worker) Run(ctx context.Context, once bool) error {
 	watch := w.S.Watch(ctx, w.Cfg.Rescan.D(), spool.Incoming)
+	beat := liveness.Register("rewrited routing", w.stallBudget())
+	defer beat.Close()
+	ctx = liveness.With(ctx, beat)
 	for {
+		beat.Busy()
 		names, wait, err := w.S.Ready(spool.Incoming)
 		if err != nil {
 			return err
@@ -164,10 +172,20 @@ func (w *Worker) Run(ctx context.Context, once bool) error {
 			}
 			continue
 		}
+		beat.Idle()
 		if !watch.Wait(ctx, wait) {
 			return nil
 		}
 	}
+}
+
+// stallBudget is how long routing one file may take before the watchdog
+// pings stop: the filter's time-out, plus a minute for the file's I/O.
+func (w *Worker) stallBudget() time.Duration {
+	if w.StallBudget > 0 {
+		return w.StallBudget
+	}
+	return w.Cfg.Filter.Timeout.D() + time.Minute
 }
 
 type claimed struct{ path, id string }
@@ -198,6 +216,7 @@ func (w *Worker) handleBatch(ctx context.Context, names []string) error {
 	out := w.S.NewBatch()
 	var dones []func()
 	for _, f := range files {
+		liveness.From(ctx).Busy()
 		done, err := w.process(context.WithoutCancel(ctx), f.path, f.id, out)
 		if err != nil {
 			return err

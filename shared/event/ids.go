@@ -34,6 +34,8 @@ var (
 	MetricsOn       = def(1021, "metrics endpoint listening", info)
 	MetricsFailed   = def(1022, "metrics endpoint could not start", errl)
 	NotifyFailed    = def(1023, "service manager notification failed", warn)
+	WorkStalled     = def(1028, "a work loop made no progress in time; watchdog pings withheld", errl)
+	WorkResumed     = def(1029, "work loops make progress again; watchdog pings resumed", warn)
 )
 
 // fetchd.

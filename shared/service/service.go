@@ -12,7 +12,8 @@
 //     again with the new config (event 1015).
 //   - systemd's sd_notify protocol: READY=1 (see Env.Ready), STATUS= lines
 //     with the queue depths, RELOADING=1, STOPPING=1, and WATCHDOG=1 at half
-//     of WatchdogSec after each scan of the spool completes.
+//     of WatchdogSec after each scan of the spool completes, while every
+//     work loop (package liveness) makes progress or waits by choice.
 //   - status/<daemon>.json in the spool, kept up to date from the daemon's
 //     own log lines, and the "status" subcommand that prints all three.
 //   - the optional Prometheus endpoint of the config's [metrics] table.

@@ -10,6 +10,7 @@ import (
 
 	"example.org/popspool/shared/config"
 	"example.org/popspool/shared/event"
+	"example.org/popspool/shared/liveness"
 	"example.org/popspool/shared/metrics"
 	"example.org/popspool/shared/notify"
 	"example.org/popspool/shared/status"
@@ -54,11 +55,14 @@ type supervisor struct {
 
 	metrics     *metrics.Server
 	metricsAddr string
+
+	beats   *liveness.Monitor // the daemon's work loops
+	stalled string            // the loop reported stalled (event 1028), "" if none
 }
 
 func newSupervisor(name string, run func(context.Context, *Env) error, out io.Writer, ctl <-chan control) *supervisor {
 	track := status.NewTracker(name, version())
-	return &supervisor{name: name, run: run, ctl: ctl, track: track, out: newTee(out, track)}
+	return &supervisor{name: name, run: run, ctl: ctl, track: track, out: newTee(out, track), beats: liveness.Default}
 }
 
 // serve runs the daemon described by env (its logger is replaced by one
@@ -181,7 +185,9 @@ func (s *supervisor) finish(state string) {
 // loop scans the spool every ScanEvery (or at half WatchdogSec, if that
 // is shorter) until ctx ends. The watchdog ping follows a completed scan,
 // so a daemon whose spool hangs (a dead disk, a hung network share) stops
-// pinging and systemd restarts it.
+// pinging and systemd restarts it; and it is sent only while every work
+// loop of the daemon makes progress or waits by choice (package
+// liveness), so a hung filter, session or deadlock stops it too.
 func (s *supervisor) loop(ctx context.Context) {
 	every, wd := ScanEvery, notify.WatchdogInterval()
 	if wd > 0 && wd < every {
@@ -195,12 +201,39 @@ func (s *supervisor) loop(ctx context.Context) {
 			return
 		case <-t.C:
 			ping := ""
-			if wd > 0 {
+			if s.working() && wd > 0 {
 				ping = notify.Watchdog
 			}
 			s.refresh(ping)
 		}
 	}
+}
+
+// working reports whether no work loop is stalled. The first stall of a
+// spell is logged (1028, naming the loop), and its end (1029).
+func (s *supervisor) working() bool {
+	stalls := s.beats.Stalled()
+	s.mu.Lock()
+	log, was := s.log, s.stalled
+	if len(stalls) > 0 {
+		s.stalled = stalls[0].Loop
+	} else {
+		s.stalled = ""
+	}
+	s.mu.Unlock()
+	if log == nil {
+		return len(stalls) == 0
+	}
+	switch {
+	case len(stalls) > 0 && was == "":
+		st := stalls[0]
+		event.Emit(&log.Log, event.WorkStalled).Str("loop", st.Loop).Time("last_progress", st.Since).
+			Str("budget", st.Budget.String()).Int("stalled", len(stalls)).
+			Msg("a work loop is stuck; watchdog pings withheld so the service manager restarts the daemon")
+	case len(stalls) == 0 && was != "":
+		event.Emit(&log.Log, event.WorkResumed).Str("loop", was).Msg("work loops make progress again")
+	}
+	return len(stalls) == 0
 }
 
 // refresh scans the folders, saves the status file if due and sends
