@@ -8,6 +8,9 @@ PKGS    := $(addsuffix /...,$(addprefix ./,$(MODULES)))
 DAEMONS := fetchd rewrited deliverd
 BIN     := $(CURDIR)/bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
+# Static checks, run through the module proxy at fixed versions.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOVULNCHECK := golang.org/x/vuln/cmd/govulncheck@v1.9.0
 LDFLAGS := -X example.org/popspool/shared/service.Version=$(VERSION)
 
 # make install (docs/operations.md): DESTDIR for staging or packaging.
@@ -20,7 +23,7 @@ SYSUSERSDIR ?= /usr/lib/sysusers.d
 TMPFILESDIR ?= /usr/lib/tmpfiles.d
 UNITS       := $(addprefix dist/systemd/popspool-,$(addsuffix .service,$(DAEMONS))) dist/systemd/popspool.target
 
-.PHONY: all build test unit deps lint windows demo bench bench-e2e clean install uninstall install-check
+.PHONY: all build test unit deps lint vulncheck windows demo bench bench-e2e clean install uninstall install-check
 
 all: build
 
@@ -46,6 +49,16 @@ lint:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	GOOS=windows $(GO) vet $(PKGS)
+	@GOBIN=$(BIN) $(GO) install $(STATICCHECK)
+	$(BIN)/staticcheck $(PKGS)
+	GOOS=windows $(BIN)/staticcheck $(PKGS)
+
+# govulncheck needs its database (vuln.go.dev), which a machine without
+# internet cannot reach: then it says so and does not fail.
+vulncheck:
+	@if curl -fsS -m 10 -o /dev/null https://vuln.go.dev/index/db.json 2>/dev/null; then \
+		$(GO) run $(GOVULNCHECK) $(PKGS); \
+	else echo "vulncheck: skipped, vuln.go.dev cannot be reached from here (the modules linked are listed in docs/operations.md)"; fi
 
 windows:
 	@mkdir -p $(BIN)/windows

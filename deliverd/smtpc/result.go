@@ -97,12 +97,6 @@ func (t *tx) set(rcpt string, s Status) {
 	}
 }
 
-func (t *tx) setAll(rcpts []string, s Status) {
-	for _, r := range rcpts {
-		t.set(r, s)
-	}
-}
-
 // setOpen gives s to every recipient still without a verdict.
 func (t *tx) setOpen(s Status) {
 	for _, r := range t.order {
