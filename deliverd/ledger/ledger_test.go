@@ -1,14 +1,18 @@
 package ledger
 
 import (
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"example.org/popspool/shared/journal"
 	"example.org/popspool/shared/spool"
 	"example.org/popspool/shared/spool/faultfs"
 )
@@ -209,4 +213,61 @@ type stillFull struct {
 func (s *stillFull) Write(*os.File, []byte) (int, error) {
 	s.n++
 	return 0, syscall.ENOSPC
+}
+
+// Issue 16.1: any number of recipients, of any length an envelope line
+// allows, fits the ledger: one record per recipient, a long address by
+// its digest. Each survives a reopen and a compaction.
+func TestManyAndLongRecipientsFit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "deliverd.ledger")
+	l, _ := Open(path)
+	id, dsn := spool.NewID(), spool.NewID()
+	long := strings.Repeat("x", 2000) + "@l"
+	var rcpts []string
+	for i := range 1000 {
+		rcpts = append(rcpts, fmt.Sprintf("user-%04d@l", i))
+	}
+	l.Start(id, 1)
+	if err := l.Accept(id, []string{long, "Ok@l"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Fail(id, "550", dsn, append(rcpts, "Z"+long)); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		if !l.Accepted(id, strings.ToUpper(long)) || !l.Accepted(id, "ok@l") || l.Accepted(id, "Z"+long) {
+			t.Fatalf("%s: accepted recipients wrong", when)
+		}
+		if l.Bounced(id, []string{"USER-0999@l"}) != dsn || l.Bounced(id, []string{"z" + long}) != dsn || l.Bounced(id, []string{long}) != "" {
+			t.Fatalf("%s: bounced recipients wrong", when)
+		}
+	}
+	check("before reopening")
+	l.Close()
+	l, _ = Open(path)
+	check("after reopening")
+	l.compact()
+	check("after compaction")
+	l.Close()
+	l, _ = Open(path)
+	defer l.Close()
+	check("after compaction and reopening")
+}
+
+// F records of before 16.1, naming several recipients in one record, are
+// still read.
+func TestOldFailRecordsRead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "deliverd.ledger")
+	j, _, _, _ := journal.Open(path)
+	id, dsn := spool.NewID(), spool.NewID()
+	j.Append("F", id, "550", dsn, hex.EncodeToString([]byte("Bob@l")), hex.EncodeToString([]byte("eve@l")))
+	j.Append("R", id, hex.EncodeToString([]byte("Carol@l")))
+	j.Sync()
+	j.Close()
+	l, _ := Open(path)
+	defer l.Close()
+	if l.Bounced(id, []string{"bob@l"}) != dsn || l.Bounced(id, []string{"EVE@l"}) != dsn || !l.Accepted(id, "carol@l") {
+		t.Fatal("old records lost")
+	}
 }

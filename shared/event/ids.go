@@ -109,4 +109,6 @@ var (
 	LedgerFailed    = def(4017, "delivery ledger write or fsync failed; exiting so recovery runs", fatal)
 	TargetRefused   = def(4018, "target refused the session (greeting, EHLO, STARTTLS or AUTH)", errl)
 	SessionLost     = def(4019, "session with the delivery target broke off before the final dot; retrying", warn)
+	// Issue 16 (journal and ledger).
+	LocalRepeated = def(4027, "the same local error met again and again; moved to badmail/ with a DSN", errl)
 )

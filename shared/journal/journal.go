@@ -149,6 +149,13 @@ func encode(fields []string) ([]byte, error) {
 	return []byte(line), nil
 }
 
+// Check reports whether fields make a record Append takes: no empty
+// field, no space or line break, and within the length a record may have.
+func Check(fields []string) error {
+	_, err := encode(fields)
+	return err
+}
+
 // Append adds a record to the write buffer; it is durable after Sync.
 func (j *Journal) Append(fields ...string) error {
 	line, err := encode(fields)
