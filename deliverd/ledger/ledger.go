@@ -46,6 +46,7 @@ type Ledger struct {
 	bounced   map[string]map[string]string // recipient -> id of the DSN sent for it
 	windows   map[string]int               // W records per id: unknown outcomes seen
 	Torn      int64                        // bytes of a torn tail cut at Open
+	Damage    journal.Damage               // damaged records skipped at Open
 	fs        journal.FS
 
 	// Group commit: records are appended under mu; one caller at a time
@@ -81,7 +82,7 @@ func OpenFS(path string, fs journal.FS) (*Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Ledger{j: j, path: path, fs: fs, Torn: torn, delivered: map[string]bool{},
+	l := &Ledger{j: j, path: path, fs: fs, Torn: torn, Damage: j.Damage(), delivered: map[string]bool{},
 		started: map[string]int{}, tried: map[string]bool{}, accepted: map[string]map[string]bool{},
 		bounced: map[string]map[string]string{}, windows: map[string]int{}}
 	for _, r := range recs {

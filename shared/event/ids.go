@@ -34,6 +34,8 @@ var (
 	MetricsOn       = def(1021, "metrics endpoint listening", info)
 	MetricsFailed   = def(1022, "metrics endpoint could not start", errl)
 	NotifyFailed    = def(1023, "service manager notification failed", warn)
+	// Issue 16 (journal and ledger).
+	JournalDamaged = def(1030, "damaged journal records skipped; the good ones after them kept", errl)
 )
 
 // fetchd.
