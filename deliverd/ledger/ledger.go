@@ -65,6 +65,17 @@ type Ledger struct {
 	// told of each refusal.
 	FullPause, FullWait time.Duration
 	OnFull              func(error)
+
+	// Compaction while running (issue 16.5): once the journal holds
+	// CompactMin records (default 1000) and twice as many as its last
+	// compaction left, it is compacted again after a commit, so its size
+	// stays within about twice what still matters. OnCompact, if set, is
+	// told of each (err: a full disk, the compaction waits for the next
+	// doubling; any other error breaks the ledger).
+	CompactMin int
+	OnCompact  func(before, after int, err error)
+	records    int // records in the journal file
+	base       int // records the last compaction (or Open) left
 }
 
 // ErrBroken wraps every error after a failed ledger write or fsync: the
@@ -88,6 +99,7 @@ func OpenFS(path string, fs journal.FS) (*Ledger, error) {
 	for _, r := range recs {
 		l.apply(r)
 	}
+	l.records, l.base = len(recs), len(recs)
 	if live := len(l.delivered) + len(l.started); len(recs) > 1000 && len(recs) > 2*live {
 		return l, l.compact()
 	}
@@ -316,9 +328,31 @@ func (l *Ledger) commit(recs ...[]string) error {
 	for _, r := range l.pending {
 		l.apply(r)
 	}
+	l.records += len(l.pending)
 	l.pending = l.pending[:0]
 	l.synced = upto
+	l.maybeCompact()
 	return nil
+}
+
+// maybeCompact compacts the journal when it has grown enough since the
+// last compaction. It runs in a leader's commit (l.mu and l.syncMu held),
+// after the fsync: every record is durable and applied, none pending.
+func (l *Ledger) maybeCompact() {
+	if l.records < max(cmp.Or(l.CompactMin, 1000), 2*l.base) {
+		return
+	}
+	before := l.records
+	err := l.compact()
+	if err != nil && !spool.IsNoSpace(err) {
+		l.broken = fmt.Errorf("%w: %w", ErrBroken, err)
+	}
+	if err != nil {
+		l.base = l.records // try again when it has doubled once more
+	}
+	if l.OnCompact != nil {
+		l.OnCompact(before, l.records, err)
+	}
 }
 
 // sync writes and fsyncs the journal. A write the disk had no room for
@@ -388,13 +422,19 @@ func (l *Ledger) compact() error {
 			recs = append(recs, []string{"R", id, k})
 		}
 	}
-	l.j.Close()
+	// The new journal is written beside the open one (write, fsync,
+	// rename, fsync the folder): a failure before the rename leaves the
+	// open journal as it was, so a full disk costs nothing but the wait.
 	if err := journal.RewriteFS(l.path, recs, l.fs); err != nil {
 		return fmt.Errorf("compact ledger: %w", err)
 	}
+	l.j.Close()
 	j, _, _, err := journal.OpenFS(l.path, l.fs)
-	l.j = j
-	return err
+	if err != nil {
+		return fmt.Errorf("reopen compacted ledger: %v", err) // never a full disk to wait out: the old journal is closed
+	}
+	l.j, l.records, l.base = j, len(recs), len(recs)
+	return nil
 }
 
 // Close closes the journal.

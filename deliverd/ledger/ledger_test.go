@@ -271,3 +271,101 @@ func TestOldFailRecordsRead(t *testing.T) {
 		t.Fatal("old records lost")
 	}
 }
+
+// oldID returns a valid id made age ago.
+func oldID(age time.Duration) string {
+	const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+	ms := uint64(time.Now().Add(-age).UnixMilli())
+	var b [10]byte
+	for i := 9; i >= 0; i-- {
+		b[i] = crockford[ms&31]
+		ms >>= 5
+	}
+	return string(b[:]) + spool.NewID()[10:]
+}
+
+// Issue 16.5: the ledger is compacted while running, not only at Open:
+// its file stays bounded however many messages pass, and nothing it must
+// remember is lost.
+func TestCompactionWhileRunning(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "deliverd.ledger")
+	l, _ := Open(path)
+	l.CompactMin = 100
+	compactions := 0
+	l.OnCompact = func(before, after int, err error) {
+		if err != nil || after >= before {
+			t.Errorf("compaction %d -> %d records: %v", before, after, err)
+		}
+		compactions++
+	}
+	open := spool.NewID()
+	l.Start(open, 1)
+	var young []string
+	largest := int64(0)
+	for i := range 2000 {
+		id := oldID(Retention + time.Hour) // past retention: forgotten at a compaction
+		if i%100 == 0 {
+			id = spool.NewID()
+			young = append(young, id)
+		}
+		l.Start(id, 1)
+		l.Done(id)
+		largest = max(largest, size(t, path))
+	}
+	if compactions == 0 {
+		t.Fatal("never compacted while running")
+	}
+	if largest > 20_000 { // 4,000 records, about 160 kB, without compaction
+		t.Fatalf("the ledger grew to %d bytes", largest)
+	}
+	l.Close()
+	l, _ = Open(path)
+	defer l.Close()
+	for _, id := range young {
+		if !l.Delivered(id) {
+			t.Fatalf("%s lost by a compaction", id)
+		}
+	}
+	if !l.Unfinished(open) {
+		t.Fatal("the open attempt was lost by a compaction")
+	}
+}
+
+// A compaction the full disk refuses leaves the ledger working as it was.
+func TestCompactionOnFullDisk(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "deliverd.ledger")
+	fs := faultfs.New(faultfs.Fault{Kind: faultfs.Create, Err: syscall.ENOSPC}, 2) // 1: the ledger, 2: its compaction
+	l, err := OpenFS(path, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.CompactMin = 10
+	var failed error
+	l.OnCompact = func(_, _ int, err error) {
+		if failed == nil {
+			failed = err
+		}
+	}
+	var ids []string
+	for range 50 {
+		id := spool.NewID()
+		ids = append(ids, id)
+		if err := l.Start(id, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Done(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !spool.IsNoSpace(failed) || fs.Hit() == "" {
+		t.Fatalf("first compaction: %v", failed)
+	}
+	l.Close()
+	l, _ = Open(path)
+	defer l.Close()
+	for _, id := range ids {
+		if !l.Delivered(id) {
+			t.Fatalf("%s lost", id)
+		}
+	}
+}

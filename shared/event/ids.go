@@ -112,5 +112,7 @@ var (
 	TargetRefused   = def(4018, "target refused the session (greeting, EHLO, STARTTLS or AUTH)", errl)
 	SessionLost     = def(4019, "session with the delivery target broke off before the final dot; retrying", warn)
 	// Issue 16 (journal and ledger).
-	LocalRepeated = def(4027, "the same local error met again and again; moved to badmail/ with a DSN", errl)
+	LocalRepeated       = def(4027, "the same local error met again and again; moved to badmail/ with a DSN", errl)
+	LedgerCompacted     = def(4028, "delivery ledger compacted while running", info)
+	LedgerCompactFailed = def(4029, "delivery ledger could not be compacted", errl)
 )
