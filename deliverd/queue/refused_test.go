@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"example.org/popspool/deliverd/ledger"
+	"example.org/popspool/deliverd/smtpc"
 	"example.org/popspool/shared/envelope"
 	"example.org/popspool/shared/spool"
 )
@@ -213,4 +214,32 @@ func (f *failDSNMove) RenameNoReplace(oldpath, newpath string) error {
 		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: syscall.EIO}
 	}
 	return f.OS.RenameNoReplace(oldpath, newpath)
+}
+
+// The case over SMTP: 80 recipients the server refuses with
+// 550 5.1.1. Each RCPT is sent once, the file reaches badmail/, and one
+// DSN reaches the postmaster.
+func TestSMTPManyRefusedRecipients(t *testing.T) {
+	f := newFake(t)
+	f.Rcpt = func(rcpt string) string {
+		if strings.HasPrefix(rcpt, "unknown-") {
+			return "550 5.1.1 no such user"
+		}
+		return ""
+	}
+	target, err := smtpc.ParseTarget(f.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := &scripted{answers: map[string]string{}}
+	q := newQueue(t, &SMTP{Target: target, Opt: smtpc.Options{StartTLS: "none"}})
+	id := put(t, q, spool.Pickup, refusedRcpts(tg, 80)...)
+	runBounded(t, q, 20*time.Second)
+	q.Target.Close()
+	read(t, q, spool.Badmail, id)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.rcptLines) != 81 || len(f.got) != 1 || strings.Join(f.got[0].rcpts, ",") != "postmaster@l" {
+		t.Fatalf("%d RCPT commands (want 80 and the DSN's), %d messages taken (want the DSN)", len(f.rcptLines), len(f.got))
+	}
 }
