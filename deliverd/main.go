@@ -35,10 +35,18 @@ func run(ctx context.Context, env *service.Env) error {
 	l.OnFull = func(err error) {
 		event.Emit(&env.Log, event.DiskFull).Err(err).Str("file", "deliverd.ledger").Msg("no room for the delivery ledger's record; deliveries wait for space")
 	}
+	l.OnCompact = func(before, after int, err error) {
+		if err != nil {
+			event.Emit(&env.Log, event.LedgerCompactFailed).Err(err).Int("records", before).Msg("delivery ledger not compacted; tried again when it has doubled")
+			return
+		}
+		event.Emit(&env.Log, event.LedgerCompacted).Int("before", before).Int("after", after).Msg("delivery ledger compacted")
+	}
 	event.Emit(&env.Log, event.LedgerRecovered).Int("unknown_outcomes", l.Windows()).Msg("delivery ledger read")
 	if l.Torn > 0 {
 		event.Emit(&env.Log, event.JournalTorn).Int64("bytes", l.Torn).Str("journal", "deliverd.ledger").Msg("a crash left a torn record; cut away")
 	}
+	l.Damage.Report(&env.Log)
 	target, err := newTarget(env.Config.Deliver)
 	if err != nil {
 		return err

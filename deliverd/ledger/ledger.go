@@ -17,6 +17,7 @@ package ledger
 
 import (
 	"cmp"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -45,6 +46,7 @@ type Ledger struct {
 	bounced   map[string]map[string]string // recipient -> id of the DSN sent for it
 	windows   map[string]int               // W records per id: unknown outcomes seen
 	Torn      int64                        // bytes of a torn tail cut at Open
+	Damage    journal.Damage               // damaged records skipped at Open
 	fs        journal.FS
 
 	// Group commit: records are appended under mu; one caller at a time
@@ -63,6 +65,17 @@ type Ledger struct {
 	// told of each refusal.
 	FullPause, FullWait time.Duration
 	OnFull              func(error)
+
+	// Compaction while running (issue 16.5): once the journal holds
+	// CompactMin records (default 1000) and twice as many as its last
+	// compaction left, it is compacted again after a commit, so its size
+	// stays within about twice what still matters. OnCompact, if set, is
+	// told of each (err: a full disk, the compaction waits for the next
+	// doubling; any other error breaks the ledger).
+	CompactMin int
+	OnCompact  func(before, after int, err error)
+	records    int // records in the journal file
+	base       int // records the last compaction (or Open) left
 }
 
 // ErrBroken wraps every error after a failed ledger write or fsync: the
@@ -80,12 +93,13 @@ func OpenFS(path string, fs journal.FS) (*Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Ledger{j: j, path: path, fs: fs, Torn: torn, delivered: map[string]bool{},
+	l := &Ledger{j: j, path: path, fs: fs, Torn: torn, Damage: j.Damage(), delivered: map[string]bool{},
 		started: map[string]int{}, tried: map[string]bool{}, accepted: map[string]map[string]bool{},
 		bounced: map[string]map[string]string{}, windows: map[string]int{}}
 	for _, r := range recs {
 		l.apply(r)
 	}
+	l.records, l.base = len(recs), len(recs)
 	if live := len(l.delivered) + len(l.started); len(recs) > 1000 && len(recs) > 2*live {
 		return l, l.compact()
 	}
@@ -113,16 +127,16 @@ func (l *Ledger) apply(r []string) {
 		delete(l.bounced, id)
 	case "R":
 		if len(r) > 2 {
-			if b, err := hex.DecodeString(r[2]); err == nil {
-				l.markAccepted(id, string(b))
+			if k, ok := fieldKey(r[2]); ok {
+				l.markAccepted(id, k)
 			}
 		}
-	case "F": // F <id> <code> [<dsn-id> <rcpt-hex>...]
+	case "F": // F <id> <code> [<dsn-id> <rcpt>...]; one rcpt a record since 16.1
 		delete(l.started, id)
 		if len(r) > 3 {
-			for _, h := range r[4:] {
-				if b, err := hex.DecodeString(h); err == nil {
-					l.markBounced(id, string(b), r[3])
+			for _, f := range r[4:] {
+				if k, ok := fieldKey(f); ok {
+					l.markBounced(id, k, r[3])
 				}
 			}
 		}
@@ -132,22 +146,52 @@ func (l *Ledger) apply(r []string) {
 	}
 }
 
-func (l *Ledger) markBounced(id, rcpt, dsnID string) {
+// maxPlainRcpt is the longest recipient a record names in hex; a longer
+// one (an envelope line may hold 2 KB) is named by its digest, so that
+// every record fits in a journal record whatever the recipient.
+const maxPlainRcpt = 512
+
+// rcptField is how records and the index name a recipient: the hex of
+// the address in lower case, or "~" and the hex SHA-256 of it when it is
+// longer than maxPlainRcpt. Hex never starts with "~".
+func rcptField(rcpt string) string {
+	lower := strings.ToLower(rcpt)
+	if len(lower) <= maxPlainRcpt {
+		return hex.EncodeToString([]byte(lower))
+	}
+	sum := sha256.Sum256([]byte(lower))
+	return "~" + hex.EncodeToString(sum[:])
+}
+
+// fieldKey is the index key of a recipient field read from the journal
+// (older records hold the hex of the address as given).
+func fieldKey(f string) (string, bool) {
+	if strings.HasPrefix(f, "~") {
+		return f, true
+	}
+	b, err := hex.DecodeString(f)
+	if err != nil {
+		return "", false
+	}
+	return rcptField(string(b)), true
+}
+
+func (l *Ledger) markBounced(id, key, dsnID string) {
 	m := l.bounced[id]
 	if m == nil {
 		m = map[string]string{}
 		l.bounced[id] = m
 	}
-	m[strings.ToLower(rcpt)] = dsnID
+	m[key] = dsnID
 }
 
-func (l *Ledger) markAccepted(id, rcpt string) {
+func (l *Ledger) markAccepted(id, key string) {
 	m := l.accepted[id]
 	if m == nil {
 		m = map[string]bool{}
 		l.accepted[id] = m
 	}
-	m[strings.ToLower(rcpt)] = true
+	m[key] = true
 }
 
 // Delivered reports whether id was delivered to all its recipients.
@@ -161,7 +205,7 @@ func (l *Ledger) Delivered(id string) bool {
 func (l *Ledger) Accepted(id, rcpt string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.accepted[id][strings.ToLower(rcpt)]
+	return l.accepted[id][rcptField(rcpt)]
 }
 
 // Unfinished reports whether an attempt for id started and has no outcome.
@@ -199,7 +243,7 @@ func (l *Ledger) Bounced(id string, rcpts []string) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, r := range rcpts {
-		if d := l.bounced[id][strings.ToLower(r)]; d != "" {
+		if d := l.bounced[id][rcptField(r)]; d != "" {
 			return d
 		}
 	}
@@ -215,7 +259,7 @@ func (l *Ledger) Start(id string, attempt int) error {
 func (l *Ledger) Accept(id string, rcpts []string) error {
 	recs := make([][]string, 0, len(rcpts))
 	for _, r := range rcpts {
-		recs = append(recs, []string{"R", id, hex.EncodeToString([]byte(r))})
+		recs = append(recs, []string{"R", id, rcptField(r)})
 	}
 	return l.commit(recs...)
 }
@@ -224,18 +268,20 @@ func (l *Ledger) Accept(id string, rcpts []string) error {
 func (l *Ledger) Done(id string) error { return l.commit([]string{"D", id}) }
 
 // Fail records a known failure (code: the reply code, or "net"). With a
-// dsnID it also records that this DSN reports rcpts; that record is made
-// durable before the DSN is written, so a crash in between re-creates the
-// same DSN id, never a second one.
+// dsnID it also records that this DSN reports rcpts, one record per
+// recipient (a single record naming them all would outgrow a journal
+// record: issue 16.1); the records are made durable together before the
+// DSN is written, so a crash in between re-creates the same DSN id, never
+// a second one.
 func (l *Ledger) Fail(id, code, dsnID string, rcpts []string) error {
-	rec := []string{"F", id, code}
-	if dsnID != "" && len(rcpts) > 0 {
-		rec = append(rec, dsnID)
-		for _, r := range rcpts {
-			rec = append(rec, hex.EncodeToString([]byte(r)))
-		}
+	if dsnID == "" || len(rcpts) == 0 {
+		return l.commit([]string{"F", id, code})
 	}
-	return l.commit(rec)
+	recs := make([][]string, 0, len(rcpts))
+	for _, r := range rcpts {
+		recs = append(recs, []string{"F", id, code, dsnID, rcptField(r)})
+	}
+	return l.commit(recs...)
 }
 
 // Window records an attempt whose outcome is unknown.
@@ -250,10 +296,13 @@ func (l *Ledger) commit(recs ...[]string) error {
 		return l.broken
 	}
 	for _, r := range recs {
-		if err := l.j.Append(r...); err != nil {
+		if err := journal.Check(r); err != nil {
 			l.mu.Unlock()
-			return err
+			return fmt.Errorf("ledger record: %w", err)
 		}
+	}
+	for _, r := range recs {
+		l.j.Append(r...) // checked above: cannot fail
 		l.pending = append(l.pending, r)
 	}
 	l.appended++
@@ -279,9 +328,31 @@ func (l *Ledger) commit(recs ...[]string) error {
 	for _, r := range l.pending {
 		l.apply(r)
 	}
+	l.records += len(l.pending)
 	l.pending = l.pending[:0]
 	l.synced = upto
+	l.maybeCompact()
 	return nil
+}
+
+// maybeCompact compacts the journal when it has grown enough since the
+// last compaction. It runs in a leader's commit (l.mu and l.syncMu held),
+// after the fsync: every record is durable and applied, none pending.
+func (l *Ledger) maybeCompact() {
+	if l.records < max(cmp.Or(l.CompactMin, 1000), 2*l.base) {
+		return
+	}
+	before := l.records
+	err := l.compact()
+	if err != nil && !spool.IsNoSpace(err) {
+		l.broken = fmt.Errorf("%w: %w", ErrBroken, err)
+	}
+	if err != nil {
+		l.base = l.records // try again when it has doubled once more
+	}
+	if l.OnCompact != nil {
+		l.OnCompact(before, l.records, err)
+	}
 }
 
 // sync writes and fsyncs the journal. A write the disk had no room for
@@ -342,22 +413,28 @@ func (l *Ledger) compact() error {
 			delete(l.bounced, id)
 			continue
 		}
-		for r, dsnID := range m {
-			recs = append(recs, []string{"F", id, "compacted", dsnID, hex.EncodeToString([]byte(r))})
+		for k, dsnID := range m {
+			recs = append(recs, []string{"F", id, "compacted", dsnID, k})
 		}
 	}
 	for id, m := range l.accepted {
-		for r := range m {
-			recs = append(recs, []string{"R", id, hex.EncodeToString([]byte(r))})
+		for k := range m {
+			recs = append(recs, []string{"R", id, k})
 		}
 	}
-	l.j.Close()
+	// The new journal is written beside the open one (write, fsync,
+	// rename, fsync the folder): a failure before the rename leaves the
+	// open journal as it was, so a full disk costs nothing but the wait.
 	if err := journal.RewriteFS(l.path, recs, l.fs); err != nil {
 		return fmt.Errorf("compact ledger: %w", err)
 	}
+	l.j.Close()
 	j, _, _, err := journal.OpenFS(l.path, l.fs)
-	l.j = j
-	return err
+	if err != nil {
+		return fmt.Errorf("reopen compacted ledger: %v", err) // never a full disk to wait out: the old journal is closed
+	}
+	l.j, l.records, l.base = j, len(recs), len(recs)
+	return nil
 }
 
 // Close closes the journal.

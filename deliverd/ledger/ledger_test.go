@@ -1,14 +1,18 @@
 package ledger
 
 import (
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"example.org/popspool/shared/journal"
 	"example.org/popspool/shared/spool"
 	"example.org/popspool/shared/spool/faultfs"
 )
@@ -209,4 +213,159 @@ type stillFull struct {
 func (s *stillFull) Write(*os.File, []byte) (int, error) {
 	s.n++
 	return 0, syscall.ENOSPC
+}
+
+// Issue 16.1: any number of recipients, of any length an envelope line
+// allows, fits the ledger: one record per recipient, a long address by
+// its digest. Each survives a reopen and a compaction.
+func TestManyAndLongRecipientsFit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "deliverd.ledger")
+	l, _ := Open(path)
+	id, dsn := spool.NewID(), spool.NewID()
+	long := strings.Repeat("x", 2000) + "@l"
+	var rcpts []string
+	for i := range 1000 {
+		rcpts = append(rcpts, fmt.Sprintf("user-%04d@l", i))
+	}
+	l.Start(id, 1)
+	if err := l.Accept(id, []string{long, "Ok@l"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Fail(id, "550", dsn, append(rcpts, "Z"+long)); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		if !l.Accepted(id, strings.ToUpper(long)) || !l.Accepted(id, "ok@l") || l.Accepted(id, "Z"+long) {
+			t.Fatalf("%s: accepted recipients wrong", when)
+		}
+		if l.Bounced(id, []string{"USER-0999@l"}) != dsn || l.Bounced(id, []string{"z" + long}) != dsn || l.Bounced(id, []string{long}) != "" {
+			t.Fatalf("%s: bounced recipients wrong", when)
+		}
+	}
+	check("before reopening")
+	l.Close()
+	l, _ = Open(path)
+	check("after reopening")
+	l.compact()
+	check("after compaction")
+	l.Close()
+	l, _ = Open(path)
+	defer l.Close()
+	check("after compaction and reopening")
+}
+
+// F records of before 16.1, naming several recipients in one record, are
+// still read.
+func TestOldFailRecordsRead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "deliverd.ledger")
+	j, _, _, _ := journal.Open(path)
+	id, dsn := spool.NewID(), spool.NewID()
+	j.Append("F", id, "550", dsn, hex.EncodeToString([]byte("Bob@l")), hex.EncodeToString([]byte("eve@l")))
+	j.Append("R", id, hex.EncodeToString([]byte("Carol@l")))
+	j.Sync()
+	j.Close()
+	l, _ := Open(path)
+	defer l.Close()
+	if l.Bounced(id, []string{"bob@l"}) != dsn || l.Bounced(id, []string{"EVE@l"}) != dsn || !l.Accepted(id, "carol@l") {
+		t.Fatal("old records lost")
+	}
+}
+
+// oldID returns a valid id made age ago.
+func oldID(age time.Duration) string {
+	const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+	ms := uint64(time.Now().Add(-age).UnixMilli())
+	var b [10]byte
+	for i := 9; i >= 0; i-- {
+		b[i] = crockford[ms&31]
+		ms >>= 5
+	}
+	return string(b[:]) + spool.NewID()[10:]
+}
+
+// Issue 16.5: the ledger is compacted while running, not only at Open:
+// its file stays bounded however many messages pass, and nothing it must
+// remember is lost.
+func TestCompactionWhileRunning(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "deliverd.ledger")
+	l, _ := Open(path)
+	l.CompactMin = 100
+	compactions := 0
+	l.OnCompact = func(before, after int, err error) {
+		if err != nil || after >= before {
+			t.Errorf("compaction %d -> %d records: %v", before, after, err)
+		}
+		compactions++
+	}
+	open := spool.NewID()
+	l.Start(open, 1)
+	var young []string
+	largest := int64(0)
+	for i := range 2000 {
+		id := oldID(Retention + time.Hour) // past retention: forgotten at a compaction
+		if i%100 == 0 {
+			id = spool.NewID()
+			young = append(young, id)
+		}
+		l.Start(id, 1)
+		l.Done(id)
+		largest = max(largest, size(t, path))
+	}
+	if compactions == 0 {
+		t.Fatal("never compacted while running")
+	}
+	if largest > 20_000 { // 4,000 records, about 160 kB, without compaction
+		t.Fatalf("the ledger grew to %d bytes", largest)
+	}
+	l.Close()
+	l, _ = Open(path)
+	defer l.Close()
+	for _, id := range young {
+		if !l.Delivered(id) {
+			t.Fatalf("%s lost by a compaction", id)
+		}
+	}
+	if !l.Unfinished(open) {
+		t.Fatal("the open attempt was lost by a compaction")
+	}
+}
+
+// A compaction the full disk refuses leaves the ledger working as it was.
+func TestCompactionOnFullDisk(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "deliverd.ledger")
+	fs := faultfs.New(faultfs.Fault{Kind: faultfs.Create, Err: syscall.ENOSPC}, 2) // 1: the ledger, 2: its compaction
+	l, err := OpenFS(path, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.CompactMin = 10
+	var failed error
+	l.OnCompact = func(_, _ int, err error) {
+		if failed == nil {
+			failed = err
+		}
+	}
+	var ids []string
+	for range 50 {
+		id := spool.NewID()
+		ids = append(ids, id)
+		if err := l.Start(id, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Done(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !spool.IsNoSpace(failed) || fs.Hit() == "" {
+		t.Fatalf("first compaction: %v", failed)
+	}
+	l.Close()
+	l, _ = Open(path)
+	defer l.Close()
+	for _, id := range ids {
+		if !l.Delivered(id) {
+			t.Fatalf("%s lost", id)
+		}
+	}
 }

@@ -95,8 +95,11 @@ func (q *Queue) report(id string, env envelope.Envelope, failed []Outcome, expir
 		Arrival: spool.IDTime(id), Expired: expired, Deferred: deferred}
 	for _, o := range failed {
 		st := dsn.Status(o.Code, o.Enhanced)
-		if o.Temp {
+		switch {
+		case o.Temp:
 			st = "4.4.7" // RFC 3463: delivery time expired
+		case o.Code == 0 && o.Enhanced != "":
+			st = o.Enhanced // a local failure: no reply to take it from
 		}
 		r.Recipients = append(r.Recipients, dsn.Recipient{Final: o.Rcpt, Original: env.Originals[o.Rcpt],
 			Status: st, Diagnostic: o.Text, SMTP: o.Code != 0, LastTry: now})

@@ -51,6 +51,30 @@ func (a *accepting) Close() error { return nil }
 // spool must end empty.
 func TestPowerCut(t *testing.T) {
 	rec, ids := recordDeliver(t)
+	powerCut(t, rec, ids)
+}
+
+// TestPowerCutCompaction is TestPowerCut with the ledger compacted while
+// running, after every second message (issue 16.5): a power cut in the
+// middle of a compaction (the new ledger written, fsynced, renamed over
+// the old, the folder fsynced) loses no record that matters.
+func TestPowerCutCompaction(t *testing.T) {
+	rec, ids := recordDeliverFS(t, nil, 4)
+	renames := 0
+	for _, op := range rec.Ops {
+		if op.Kind == "rename" && strings.HasSuffix(op.To, "/deliverd.ledger") {
+			renames++
+		}
+	}
+	if renames == 0 {
+		t.Fatal("the ledger was not compacted while running")
+	}
+	powerCut(t, rec, ids)
+}
+
+// powerCut replays every crash state of the trace.
+func powerCut(t *testing.T, rec *powercut.Recorder, ids []string) {
+	t.Helper()
 	rng := rand.New(rand.NewSource(1))
 	points, states, violations, resent := 0, 0, 0, 0
 	for k := 0; k <= len(rec.Ops); k++ {
@@ -84,7 +108,7 @@ func TestPowerCut(t *testing.T) {
 // TestPowerCutCatchesMissingLedgerSync proves the model sees the ledger:
 // without its fsyncs a message reaches the target twice uncounted.
 func TestPowerCutCatchesMissingLedgerSync(t *testing.T) {
-	rec, ids := recordDeliverFS(t, func(r *powercut.Recorder) spool.FS { return noLedgerSync{r} })
+	rec, ids := recordDeliverFS(t, func(r *powercut.Recorder) spool.FS { return noLedgerSync{r} }, 0)
 	rng := rand.New(rand.NewSource(1))
 	for k := 0; k <= len(rec.Ops); k++ {
 		before := map[string]int{}
@@ -102,6 +126,37 @@ func TestPowerCutCatchesMissingLedgerSync(t *testing.T) {
 	t.Fatal("without the ledger's fsyncs no crash state broke the promise: the model is blind")
 }
 
+// TestPowerCutCatchesUnsyncedCompaction proves the model sees the
+// compaction: renaming the new ledger into place before it is fsynced
+// loses the records a crash may then find missing.
+func TestPowerCutCatchesUnsyncedCompaction(t *testing.T) {
+	rec, ids := recordDeliverFS(t, func(r *powercut.Recorder) spool.FS { return noCompactSync{r} }, 4)
+	rng := rand.New(rand.NewSource(1))
+	for k := 0; k <= len(rec.Ops); k++ {
+		before := map[string]int{}
+		for _, m := range rec.Marks(k) {
+			before[m]++
+		}
+		for _, st := range rec.States(k, rng) {
+			root := filepath.Join(t.TempDir(), "s")
+			rec.Materialize(st, root)
+			if bad, _ := replayDeliver(t, root, ids, before); bad != "" {
+				return
+			}
+		}
+	}
+	t.Fatal("with an unsynced compaction no crash state broke the promise: the model is blind")
+}
+
+type noCompactSync struct{ *powercut.Recorder }
+
+func (n noCompactSync) SyncFile(f *os.File) error {
+	if strings.HasSuffix(f.Name(), ".ledger.new") {
+		return nil
+	}
+	return n.Recorder.SyncFile(f)
+}
+
 type noLedgerSync struct{ *powercut.Recorder }
 
 func (n noLedgerSync) SyncFile(f *os.File) error {
@@ -112,10 +167,12 @@ func (n noLedgerSync) SyncFile(f *os.File) error {
 }
 
 func recordDeliver(t *testing.T) (*powercut.Recorder, []string) {
-	return recordDeliverFS(t, nil)
+	return recordDeliverFS(t, nil, 0)
 }
 
-func recordDeliverFS(t *testing.T, wrap func(*powercut.Recorder) spool.FS) (*powercut.Recorder, []string) {
+// recordDeliverFS records the trace through wrap's FS, with the ledger's
+// CompactMin set to compactMin (0: the default).
+func recordDeliverFS(t *testing.T, wrap func(*powercut.Recorder) spool.FS, compactMin int) (*powercut.Recorder, []string) {
 	t.Helper()
 	q := newQueue(t, nil)
 	var ids []string
@@ -136,6 +193,7 @@ func recordDeliverFS(t *testing.T, wrap func(*powercut.Recorder) spool.FS) (*pow
 	if err != nil {
 		t.Fatal(err)
 	}
+	l.CompactMin = compactMin
 	q.Ledger, q.Target = l, &accepting{rec: rec}
 	q.Cfg.Deliver.Connections = 1
 	if err := q.Run(context.Background(), true); err != nil {

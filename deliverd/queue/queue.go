@@ -43,8 +43,13 @@ type Queue struct {
 	// taken, a byte to or from the target) before the watchdog pings stop;
 	// default: the longest SMTP step plus two minutes.
 	StallBudget time.Duration
+	// LocalRepeats is how often the same local error may put a file back
+	// before the file goes to badmail/ with a DSN; default
+	// DefaultLocalRepeats.
+	LocalRepeats int
 
 	mu      sync.Mutex
+	repeats map[string]repeat    // claimed file id -> the local error that put it back
 	Unsent  int                  // messages deferred or bounced by this run (read after Run)
 	due     map[string]time.Time // deferred/ file (name and mtime) -> next attempt
 	nowFunc func() time.Time
@@ -216,6 +221,7 @@ func (q *Queue) handle(ctx context.Context, w work) error {
 func (q *Queue) deliver(ctx context.Context, path, id string) error {
 	if q.Ledger.Delivered(id) {
 		event.Emit(&q.Log, event.DuplicateSkip).Str("id", id).Msg("the ledger says it was delivered; removing this copy")
+		q.settled(id)
 		return q.S.Unlink(path)
 	}
 	env, msg, err := readEnvelope(path)
@@ -370,6 +376,7 @@ func (q *Queue) done(path, id string, env envelope.Envelope) error {
 		return q.putBack(path, id, err)
 	}
 	crash.Point("deliverd.done")
+	q.settled(id)
 	// The D record is durable, so the unlink need not be: a file a power
 	// cut brings back is recognised and removed (event 4005). tmp/ is
 	// fsynced once per group, after handleAll.
@@ -404,6 +411,7 @@ func (q *Queue) dispose(path, id string, env envelope.Envelope, retry, failed []
 	}
 	q.mu.Lock()
 	q.Unsent++
+	delete(q.repeats, id)
 	q.mu.Unlock()
 	e := event.Emit(&q.Log, ev).Str("id", id).Str("path", dst).Int("attempt", env.Attempts).Str("error", lastErr)
 	if folder == spool.Deferred {
@@ -419,7 +427,8 @@ func (q *Queue) backoff(attempts int) time.Duration {
 }
 
 // putBack returns a claimed file to pickup/ after a local I/O error, so it
-// is tried again; a failed folder fsync stops the daemon.
+// is tried again; a failed folder fsync stops the daemon, and the same
+// error met again and again sends the file to badmail/ (giveUp).
 func (q *Queue) putBack(path, id string, cause error) error {
 	if spool.IsDirSync(cause) {
 		return q.ioError(cause, id)
@@ -429,6 +438,9 @@ func (q *Queue) putBack(path, id string, cause error) error {
 		// start reads the ledger as it reached the disk.
 		event.Emit(&q.Log, event.LedgerFailed).Str("id", id).Err(cause).Msg("exiting")
 		return cause
+	}
+	if n, permanent := q.repeated(id, cause); permanent {
+		return q.giveUp(path, id, n, cause)
 	}
 	if _, err := q.S.Move(path, spool.Pickup, id); err != nil {
 		cause = fmt.Errorf("%v; and returning it to pickup/: %w", cause, err)

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/rs/zerolog"
+
 	"example.org/popspool/shared/config"
 	"example.org/popspool/shared/event"
 	"example.org/popspool/shared/journal"
@@ -41,14 +43,15 @@ func salted(salt []byte, print string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// loadBreakers reads the breaker file into f.mem. It logs nothing: the
+// loadBreakers reads the breaker file into f.mem. It logs nothing but
+// damage to the file (event 1030): the
 // first round of the account's loop does (mayResume), once, also after a
 // reload, whose new Fetcher keeps the process's memory instead. An
 // account stopped before the restart stays stopped while its settings are
 // the same (event 2021 again); one whose settings changed meanwhile
 // resumes (2022).
 func (f *Fetcher) loadBreakers() error {
-	recs, err := readRecords(f.breakerPath())
+	recs, err := readRecords(f.breakerPath(), &f.Log)
 	if err != nil {
 		return err
 	}
@@ -85,8 +88,8 @@ func (f *Fetcher) loadAccount(r []string) {
 }
 
 // readRecords reads a journal's records without keeping it open; a
-// missing file has none.
-func readRecords(path string) ([][]string, error) {
+// missing file has none. Damage found is logged (event 1030).
+func readRecords(path string, log *zerolog.Logger) ([][]string, error) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -94,6 +97,7 @@ func readRecords(path string) ([][]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	j.Damage().Report(log)
 	j.Close()
 	return recs, nil
 }

@@ -88,6 +88,7 @@ func New(s *spool.Spool, cfg *config.Config, log zerolog.Logger) (*Fetcher, erro
 		if u.torn > 0 {
 			event.Emit(&log, event.JournalTorn).Str("account", a.Name).Int64("bytes", u.torn).Msg("a crash left a torn record; cut away")
 		}
+		u.j.Damage().Report(&log)
 		f.journals[a.Name] = u
 	}
 	if err := f.loadBreakers(); err != nil {

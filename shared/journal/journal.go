@@ -3,8 +3,10 @@
 //
 // A record is one line: the CRC-32C of the rest in hex, a space, and the
 // fields separated by spaces. A crash can leave a torn last line; Open
-// truncates the log at the first record that does not check out, so a
-// record is either whole or absent.
+// truncates the log after the last record that checks out, so a record is
+// either whole or absent. A bad record with good ones after it is damage,
+// not a crash: Open keeps the good records, saves the original log as
+// <name>.corrupt and rewrites the log without the bad bytes (Damage).
 package journal
 
 import (
@@ -18,6 +20,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/rs/zerolog"
+
+	"example.org/popspool/shared/event"
 	"example.org/popspool/shared/spool"
 )
 
@@ -40,11 +45,24 @@ type FS interface {
 
 // Journal is an open log, positioned for appending.
 type Journal struct {
-	f    *os.File
-	path string
-	off  int64 // the log's length: where the next write goes
-	buf  bytes.Buffer
-	fs   FS
+	f      *os.File
+	path   string
+	off    int64 // the log's length: where the next write goes
+	buf    bytes.Buffer
+	fs     FS
+	damage Damage
+}
+
+// Damage is what Open skipped of a log whose bad records had good ones
+// after them (bit rot, a stray write, an editor; not a crash, which only
+// tears the tail). The log was rewritten with the good records; the
+// original is kept in Saved.
+type Damage struct {
+	File    string // the log
+	Offset  int64  // where the first bad stretch began
+	Skipped int    // lines skipped: a damaged record, or two a damaged line end joined
+	Regions int    // bad stretches
+	Saved   string // the original log, as Open found it
 }
 
 // ErrNotWritten marks a Sync whose write failed and was undone: the log
@@ -68,14 +86,18 @@ func OpenFS(path string, fs FS) (j *Journal, records [][]string, torn int64, err
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("open journal: %w", err)
 	}
-	records, good, err := readAll(f)
+	data, err := io.ReadAll(f)
 	if err != nil {
 		f.Close()
 		return nil, nil, 0, fmt.Errorf("read journal %s: %w", path, err)
 	}
-	end, err := f.Seek(0, io.SeekEnd)
-	if err == nil && end > good {
-		torn = end - good
+	records, good, damage := parse(data)
+	if damage.Skipped > 0 {
+		f.Close()
+		return repair(path, fs, data, records, good, damage)
+	}
+	torn = int64(len(data)) - good
+	if torn > 0 {
 		if err = f.Truncate(good); err == nil {
 			err = fs.SyncFile(f)
 		}
@@ -105,23 +127,125 @@ func create(path string, fs FS) (*Journal, [][]string, int64, error) {
 	return &Journal{f: f, path: path, fs: fs}, nil, 0, nil
 }
 
-func readAll(f *os.File) (records [][]string, good int64, err error) {
-	r := bufio.NewReader(f)
-	for {
-		line, err := r.ReadSlice('\n')
-		if errors.Is(err, io.EOF) || errors.Is(err, bufio.ErrBufferFull) {
-			return records, good, nil // torn or oversized tail
-		}
-		if err != nil {
-			return nil, 0, err
-		}
-		fields, ok := decode(line)
-		if !ok {
-			return records, good, nil
-		}
-		records = append(records, fields)
-		good += int64(len(line))
+// repair saves the damaged log as path.corrupt, rewrites it with the good
+// records and opens the result. torn is the length of a bad tail dropped
+// with the damage.
+func repair(path string, fs FS, data []byte, records [][]string, good int64, d Damage) (*Journal, [][]string, int64, error) {
+	d.File, d.Saved = path, path+".corrupt"
+	if err := save(fs, d.Saved, data); err != nil {
+		return nil, nil, 0, fmt.Errorf("save damaged journal %s: %w", path, err)
 	}
+	if err := RewriteFS(path, records, fs); err != nil {
+		return nil, nil, 0, err
+	}
+	j, records, _, err := OpenFS(path, fs)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	j.damage = d
+	return j, records, int64(len(data)) - good, nil
+}
+
+// save writes data durably to dst, replacing an older dst.
+func save(fs FS, dst string, data []byte) error {
+	tmp := dst + ".new"
+	fs.Remove(tmp) // a leftover of an interrupted save
+	f, err := fs.Create(tmp)
+	if err != nil {
+		return err
+	}
+	_, err = fs.Write(f, data)
+	if err == nil {
+		err = fs.SyncFile(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fs.Rename(tmp, dst)
+	}
+	if err != nil {
+		fs.Remove(tmp)
+		return err
+	}
+	return dirSync(fs, filepath.Dir(dst))
+}
+
+// Damage returns what Open skipped; its zero value when nothing was.
+func (j *Journal) Damage() Damage { return j.damage }
+
+// Report logs the damage, if any (event 1030).
+func (d Damage) Report(log *zerolog.Logger) {
+	if d.Skipped == 0 {
+		return
+	}
+	event.Emit(log, event.JournalDamaged).Str("file", d.File).Int64("offset", d.Offset).
+		Int("skipped", d.Skipped).Int("regions", d.Regions).Str("saved", d.Saved).
+		Msg("records that failed their checksum were skipped; the good ones after them are kept")
+}
+
+// parse reads the records of a log. A record that does not check out is
+// skipped when a good record follows it (damage: bit rot, a stray write,
+// an editor), and ends the log when none does (a torn tail: good is the
+// length of the log up to it).
+func parse(data []byte) (records [][]string, good int64, damage Damage) {
+	for pos := 0; pos < len(data); {
+		nl := bytes.IndexByte(data[pos:], '\n')
+		if nl < 0 {
+			break // a tail without its line end
+		}
+		line := data[pos : pos+nl+1]
+		if fields, ok := decode(line); ok {
+			records = append(records, fields)
+			pos += len(line)
+			good = int64(pos)
+			continue
+		}
+		next := resync(data, pos+1)
+		if next < 0 {
+			break // nothing good after it: a torn tail
+		}
+		if damage.Skipped == 0 {
+			damage.Offset = int64(pos)
+		}
+		damage.Skipped += max(1, bytes.Count(data[pos:next], []byte{'\n'}))
+		damage.Regions++
+		pos = next
+	}
+	return records, good, damage
+}
+
+// resync returns the offset of the first whole, checksummed record that
+// starts at or after from, at a line start or not (a damaged line end
+// joins two lines), or -1.
+func resync(data []byte, from int) int {
+	for p := from; p+11 <= len(data); p++ {
+		if !hexPrefix(data[p:]) {
+			continue
+		}
+		nl := bytes.IndexByte(data[p:], '\n')
+		if nl < 0 {
+			return -1
+		}
+		if _, ok := decode(data[p : p+nl+1]); ok {
+			return p
+		}
+	}
+	return -1
+}
+
+// hexPrefix reports whether b starts as a record does: eight lower-case
+// hex digits and a space. It lets resync pass over garbage cheaply.
+func hexPrefix(b []byte) bool {
+	if len(b) < 9 || b[8] != ' ' {
+		return false
+	}
+	for _, c := range b[:8] {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func decode(line []byte) ([]string, bool) {
@@ -132,7 +256,11 @@ func decode(line []byte) ([]string, bool) {
 	if fmt.Sprintf("%08x", crc32.Checksum(body, castagnoli)) != string(line[:8]) {
 		return nil, false
 	}
-	return strings.Split(string(body), " "), true
+	fields := strings.Split(string(body), " ")
+	if Check(fields) != nil {
+		return nil, false // not what encode writes, whatever its checksum
+	}
+	return fields, true
 }
 
 func encode(fields []string) ([]byte, error) {
@@ -147,6 +275,13 @@ func encode(fields []string) ([]byte, error) {
 		return nil, fmt.Errorf("journal record of %d bytes is too long", len(line))
 	}
 	return []byte(line), nil
+}
+
+// Check reports whether fields make a record Append takes: no empty
+// field, no space or line break, and within the length a record may have.
+func Check(fields []string) error {
+	_, err := encode(fields)
+	return err
 }
 
 // Append adds a record to the write buffer; it is durable after Sync.
