@@ -109,4 +109,5 @@ var (
 	LedgerFailed    = def(4017, "delivery ledger write or fsync failed; exiting so recovery runs", fatal)
 	TargetRefused   = def(4018, "target refused the session (greeting, EHLO, STARTTLS or AUTH)", errl)
 	SessionLost     = def(4019, "session with the delivery target broke off before the final dot; retrying", warn)
+	ReplyTooLong    = def(4025, "delivery target sent a reply over the size limits; session dropped", errl)
 )
