@@ -272,6 +272,8 @@ func (q *Queue) netFailure(id string, rcpts []string, out []Outcome, err error) 
 		if werr := q.Ledger.Window(id); werr == nil {
 			event.Emit(&q.Log, event.SMTPWindow).Str("id", id).Err(err).Int("windows", q.Ledger.Windows()).Msg("will retry; the target may get a second copy")
 		}
+	case errors.Is(err, smtpc.ErrReplyTooLong):
+		event.Emit(&q.Log, event.ReplyTooLong).Str("id", id).Err(err).Msg("will retry; the target is broken or hostile, check deliver.target")
 	case errors.As(err, &ne) && ne.Refused:
 		event.Emit(&q.Log, event.TargetRefused).Str("id", id).Err(err).Msg("will retry; check the target's log and deliver.helo, starttls, username")
 	case errors.As(err, &ne) && ne.Lost:

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"net"
 	"net/textproto"
@@ -204,9 +205,37 @@ func (c *Conn) auth() error {
 	}
 	c.c.CommandTimeout = c.o.Command
 	if err := c.c.Auth(mech); err != nil {
-		return replyError("AUTH", err)
+		return replyError("AUTH", c.mask(err))
 	}
 	return nil
+}
+
+// mask hides the password in err, as sent or in base64 (the PLAIN
+// response, LOGIN's answer), in case the server echoes it in its reply.
+func (c *Conn) mask(err error) error {
+	secrets := []string{
+		base64.StdEncoding.EncodeToString([]byte("\x00" + c.o.Username + "\x00" + c.o.Password)),
+		base64.StdEncoding.EncodeToString([]byte(c.o.Password)),
+		c.o.Password,
+	}
+	hide := func(s string) string {
+		for _, sec := range secrets {
+			if sec != "" {
+				s = strings.ReplaceAll(s, sec, "****")
+			}
+		}
+		return s
+	}
+	if hide(err.Error()) == err.Error() {
+		return err
+	}
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		masked := *se
+		masked.Message = hide(se.Message)
+		return &masked
+	}
+	return errors.New(hide(err.Error()))
 }
 
 // TLS reports whether the session is encrypted (smtps or STARTTLS).

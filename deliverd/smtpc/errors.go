@@ -62,6 +62,9 @@ var (
 	// ErrInjection: bytes followed the 220 reply to STARTTLS before the TLS
 	// handshake (a response-injection attempt, cf. CVE-2011-0411).
 	ErrInjection = errors.New("data after the STARTTLS reply")
+	// ErrReplyTooLong: a reply line, or a multi-line reply, exceeded the
+	// limits smtpc reads (see maxLine); the session was dropped.
+	ErrReplyTooLong = errors.New("server reply too long")
 	// ErrBroken: the Conn cannot be used any more (see Conn.Broken).
 	ErrBroken = errors.New("connection is broken")
 )

@@ -3,6 +3,7 @@ package smtpc
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net"
@@ -386,5 +387,41 @@ func TestStartTLSInjection(t *testing.T) {
 	_, err := Dial(context.Background(), f.target(), Options{Timeouts: quick})
 	if !errors.Is(err, ErrInjection) {
 		t.Fatalf("Dial: %v, want ErrInjection", err)
+	}
+}
+
+// A server that echoes the password after AUTH, as it is or in base64,
+// must not get it into the error: it is logged and kept in deferred/.
+func TestAuthEchoMasked(t *testing.T) {
+	const pw = "hunter2secret"
+	plain := base64.StdEncoding.EncodeToString([]byte("\x00bob\x00" + pw))
+	login := base64.StdEncoding.EncodeToString([]byte(pw))
+	for mech, reply := range map[string][]step{
+		"PLAIN": {{want: "AUTH PLAIN", reply: r("535 5.7.8 no " + pw + " (" + plain + ")\r\n")}},
+		"LOGIN": { // go-sasl sends the user name with AUTH
+			{want: "AUTH LOGIN YM9I", reply: r("334 UGFzc3dvcmQ6\r\n")},
+			{want: strings.ToUpper(login), reply: r("535 5.7.8 " + login + " is " + pw + "\r\n")}},
+	} {
+		reply = append(reply, step{want: "*", reply: r("501 cancelled\r\n")}) // go-smtp's abort after a refusal
+		t.Run(mech, func(t *testing.T) {
+			script := append([]step{
+				{reply: r("220 mx.test ESMTP\r\n")},
+				{want: "EHLO ", reply: r("250-mx.test\r\n250 AUTH " + mech + "\r\n")},
+			}, reply...)
+			f := newFake(t, script...)
+			_, err := Dial(context.Background(), f.target(), Options{StartTLS: StartTLSNone, Username: "bob", Password: pw})
+			var e *Error
+			if !errors.As(err, &e) || e.Op != "AUTH" || e.Code != 535 || e.Enhanced != "5.7.8" {
+				t.Fatalf("Dial = %v, want a 535 5.7.8 AUTH error", err)
+			}
+			for _, leak := range []string{pw, plain, login} {
+				if strings.Contains(err.Error(), leak) {
+					t.Errorf("error %q holds %q", err, leak)
+				}
+			}
+			if !strings.Contains(err.Error(), "****") {
+				t.Errorf("error %q does not show where the echo was masked", err)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"sync/atomic"
 	"time"
@@ -11,9 +12,15 @@ import (
 	"example.org/popspool/shared/liveness"
 )
 
-// maxPending bounds a reply line held back while its end is awaited;
-// longer lines pass through as they are (go-smtp rejects lines over 2000).
-const maxPending = 4096
+// Limits on what a server may send as one reply (RFC 5321 §4.5.3.1.5
+// allows 512 octets a line; real servers stay far below these). maxLine
+// is go-smtp's own limit after the greeting, so one limit holds before
+// TLS (greeting, EHLO, STARTTLS, read by smtpc) and after.
+const (
+	maxLine       = 2000     // bytes of one line, CRLF included
+	maxReplyLines = 100      // lines of one multi-line reply
+	maxReply      = 32 << 10 // bytes of one reply, all lines
+)
 
 // wire sits between go-smtp and the transport and fixes what go-smtp
 // v0.25.1 gets wrong on the wire (see dependencies.md §2):
@@ -44,6 +51,8 @@ type wire struct {
 	obuf     []byte
 	rerr     error
 	ehloLine int // >0: reading the reply to EHLO/LHLO, at this line
+	lines    int // lines of the reply being read, so far
+	size     int // bytes of the reply being read, so far
 
 	inData bool
 	tail   [5]byte // last bytes written
@@ -74,14 +83,26 @@ func (w *wire) Read(p []byte) (int, error) {
 }
 
 // fill reads until one line is complete and puts it, fixed, in w.out.
+// A reply over the limits ends the session: w.in never holds more than
+// maxLine plus one read.
 func (w *wire) fill() {
 	for {
-		if i := bytes.IndexByte(w.in, '\n'); i >= 0 {
-			w.out = w.fixLine(w.in[:i+1])
+		i := bytes.IndexByte(w.in, '\n')
+		if i >= maxLine || i < 0 && len(w.in) > maxLine {
+			w.overflow(fmt.Errorf("%w: a line longer than %d bytes", ErrReplyTooLong, maxLine))
+			return
+		}
+		if i >= 0 {
+			line := w.in[:i+1]
+			if err := w.count(line); err != nil {
+				w.overflow(err)
+				return
+			}
+			w.out = w.fixLine(line)
 			w.in = w.in[:copy(w.in, w.in[i+1:])]
 			return
 		}
-		if w.rerr != nil || len(w.in) > maxPending {
+		if w.rerr != nil {
 			w.out = append(w.obuf[:0], w.in...)
 			w.in = w.in[:0]
 			return
@@ -93,6 +114,31 @@ func (w *wire) fill() {
 		w.in = append(w.in, w.rbuf[:n]...)
 		w.rerr = err
 	}
+}
+
+// count adds line to the reply being read and checks the reply's limits;
+// a line that is not "ddd-" ends the reply (RFC 5321 §4.2.1).
+func (w *wire) count(line []byte) error {
+	w.lines++
+	w.size += len(line)
+	switch {
+	case w.lines > maxReplyLines:
+		return fmt.Errorf("%w: more than %d lines", ErrReplyTooLong, maxReplyLines)
+	case w.size > maxReply:
+		return fmt.Errorf("%w: more than %d bytes", ErrReplyTooLong, maxReply)
+	}
+	if len(line) < 4 || line[3] != '-' {
+		w.lines, w.size = 0, 0
+	}
+	return nil
+}
+
+// overflow drops what is buffered and ends the session with err: the
+// rest of the reply would have to be read to find the next one.
+func (w *wire) overflow(err error) {
+	w.in = w.in[:0]
+	w.rerr = err
+	w.kill()
 }
 
 func (w *wire) fixLine(line []byte) []byte {

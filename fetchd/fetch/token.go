@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
 	"strings"
 	"time"
+	"unicode"
 
 	"example.org/popspool/shared/config"
 )
@@ -53,7 +55,8 @@ func readToken(a *config.Account) (string, error) {
 }
 
 // runTokenCommand runs command with the system shell and returns its
-// standard output; its standard error goes into the error.
+// standard output; the start of its standard error, redacted (see
+// helperOutput), goes into the error.
 func runTokenCommand(command string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), tokenTimeout)
 	defer cancel()
@@ -63,11 +66,49 @@ func runTokenCommand(command string) ([]byte, error) {
 	}
 	cmd := exec.CommandContext(ctx, shell, flag, command)
 	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &limited{&out, maxToken + 1}, &limited{&errOut, 2048}
+	cmd.Stdout, cmd.Stderr = &limited{&out, maxToken + 1}, &limited{&errOut, maxStderr}
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("token_command: %w: %s", err, strings.TrimSpace(errOut.String()))
+		return nil, fmt.Errorf("token_command: %w: %s", err, helperOutput(errOut.String()))
 	}
 	return out.Bytes(), nil
+}
+
+// maxStderr bounds what is read of a token_command's standard error, and
+// maxShown what of it reaches the log.
+const (
+	maxStderr = 2048
+	maxShown  = 200
+)
+
+// tokenish matches what may be a credential: a run of 20 or more
+// characters of the base64, base64url, hex and JWT alphabets.
+var tokenish = regexp.MustCompile(`[A-Za-z0-9+/=._~-]{20,}`)
+
+// helperOutput makes a helper's standard error fit for the log: the first
+// non-empty line, control characters replaced, anything that looks like a
+// token replaced by "[redacted]", cut to maxShown bytes. A refresh tool
+// that fails may print the refresh token or the response that held it.
+func helperOutput(s string) string {
+	line := ""
+	for l := range strings.Lines(s) {
+		if line = strings.TrimSpace(l); line != "" {
+			break
+		}
+	}
+	line = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, line)
+	line = tokenish.ReplaceAllString(line, "[redacted]")
+	if len(line) > maxShown {
+		line = strings.ToValidUTF8(line[:maxShown], "") + " ..."
+	}
+	if line == "" {
+		return "(no message on standard error)"
+	}
+	return line
 }
 
 // limited keeps the first n bytes written and drops the rest.

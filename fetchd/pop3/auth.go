@@ -31,8 +31,8 @@ func (c *Client) Login(user, pass string) error {
 	if err := c.checkSecure("USER"); err != nil {
 		return err
 	}
-	c.secret = pass
-	defer func() { c.secret = "" }()
+	c.hide(pass)
+	defer c.forget()
 	c.caps = nil // RFC 2449 §5: capabilities may change after login
 	if _, err := c.cmd("USER " + user); err != nil {
 		return err
@@ -54,10 +54,11 @@ func (c *Client) APOP(user, pass string) error {
 		return fmt.Errorf("pop3 %s: greeting has no <timestamp@host>", name)
 	}
 	sum := md5.Sum([]byte(ts + pass))
-	c.secret = pass
-	defer func() { c.secret = "" }()
+	digest := hex.EncodeToString(sum[:])
+	c.hide(pass, digest)
+	defer c.forget()
 	c.caps = nil
-	_, err := c.cmdSecret(name+" "+hex.EncodeToString(sum[:]), name, name+" ****")
+	_, err := c.cmdSecret(name+" "+digest, name, name+" ****")
 	return err
 }
 
@@ -83,13 +84,21 @@ func apopTimestamp(greeting string) string {
 }
 
 // Auth authenticates with a SASL mechanism (RFC 5034). The TLS rule of Login
-// applies. Payloads are traced as "****". If the mechanism fails, the
-// exchange is cancelled with "*" and the session stays usable.
+// applies. Payloads are traced as "****", and masked in what the server
+// says until the exchange ends, in case it echoes them (with the password
+// or token itself, for the mechanisms of this package). If the mechanism
+// fails, the exchange is cancelled with "*" and the session stays usable.
 func (c *Client) Auth(a SASLClient) error {
 	mech, ir, err := a.Start()
 	if err != nil {
 		return fmt.Errorf("pop3 AUTH: start mechanism: %w", err)
 	}
+	h, known := a.(secretHolder)
+	if known {
+		c.hide(h.secret())
+	}
+	c.hide(string(ir))
+	defer c.forget()
 	name := "AUTH " + mech
 	if !validMech(mech) {
 		return fmt.Errorf("pop3 AUTH: invalid mechanism name %q", mech)
@@ -111,7 +120,7 @@ func (c *Client) Auth(a SASLClient) error {
 	if err := c.flush(name); err != nil {
 		return err
 	}
-	return c.authExchange(name, a, pending)
+	return c.authExchange(name, a, pending, !known)
 }
 
 // authLine builds "AUTH mech [initial-response]" (RFC 5034 §4). An empty
@@ -134,7 +143,9 @@ func authLine(mech string, ir []byte) (line, shown string, pending []byte) {
 }
 
 // authExchange answers "+ challenge" lines until the final status line.
-func (c *Client) authExchange(name string, a SASLClient, pending []byte) error {
+// hideAll masks every response in server text, for a mechanism that does
+// not name its secret (the user name, LOGIN's first answer, is masked too).
+func (c *Client) authExchange(name string, a SASLClient, pending []byte, hideAll bool) error {
 	for range maxAuthSteps {
 		raw, err := c.readLine(name)
 		if err != nil {
@@ -145,10 +156,13 @@ func (c *Client) authExchange(name string, a SASLClient, pending []byte) error {
 			_, err := c.status(name, line)
 			return err
 		}
-		c.trace('S', clean(line))
+		c.trace('S', c.scrub(clean(line)))
 		resp, err := saslStep(a, line[1:], &pending)
 		if err != nil {
 			return c.authCancel(name, err)
+		}
+		if hideAll {
+			c.hide(string(resp))
 		}
 		if err := c.send(base64.StdEncoding.EncodeToString(resp), name, "****"); err != nil {
 			return err

@@ -124,3 +124,49 @@ func TestPasswordEchoedInGarbage(t *testing.T) {
 		t.Errorf("trace leaks the password:\n%s", tr.String())
 	}
 }
+
+// TestAuthEchoMasked: a server that echoes the password or token after
+// AUTH, as it is or in base64, in a challenge or in -ERR, must not get it
+// into the error or the trace, whatever the mechanism.
+func TestAuthEchoMasked(t *testing.T) {
+	const pw = "hunter2secret"
+	plainIR := b64("\x00bob\x00" + pw)
+	bearerIR := b64("n,a=bob,\x01auth=Bearer " + pw + "\x01\x01")
+	for name, c := range map[string]struct {
+		mech  SASLClient
+		steps []step
+	}{
+		"PLAIN": {PlainAuth("", "bob", pw), []step{
+			{c: "AUTH PLAIN " + plainIR, s: "-ERR [AUTH] no " + pw + " or " + plainIR + " or " + b64(pw) + "\r\n"}}},
+		"LOGIN": {LoginAuth("bob", pw), []step{
+			{c: "AUTH LOGIN", s: "+ " + b64("Username:") + "\r\n"},
+			{c: b64("bob"), s: "+ " + b64("Password:") + "\r\n"},
+			{c: b64(pw), s: "-ERR bob: " + pw + " is wrong (" + b64(pw) + ")\r\n"}}},
+		"OAUTHBEARER": {OAuthBearer("bob", "", 0, pw), []step{
+			{c: "AUTH OAUTHBEARER " + bearerIR, s: "+ " + b64(pw) + "\r\n"},
+			{c: b64("\x01"), s: "-ERR token " + pw + "\r\n"}}},
+		"foreign PLAIN": {plainClient{"bob", pw}, []step{
+			{c: "AUTH PLAIN " + plainIR, s: "-ERR got " + plainIR + "\r\n"}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fs := serve(t, append([]step{greet}, c.steps...)...)
+			var tr tracer
+			o := clearOpts()
+			o.Trace = tr.trace
+			cl := dial(t, fs, o)
+			err := cl.Auth(c.mech)
+			var perr *Error
+			if !errors.As(err, &perr) {
+				t.Fatalf("Auth = %v, want a refusal", err)
+			}
+			for _, leak := range []string{pw, b64(pw), plainIR, bearerIR} {
+				if strings.Contains(err.Error(), leak) || strings.Contains(tr.String(), leak) {
+					t.Errorf("%q leaks into the error %q or the trace:\n%s", leak, err, tr.String())
+				}
+			}
+			if !strings.Contains(err.Error(), "****") {
+				t.Errorf("error %q does not show where the echo was masked", err)
+			}
+		})
+	}
+}

@@ -16,9 +16,11 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,9 +74,9 @@ type Client struct {
 	stop     func() bool // unregisters the context.AfterFunc that closes conn
 	greeting string
 	isTLS    bool
-	caps     *Caps  // from the last CAPA in the current state; nil if unknown
-	secret   string // the password while a login runs, to scrub it from server text
-	err      error  // sticky: the session is lost
+	caps     *Caps    // from the last CAPA in the current state; nil if unknown
+	secrets  []string // what a login in progress sends, to scrub from server text
+	err      error    // sticky: the session is lost
 	closed   bool
 	beat     *liveness.Loop // the work loop of ctx, marked at each command and piece read
 }
@@ -284,7 +286,7 @@ func (c *Client) status(name string, line []byte) (string, error) {
 	c.trace('S', c.scrub(clean(line)))
 	ok, code, text, err := parseStatus(line)
 	if err != nil {
-		if c.secret != "" {
+		if len(c.secrets) > 0 {
 			err = fmt.Errorf("%w: malformed status line (not quoted during login)", ErrProtocol)
 		}
 		return "", c.fatal(name, err)
@@ -327,10 +329,24 @@ func (c *Client) trace(dir byte, line string) {
 }
 
 // scrub masks the password of a login in progress in server text, in case
-// a server echoes it.
+// a server echoes it, as sent or in base64.
 func (c *Client) scrub(s string) string {
-	if c.secret == "" {
-		return s
+	for _, sec := range c.secrets {
+		s = strings.ReplaceAll(s, sec, "****")
 	}
-	return strings.ReplaceAll(s, c.secret, "****")
+	return s
 }
+
+// hide adds secrets, and their base64 forms, to what scrub masks until
+// the login ends (forget), longest first so that no part of one is left.
+func (c *Client) hide(secrets ...string) {
+	for _, sec := range secrets {
+		if sec != "" {
+			c.secrets = append(c.secrets, sec, base64.StdEncoding.EncodeToString([]byte(sec)))
+		}
+	}
+	slices.SortFunc(c.secrets, func(a, b string) int { return len(b) - len(a) })
+}
+
+// forget ends a login: server text is shown as it is again.
+func (c *Client) forget() { c.secrets = nil }

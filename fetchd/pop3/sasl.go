@@ -11,6 +11,15 @@ import (
 // continuation line when the AUTH command would exceed 255 octets (RFC
 // 5034 §4), as OAuth tokens do: the two-step login Microsoft 365 needs.
 
+// secretHolder is a mechanism of this package: it names its password or
+// token, which Auth masks in server text.
+type secretHolder interface{ secret() string }
+
+func (a *plainAuth) secret() string   { return a.pass }
+func (a *loginAuth) secret() string   { return a.pass }
+func (a *xoauth2) secret() string     { return a.token }
+func (a *oauthBearer) secret() string { return a.token }
+
 // PlainAuth is SASL PLAIN (RFC 4616): authzid NUL authcid NUL passwd.
 // identity is the authorization identity, usually empty.
 func PlainAuth(identity, user, pass string) SASLClient {

@@ -112,6 +112,7 @@ var (
 	LedgerFailed        = def(4017, "delivery ledger write or fsync failed; exiting so recovery runs", fatal)
 	TargetRefused       = def(4018, "target refused the session (greeting, EHLO, STARTTLS or AUTH)", errl)
 	SessionLost         = def(4019, "session with the delivery target broke off before the final dot; retrying", warn)
+	ReplyTooLong        = def(4025, "delivery target sent a reply over the size limits; session dropped", errl)
 	LocalRepeated       = def(4027, "the same local error met again and again; moved to badmail/ with a DSN", errl)
 	LedgerCompacted     = def(4028, "delivery ledger compacted while running", info)
 	LedgerCompactFailed = def(4029, "delivery ledger could not be compacted", errl)
