@@ -53,6 +53,7 @@ func run(ctx context.Context, env *service.Env) error {
 	}
 	defer target.Close()
 	q := &queue.Queue{S: s, Cfg: env.Config, Log: env.Log, Ledger: l, Target: target}
+	defer q.Close()
 	if err := q.Recover(); err != nil {
 		return err
 	}

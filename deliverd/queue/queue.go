@@ -24,6 +24,7 @@ import (
 	"example.org/popspool/shared/event"
 	"example.org/popspool/shared/liveness"
 	"example.org/popspool/shared/spool"
+	"example.org/popspool/shared/suspect"
 )
 
 // Queue delivers the files of one spool.
@@ -48,11 +49,13 @@ type Queue struct {
 	// DefaultLocalRepeats.
 	LocalRepeats int
 
-	mu      sync.Mutex
-	repeats map[string]repeat    // claimed file id -> the local error that put it back
-	Unsent  int                  // messages deferred or bounced by this run (read after Run)
-	due     map[string]time.Time // deferred/ file (name and mtime) -> next attempt
-	nowFunc func() time.Time
+	book     *suspect.Book // deaths counted against files; opened by Recover
+	mu       sync.Mutex
+	suspects map[string]bool      // ids in hand at the last death: delivered alone first
+	repeats  map[string]repeat    // claimed file id -> the local error that put it back
+	Unsent   int                  // messages deferred or bounced by this run (read after Run)
+	due      map[string]time.Time // deferred/ file (name and mtime) -> next attempt
+	nowFunc  func() time.Time
 }
 
 func (q *Queue) stallBudget() time.Duration {
@@ -134,6 +137,10 @@ func (q *Queue) handleAll(ctx context.Context, beat *liveness.Loop, pickup, defe
 		}
 	}
 	failed := func() bool { errMu.Lock(); defer errMu.Unlock(); return first != nil }
+	pickup, err := q.aloneFirst(ctx, beat, pickup)
+	if err != nil {
+		return err
+	}
 	n := max(1, q.Cfg.Deliver.Connections)
 	n = min(n, len(pickup)+len(deferred))
 	for range n {
@@ -148,7 +155,7 @@ func (q *Queue) handleAll(ctx context.Context, beat *liveness.Loop, pickup, defe
 			wctx := liveness.With(context.WithoutCancel(ctx), wb)
 			for w := range jobs {
 				wb.Busy()
-				if err := q.handle(wctx, w); err != nil {
+				if err := q.handleSafely(wctx, w); err != nil {
 					fail(err)
 				}
 				wb.Idle()
@@ -243,6 +250,7 @@ func (q *Queue) deliver(ctx context.Context, path, id string) error {
 		return q.putBack(path, id, err)
 	}
 	crash.Point("deliverd.started")
+	crash.Poison("deliverd.send", env.Sender)
 	out, err := q.Target.Send(ctx, j)
 	if err != nil {
 		out = q.netFailure(id, rcpts, out, err)

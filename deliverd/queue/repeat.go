@@ -62,15 +62,20 @@ func (q *Queue) settled(id string) {
 }
 
 // giveUp ends the retries of a file that the same local error put back n
-// times: its recipients not yet delivered get a DSN (5.3.0) and the file
-// goes to badmail/ with the error as its reason. Nothing it does can put
-// the file back into the loop: if even the move to badmail/ fails, the
-// file returns to pickup/ and its count starts again.
+// times (setAside, event 4027).
 func (q *Queue) giveUp(path, id string, n int, cause error) error {
-	reason := fmt.Sprintf("local error repeated %d times: %v", n, cause)
+	return q.setAside(path, id, fmt.Sprintf("local error repeated %d times: %v", n, cause), event.LocalRepeated)
+}
+
+// setAside takes a claimed file out of the loop for reason: its
+// recipients not yet delivered get a DSN (5.3.0) and the file goes to
+// badmail/ with the reason. Nothing it does can put the file back into
+// the loop: if even the move to badmail/ fails, the file returns to
+// pickup/ and its count starts again.
+func (q *Queue) setAside(path, id, reason string, ev event.ID) error {
 	env, _, err := readEnvelope(path)
 	if err != nil {
-		return q.dispose(path, id, env, nil, nil, reason+"; and unreadable: "+err.Error(), event.LocalRepeated)
+		return q.dispose(path, id, env, nil, nil, reason+"; and unreadable: "+err.Error(), ev)
 	}
 	rcpts := q.pending(id, env.Receivers)
 	failed := make([]Outcome, 0, len(rcpts))
@@ -84,5 +89,5 @@ func (q *Queue) giveUp(path, id string, n int, cause error) error {
 		}
 		event.Emit(&q.Log, event.DSNFailed).Str("id", id).Err(err).Msg("the message goes to badmail/ without a DSN")
 	}
-	return q.dispose(path, id, env, nil, rcptsOf(failed), reason, event.LocalRepeated)
+	return q.dispose(path, id, env, nil, rcptsOf(failed), reason, ev)
 }

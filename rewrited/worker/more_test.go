@@ -45,20 +45,6 @@ func TestExplainSaysWhyAndChangesNothing(t *testing.T) {
 	}
 }
 
-func TestQuarantineAfterTwoCrashes(t *testing.T) {
-	w := setup(t, "office")
-	id := spool.NewID()
-	os.WriteFile(filepath.Join(w.S.TmpDir(), id+".eml"), []byte(msg), 0o600)
-	os.WriteFile(filepath.Join(w.S.TmpDir(), id+".recovering"), nil, 0o600)
-	if err := w.Recover(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	got := only(t, w, spool.Failed)
-	if !strings.HasPrefix(got, "X-Popspool-Failed: 3006 ") || !strings.HasSuffix(got, msg) {
-		t.Fatalf("got %q", got)
-	}
-}
-
 func TestLoopGuardAndTag(t *testing.T) {
 	w := setup(t, "office")
 	w.Filter = filter.New(config.Filter{MaxHops: 2, Command: []string{"sh", "-c", "grep -q SPAM && echo 9.0/5.0 && exit 1; exit 0"},

@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-message/textproto"
 
 	"example.org/popspool/rewrited/route"
+	"example.org/popspool/shared/crash"
 	"example.org/popspool/shared/envelope"
 	"example.org/popspool/shared/event"
 )
@@ -51,6 +52,7 @@ func (w *Worker) makePlan(ctx context.Context, path string, runFilter bool) (*pl
 		return p, nil
 	}
 	w.route(h, p)
+	crash.Poison("rewrited.route", p.env.Sender)
 	if p.reject == nil && runFilter && w.Filter.Command != nil {
 		if err := w.runCommand(ctx, f, off, p); err != nil {
 			return nil, err

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"example.org/popspool/shared/event"
 	"example.org/popspool/shared/liveness"
 	"example.org/popspool/shared/spool"
+	"example.org/popspool/shared/suspect"
 )
 
 // maxHeader bounds the header section; a longer one is treated as broken
@@ -41,6 +43,10 @@ type Worker struct {
 	// StallBudget is how long routing one file may take before the
 	// watchdog pings stop; default: the filter's time-out plus a minute.
 	StallBudget time.Duration
+	// RouteDeadline is how long deciding one file's route may take before
+	// it goes to failed/ (event 3016); default: the filter's time-out plus
+	// half a minute.
+	RouteDeadline time.Duration
 }
 
 // New makes the worker of a config.
@@ -57,31 +63,50 @@ type reject struct {
 func (r *reject) Error() string { return r.reason }
 
 // Recover finishes what a crash left in tmp/rewrited: half-written
-// replacements are deleted, claimed files are routed again. A file that
-// was already being recovered when rewrited died again is quarantined in
-// failed/: it would otherwise crash rewrited at every start and block the
-// mail behind it.
+// replacements are deleted, claimed files are routed again, one at a
+// time, each under an "alone" record in state/rewrited.suspects
+// (shared/suspect), the files seen dying most often first. A file that
+// rewrited died on suspect.Limit times in a row, alone, goes to failed/:
+// it would otherwise crash rewrited at every start and block the mail
+// behind it. Deaths with a whole batch in hand count against none.
 func (w *Worker) Recover(ctx context.Context) error {
 	eml, part, other, err := w.S.Leftovers()
 	if err != nil {
 		return err
 	}
-	for _, p := range part { // half-written routed versions
+	for _, p := range slices.Concat(part, other) { // half-written routed versions, older leftovers
 		if err := w.S.Remove(p); err != nil {
 			return err
 		}
 	}
-	for _, p := range eml {
-		if err := w.recoverOne(ctx, p); err != nil {
-			return err
-		}
+	book, err := suspect.Open(filepath.Join(w.S.Dir(spool.State), "rewrited.suspects"), &w.Log)
+	if err != nil {
+		return err
 	}
-	for _, p := range other { // recovery markers, older leftovers
-		if err := w.S.Remove(p); err != nil {
+	defer book.Close()
+	for _, p := range suspectsFirst(eml, book) {
+		if err := w.recoverOne(ctx, p, book); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// suspectsFirst orders the claimed files: those with deaths counted
+// against them first, most first, so that the work in hand when a
+// poison file is reached again is that file alone, early after start.
+func suspectsFirst(paths []string, book *suspect.Book) []string {
+	rank := map[string]int{}
+	for i, id := range book.Suspects() {
+		rank[id] = i - len(paths) - 1 // before every unranked file
+	}
+	out := slices.Clone(paths)
+	slices.SortStableFunc(out, func(a, b string) int {
+		ia, _ := spool.IDOf(filepath.Base(a))
+		ib, _ := spool.IDOf(filepath.Base(b))
+		return rank[ia] - rank[ib]
+	})
+	return out
 }
 
 // stale reports whether the routed version of a claimed original already
@@ -103,30 +128,36 @@ func (w *Worker) stale(id string) bool {
 	return false
 }
 
-func (w *Worker) recoverOne(ctx context.Context, path string) error {
+func (w *Worker) recoverOne(ctx context.Context, path string, book *suspect.Book) error {
 	id, _ := spool.IDOf(filepath.Base(path))
 	if w.stale(id) {
 		event.Emit(&w.Log, event.Recovered).Str("id", id).Msg("already routed before the crash; removing the claimed original")
-		return w.S.Remove(path)
+		if err := w.S.Remove(path); err != nil {
+			return err
+		}
+		return book.Clear(id)
 	}
-	marker := strings.TrimSuffix(path, ".eml") + ".recovering"
-	if _, err := os.Stat(marker); err == nil {
-		event.Emit(&w.Log, event.RewriteStuck).Str("id", id).Msg("rewrited stopped twice while handling this file; quarantined")
-		p := &plan{reject: &reject{event.RewriteStuck, "rewrited crashed or was killed twice while routing this file"}}
-		return w.moveNow(path, id, p)
+	if deaths := book.Deaths(id); len(deaths) >= suspect.Limit {
+		reason := suspect.Reason("rewrited", deaths)
+		event.Emit(&w.Log, event.RewriteStuck).Str("id", id).Int("deaths", len(deaths)).Msg("rewrited died on this file again and again; quarantined")
+		if err := w.moveNow(path, id, &plan{reject: &reject{event.RewriteStuck, reason}}); err != nil {
+			return err
+		}
+		return book.Clear(id)
 	}
-	if err := os.WriteFile(marker, nil, 0o600); err != nil {
-		return w.ioError(err, id)
+	if err := book.Alone(id); err != nil {
+		return w.putBack(path, id, err) // routed in the normal flow, uncounted
 	}
 	event.Emit(&w.Log, event.Recovered).Str("id", id).Msg("routing a file claimed before a crash")
-	p, err := w.makePlan(ctx, path, true)
+	b := w.S.NewBatch()
+	done, err := w.process(ctx, path, id, b)
 	if err != nil {
-		return w.putBack(path, id, err)
-	}
-	if err := w.moveNow(path, id, p); err != nil {
 		return err
 	}
-	return os.Remove(marker)
+	if err := w.commit(b, []func(){done}); err != nil {
+		return err
+	}
+	return book.Clear(id)
 }
 
 // moveNow finishes one file on its own and commits its move.
@@ -251,11 +282,53 @@ func (w *Worker) process(ctx context.Context, path, id string, b *spool.Batch) (
 			done, err = w.finish(path, id, &plan{reject: &reject{event.UnexpectedPanic, fmt.Sprint("internal error: ", p)}}, b)
 		}
 	}()
-	p, err := w.makePlan(ctx, path, true)
+	p, err := w.planWithin(ctx, path, id)
 	if err != nil {
 		return func() {}, w.putBack(path, id, err)
 	}
 	return w.finish(path, id, p, b)
+}
+
+// planWithin makes the plan of a file within the routing deadline. A
+// panic while planning, or a plan that takes longer (a header that sends
+// the parser into a loop, a filter that does not end), is what the process
+// can see for itself: the file goes to failed/ at once with that reason.
+// A plan given up on is left to finish, or not, on its own; the file is
+// copied to failed/ from the claimed original, which it only reads.
+func (w *Worker) planWithin(ctx context.Context, path, id string) (*plan, error) {
+	type result struct {
+		p   *plan
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				event.Emit(&w.Log, event.UnexpectedPanic).Str("id", id).Interface("panic", r).Msg("moving the file to failed/")
+				ch <- result{p: &plan{reject: &reject{event.UnexpectedPanic, fmt.Sprint("internal error: ", r)}}}
+			}
+		}()
+		p, err := w.makePlan(ctx, path, true)
+		ch <- result{p, err}
+	}()
+	d := w.routeDeadline()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		return r.p, r.err
+	case <-t.C:
+		return &plan{reject: &reject{event.RouteTimeout, fmt.Sprintf("routing did not finish within %s", d)}}, nil
+	}
+}
+
+// routeDeadline bounds the planning of one file: the filter's time-out
+// (which passes the message unfiltered, event 3013) plus half a minute.
+func (w *Worker) routeDeadline() time.Duration {
+	if w.RouteDeadline > 0 {
+		return w.RouteDeadline
+	}
+	return w.Cfg.Filter.Timeout.D() + 30*time.Second
 }
 
 // finish writes the routed (or failed) version as a new file beside the

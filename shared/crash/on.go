@@ -15,9 +15,12 @@ var (
 	armed  string
 	target int
 	hits   int
+
+	poisonAt, poisonMark string
 )
 
 func init() {
+	poisonAt, poisonMark, _ = strings.Cut(os.Getenv("POPSPOOL_POISON"), ":")
 	name, k, ok := strings.Cut(os.Getenv("POPSPOOL_CRASH"), ":")
 	if !ok {
 		return
@@ -43,4 +46,17 @@ func Point(name string) {
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {}
 	}
+}
+
+// Poison kills the process with SIGKILL whenever it passes the point that
+// POPSPOOL_POISON=<point>:<mark> names with a subject (a sender address)
+// holding mark: a message that kills its daemon every time it is handled,
+// the poison of issue 11.2.
+func Poison(name, subject string) {
+	if name != poisonAt || poisonMark == "" || !strings.Contains(subject, poisonMark) {
+		return
+	}
+	os.Stderr.WriteString(`{"level":"warn","poison":"` + name + `"}` + "\n")
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {}
 }

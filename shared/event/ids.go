@@ -34,6 +34,7 @@ var (
 	MetricsOn       = def(1021, "metrics endpoint listening", info)
 	MetricsFailed   = def(1022, "metrics endpoint could not start", errl)
 	NotifyFailed    = def(1023, "service manager notification failed", warn)
+	SuspectDeath    = def(1024, "the daemon died while handling this file alone; counted against it", warn)
 	WorkStalled     = def(1028, "a work loop made no progress in time; watchdog pings withheld", errl)
 	WorkResumed     = def(1029, "work loops make progress again; watchdog pings resumed", warn)
 	JournalDamaged  = def(1030, "damaged journal records skipped; the good ones after them kept", errl)
@@ -90,6 +91,7 @@ var (
 	FilterBroken  = def(3013, "filter command failed; message passed unfiltered", errl)
 	Unrouted      = def(3014, "no local recipient; sent to unrouted_to", warn)
 	FilterTagged  = def(3015, "filter command flagged message; tagged", info)
+	RouteTimeout  = def(3016, "routing took longer than its deadline; moved to failed/", errl)
 )
 
 // deliverd.
@@ -112,6 +114,8 @@ var (
 	LedgerFailed        = def(4017, "delivery ledger write or fsync failed; exiting so recovery runs", fatal)
 	TargetRefused       = def(4018, "target refused the session (greeting, EHLO, STARTTLS or AUTH)", errl)
 	SessionLost         = def(4019, "session with the delivery target broke off before the final dot; retrying", warn)
+	SuspectSetAside     = def(4020, "deliverd died repeatedly while delivering this file alone; moved to badmail/", errl)
+	DeliverPanic        = def(4021, "internal error while delivering; moved to badmail/", errl)
 	ReplyTooLong        = def(4025, "delivery target sent a reply over the size limits; session dropped", errl)
 	LocalRepeated       = def(4027, "the same local error met again and again; moved to badmail/ with a DSN", errl)
 	LedgerCompacted     = def(4028, "delivery ledger compacted while running", info)

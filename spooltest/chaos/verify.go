@@ -44,7 +44,7 @@ type Input struct {
 type Result struct {
 	Messages   int // wanted
 	Delivered  int // wanted messages delivered (once or more)
-	Failed     int // wanted messages in failed/ or badmail/ with a reason
+	Failed     int // wanted messages in failed/ or badmail/ with a reason: each a problem
 	Lost       int
 	Duplicated int // extra copies delivered
 	Strange    int // delivered messages nobody wanted
@@ -63,8 +63,8 @@ var receivedID = regexp.MustCompile(`\bwith POP3S? id ([0-9A-Z]{26});`)
 type delivered struct{ ids []string }
 
 // Verify checks the invariants of notes/reliability.md §9 that the files
-// can show: every wanted message delivered exactly once (or in failed/ or
-// badmail/ with a reason), byte-identical; every extra copy covered by a W
+// can show: every wanted message delivered exactly once, byte-identical
+// (one in failed/ or badmail/ is a false quarantine, a problem too); every extra copy covered by a W
 // record of its id; nothing unexpected delivered; incoming/, pickup/,
 // deferred/ and tmp/ empty; garbage in failed/ once, dot-files untouched;
 // no id in two folders; journals parsing to the end; no secret in any log
@@ -96,8 +96,11 @@ func Verify(in Input) Result {
 		delete(got, h)
 		switch {
 		case d == nil:
-			if where := findFailed(failedFiles, w.Wire); where != "" {
+			if where, reason := findFailed(failedFiles, w.Wire); where != "" {
+				// Every wanted message is good mail: one set aside is a
+				// false quarantine (issue 11.2), whatever the reason.
 				r.Failed++
+				r.problem("good message quarantined: %s is in %s (%s)", w.Name, where, reason)
 				continue
 			}
 			r.Lost++
@@ -172,19 +175,27 @@ func readFolder(spool string, folders ...string) []spoolFile {
 }
 
 // findFailed returns the file in failed/ or badmail/ that holds wire and
-// says why, "" if none.
-func findFailed(files []spoolFile, wire []byte) string {
+// its reason line, "" if none.
+func findFailed(files []spoolFile, wire []byte) (where, reason string) {
 	for _, f := range files {
-		if bytes.Contains(f.data, wire) && hasReason(f.data) {
-			return f.folder + "/" + f.name
+		if r := reasonOf(f.data); r != "" && bytes.Contains(f.data, wire) {
+			return f.folder + "/" + f.name, r
+		}
+	}
+	return "", ""
+}
+
+// reasonOf returns the X-Popspool-Failed or X-Popspool-Last-Error line at
+// the top of a spool file, "" if it has none.
+func reasonOf(b []byte) string {
+	head := b[:min(len(b), 4096)]
+	for _, key := range []string{"X-Popspool-Failed: ", "X-Popspool-Last-Error: "} {
+		if i := bytes.Index(head, []byte(key)); i >= 0 {
+			line, _, _ := bytes.Cut(head[i:], []byte("\r\n"))
+			return string(line)
 		}
 	}
 	return ""
-}
-
-func hasReason(b []byte) bool {
-	head := b[:min(len(b), 4096)]
-	return bytes.Contains(head, []byte("X-Popspool-Failed: ")) || bytes.Contains(head, []byte("X-Popspool-Last-Error: "))
 }
 
 var idName = regexp.MustCompile(`^([0-9A-Z]{26})(-\d+)?\.eml$`)
@@ -208,7 +219,7 @@ func (r *Result) checkFolders(in Input, failed []spoolFile) {
 			}
 			seen[m[1]] = f.folder + "/" + f.name
 		}
-		if !hasReason(f.data) {
+		if reasonOf(f.data) == "" {
 			r.problem("%s/%s has no X-Popspool-Failed or X-Popspool-Last-Error line", f.folder, f.name)
 		}
 	}

@@ -75,7 +75,7 @@ func TestVerify(t *testing.T) {
 	if r.Lost != 1 || r.Failed != 1 || r.Duplicated != 3 || r.Strange != 1 || r.Leftover != 1 || r.Delivered != 3 {
 		t.Fatalf("%+v", r)
 	}
-	want := []string{"lost: m3", "fetched more than once", "copied file c1 delivered 2 times", "never wanted", "left over: pickup/left.eml", "does not parse to its end", `secret "s3cret"`}
+	want := []string{"lost: m3", "fetched more than once", "copied file c1 delivered 2 times", "never wanted", "left over: pickup/left.eml", "does not parse to its end", `secret "s3cret"`, "good message quarantined: m4 is in failed/01KDDDDDDDDDDDDDDDDDDDDDDD.eml (X-Popspool-Failed: 3006 stuck)"}
 	all := strings.Join(r.Problems, "\n")
 	for _, w := range want {
 		if !strings.Contains(all, w) {
