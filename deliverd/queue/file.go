@@ -7,12 +7,13 @@ import (
 	"os"
 
 	"example.org/popspool/shared/envelope"
+	"example.org/popspool/shared/spool"
 )
 
 // readEnvelope reads the envelope lines of a spool file and locates the
 // message after them.
 func readEnvelope(path string) (envelope.Envelope, Msg, error) {
-	f, err := os.Open(path)
+	f, err := spool.OpenFile(path)
 	if err != nil {
 		return envelope.Envelope{}, Msg{}, err
 	}

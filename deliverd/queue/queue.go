@@ -232,6 +232,9 @@ func (q *Queue) deliver(ctx context.Context, path, id string) error {
 		return q.S.Unlink(path)
 	}
 	env, msg, err := readEnvelope(path)
+	if err != nil && spool.Unreadable(err) {
+		return q.unreadable(path, id, err)
+	}
 	if err != nil {
 		return q.dispose(path, id, env, nil, nil, "unreadable spool file: "+err.Error(), event.NoEnvelope)
 	}

@@ -91,3 +91,29 @@ func (q *Queue) setAside(path, id, reason string, ev event.ID) error {
 	}
 	return q.dispose(path, id, env, nil, rcptsOf(failed), reason, ev)
 }
+
+// unreadable handles a claimed file deliverd may not read: not a regular
+// file (a symlink or FIFO swapped in after the scan) goes to badmail/ at
+// once; one it has no permission to read, once the same error has put it
+// back LocalRepeats times. The entry itself is renamed (no read needed),
+// unchanged, without a DSN: its envelope cannot be read (event 4022).
+func (q *Queue) unreadable(path, id string, cause error) error {
+	if !errors.Is(cause, spool.ErrNotRegular) {
+		if _, permanent := q.repeated(id, cause); !permanent {
+			if _, err := q.S.Move(path, spool.Pickup, id); err != nil {
+				return q.ioError(fmt.Errorf("%v; and returning it to pickup/: %w", cause, err), id)
+			}
+			return q.ioError(cause, id)
+		}
+	}
+	dst, err := q.S.Move(path, spool.Badmail, id)
+	if err != nil {
+		return q.ioError(err, id)
+	}
+	q.mu.Lock()
+	q.Unsent++
+	delete(q.repeats, id)
+	q.mu.Unlock()
+	event.Emit(&q.Log, event.UnreadableFile).Str("id", id).Str("path", dst).Err(cause).Msg("moved to badmail/ as it is, without a DSN")
+	return nil
+}

@@ -3,7 +3,8 @@ package queue
 import (
 	"context"
 	"io"
-	"os"
+
+	"example.org/popspool/shared/spool"
 )
 
 // Msg is the message part of a claimed spool file: the bytes after the
@@ -16,7 +17,7 @@ type Msg struct {
 
 // Open returns a reader of the message, streamed from the file.
 func (m Msg) Open() (io.ReadCloser, error) {
-	f, err := os.Open(m.Path)
+	f, err := spool.OpenFile(m.Path)
 	if err != nil {
 		return nil, err
 	}

@@ -97,7 +97,11 @@ func sender(h textproto.Header, r *Route) string {
 			r.note("sender <%s> from Return-Path", addr)
 			return addr
 		}
-		r.note("Return-Path %q is not an address; ignored", rp)
+		// The ISP recorded an envelope sender that no mail server takes
+		// (a control character, a space): using From instead would send
+		// bounces to someone the ISP did not name.
+		r.note("Return-Path %q is not a valid address (RFC 5321); using the null sender <>", rp)
+		return ""
 	}
 	for _, key := range []string{"Sender", "From"} {
 		if list := addresses(h.Get(key)); len(list) > 0 {

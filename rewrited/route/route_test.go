@@ -93,6 +93,13 @@ func TestSender(t *testing.T) {
 		"From: \"Smith, J\" <j@b.example>\n":                     "j@b.example",
 		"From: =?x-unknown?q?abc?= <u@b.example>\n":              "u@b.example",
 		"From: nobody\n": "",
+		// Issue 16.5: a control character (it became a space in X-Sender,
+		// which the local server refused) or an over-long local part is
+		// no envelope sender, and From is not taken in its stead.
+		"Return-Path: <a\x00b@isp.example>\nFrom: a@b.example\n":                          "",
+		"Return-Path: <a\x01b@isp.example>\nFrom: a@b.example\n":                          "",
+		"Return-Path: <" + strings.Repeat("l", 65) + "@isp.example>\nFrom: a@b.example\n": "",
+		"Return-Path: <jos\xc3\xa9@isp.example>\n":                                        "jos\u00e9@isp.example",
 	} {
 		r, err := Decide(multi(nil), header(t, "X-Popspool-Account: shop\n"+head))
 		if err != nil || r.Sender != want {

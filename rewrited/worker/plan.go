@@ -15,6 +15,7 @@ import (
 	"example.org/popspool/shared/crash"
 	"example.org/popspool/shared/envelope"
 	"example.org/popspool/shared/event"
+	"example.org/popspool/shared/spool"
 )
 
 // plan is what rewrited will do with one file: the envelope to write and
@@ -35,7 +36,7 @@ func (p *plan) note(format string, args ...any) {
 // makePlan reads the header of a file and decides. Only local I/O errors
 // are returned; everything wrong with the message is a rejection.
 func (w *Worker) makePlan(ctx context.Context, path string, runFilter bool) (*plan, error) {
-	f, err := os.Open(path)
+	f, err := spool.OpenFile(path)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -47,6 +48,9 @@ type Worker struct {
 	// it goes to failed/ (event 3016); default: the filter's time-out plus
 	// half a minute.
 	RouteDeadline time.Duration
+
+	mu    sync.Mutex
+	tries map[string]int // id -> times it could not be read
 }
 
 // New makes the worker of a config.
@@ -283,10 +287,49 @@ func (w *Worker) process(ctx context.Context, path, id string, b *spool.Batch) (
 		}
 	}()
 	p, err := w.planWithin(ctx, path, id)
+	if err != nil && spool.Unreadable(err) {
+		return w.unreadable(path, id, err, b)
+	}
 	if err != nil {
 		return func() {}, w.putBack(path, id, err)
 	}
 	return w.finish(path, id, p, b)
+}
+
+// unreadableTries is how often a file rewrited may not read is put back
+// before it goes to failed/ as it is: an operator who copied a file in as
+// another user has a few rounds to fix its owner.
+const unreadableTries = 3
+
+// unreadable handles a claimed file rewrited cannot read: not a regular
+// file (a symlink or FIFO swapped in after the scan) goes to failed/ at
+// once; a file it has no permission to read, after unreadableTries. The
+// entry itself is renamed (which needs no read permission), unchanged,
+// and event 3017 names the reason; before, it went back and forth between
+// incoming/ and tmp/ for ever.
+func (w *Worker) unreadable(path, id string, cause error, b *spool.Batch) (func(), error) {
+	if !errors.Is(cause, spool.ErrNotRegular) {
+		w.mu.Lock()
+		if w.tries == nil {
+			w.tries = map[string]int{}
+		}
+		w.tries[id]++
+		n := w.tries[id]
+		w.mu.Unlock()
+		if n < unreadableTries {
+			return func() {}, w.putBack(path, id, cause)
+		}
+	}
+	w.mu.Lock()
+	delete(w.tries, id)
+	w.mu.Unlock()
+	dst, err := b.Move(path, spool.Failed, id)
+	if err != nil {
+		return func() {}, w.putBack(path, id, err)
+	}
+	return func() {
+		event.Emit(&w.Log, event.Unreadable).Str("id", id).Str("path", dst).Err(cause).Msg("moved to failed/ as it is")
+	}, nil
 }
 
 // planWithin makes the plan of a file within the routing deadline. A
@@ -408,7 +451,7 @@ func skipEnvelope(f *os.File, old *envelope.Envelope) (*bufio.Reader, int64, err
 // rewrite writes env, then tag (a header line, or ""), then the message
 // of the file at path, byte for byte, into out.
 func rewrite(path string, env envelope.Envelope, tag string, out io.Writer) error {
-	f, err := os.Open(path)
+	f, err := spool.OpenFile(path)
 	if err != nil {
 		return err
 	}

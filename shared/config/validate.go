@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 var accountNameRe = regexp.MustCompile(`^[a-z0-9._-]+$`)
@@ -271,11 +272,21 @@ func readSecret(inline, file, env string) (string, error) {
 	return inline, nil
 }
 
-// ValidAddress reports whether s looks like local@domain, with no spaces,
-// angle brackets or line breaks.
+// ValidAddress reports whether s looks like local@domain as a mail server
+// takes it in MAIL FROM or RCPT TO: no spaces, angle brackets, control
+// characters or invalid UTF-8, a local part of at most 64 octets and a
+// path of at most 256 (RFC 5321 §4.5.3.1; UTF-8 as RFC 6531 allows).
 func ValidAddress(s string) bool {
 	at := strings.LastIndexByte(s, '@')
-	return at > 0 && at < len(s)-1 && !strings.ContainsAny(s, " \t\r\n<>,;\"")
+	if at <= 0 || at == len(s)-1 || at > 64 || len(s) > 254 || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || strings.ContainsRune(" <>,;\"", r) {
+			return false
+		}
+	}
+	return true
 }
 
 func oneOf(s string, set ...string) bool {

@@ -35,6 +35,7 @@ var (
 	MetricsFailed   = def(1022, "metrics endpoint could not start", errl)
 	NotifyFailed    = def(1023, "service manager notification failed", warn)
 	SuspectDeath    = def(1024, "the daemon died while handling this file alone; counted against it", warn)
+	SpoolWritable   = def(1025, "spool folder writable by group or others", warn)
 	WorkStalled     = def(1028, "a work loop made no progress in time; watchdog pings withheld", errl)
 	WorkResumed     = def(1029, "work loops make progress again; watchdog pings resumed", warn)
 	JournalDamaged  = def(1030, "damaged journal records skipped; the good ones after them kept", errl)
@@ -92,6 +93,7 @@ var (
 	Unrouted      = def(3014, "no local recipient; sent to unrouted_to", warn)
 	FilterTagged  = def(3015, "filter command flagged message; tagged", info)
 	RouteTimeout  = def(3016, "routing took longer than its deadline; moved to failed/", errl)
+	Unreadable    = def(3017, "spool file cannot be read; moved to failed/ as it is", errl)
 )
 
 // deliverd.
@@ -116,6 +118,7 @@ var (
 	SessionLost         = def(4019, "session with the delivery target broke off before the final dot; retrying", warn)
 	SuspectSetAside     = def(4020, "deliverd died repeatedly while delivering this file alone; moved to badmail/", errl)
 	DeliverPanic        = def(4021, "internal error while delivering; moved to badmail/", errl)
+	UnreadableFile      = def(4022, "spool file cannot be read; moved to badmail/ as it is", errl)
 	ReplyTooLong        = def(4025, "delivery target sent a reply over the size limits; session dropped", errl)
 	LocalRepeated       = def(4027, "the same local error met again and again; moved to badmail/ with a DSN", errl)
 	LedgerCompacted     = def(4028, "delivery ledger compacted while running", info)

@@ -103,6 +103,7 @@ func (s *Spool) makeFolders() error {
 		}
 		event.Emit(&s.log, event.FolderCreated).Str("dir", d).Msg("created missing spool folder")
 	}
+	s.warnOpenFolders(dirs)
 	return nil
 }
 

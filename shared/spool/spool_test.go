@@ -1,11 +1,14 @@
 package spool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -189,5 +192,29 @@ func TestClaimLeavesSameIDCopyForLater(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(s.Dir(Pickup), id+"-1.eml")); err != nil {
 		t.Fatal("the copy was not left in place")
+	}
+}
+
+// A spool folder others may write to is reported at start (1025): anyone
+// who can write there can inject mail or swap files for symlinks.
+func TestOpenWarnsOfWritableFolders(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows folders have ACLs, not mode bits")
+	}
+	root := filepath.Join(t.TempDir(), "spool")
+	s, err := Open(root, "rewrited", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	os.Chmod(filepath.Join(root, Incoming), 0o777)
+	var log bytes.Buffer
+	s, err = Open(root, "rewrited", zerolog.New(&log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n := strings.Count(log.String(), `"event":1025`); n != 1 || !strings.Contains(log.String(), `"mode":"0777"`) || !strings.Contains(log.String(), filepath.Join(root, Incoming)) {
+		t.Fatalf("want one 1025 naming incoming/ and 0777:\n%s", log.String())
 	}
 }

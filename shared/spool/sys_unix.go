@@ -74,3 +74,10 @@ func device(path string) (uint64, error) {
 func IsNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
+
+// openFlags keep a spool open from following a symlink an operator or an
+// attacker swapped in after the scan, and from blocking on a FIFO.
+const openFlags = os.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
+
+// openMode reports a folder's mode bits that let group or others write.
+func openMode(fi os.FileInfo) os.FileMode { return fi.Mode().Perm() & 0o022 }

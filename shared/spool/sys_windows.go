@@ -76,3 +76,10 @@ func device(path string) (uint64, error) {
 func IsNoSpace(err error) bool {
 	return errors.Is(err, windows.ERROR_DISK_FULL) || errors.Is(err, windows.ERROR_HANDLE_DISK_FULL)
 }
+
+// openFlags: Windows opens no FIFOs here, and a symlink needs privileges
+// to make; the regular-file check after opening still applies.
+const openFlags = os.O_RDONLY
+
+// openMode: Windows folders carry ACLs, not mode bits; nothing to warn of.
+func openMode(os.FileInfo) os.FileMode { return 0 }
