@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -193,5 +194,41 @@ func TestAttemptsCompacted(t *testing.T) {
 	j = r.f.journals["office"]
 	if len(j.seen) != 1 || len(j.attempts) != 1 || j.attempts["bad-2"] != 5 {
 		t.Fatalf("after compaction and reopen: seen %v attempts %v", j.seen, j.attempts)
+	}
+}
+
+// TestRetrieveNowOneAccount: control/retrieve-now.<account> wakes that
+// account's loop only; control/retrieve-now wakes every one.
+func TestRetrieveNowOneAccount(t *testing.T) {
+	r := newRig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	kicks := []chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)}
+	done := make(chan struct{})
+	go func() { defer close(done); r.f.watchControl(ctx, []string{"office", "shop"}, kicks) }()
+	defer func() { cancel(); <-done }()
+	press := func(name string) {
+		p := filepath.Join(r.s.Dir(spool.Control), name)
+		os.WriteFile(p, nil, 0o600)
+		waitFor(t, 5*time.Second, name+" to be taken", func() bool { _, err := os.Stat(p); return os.IsNotExist(err) })
+	}
+	kicked := func(i int, wait time.Duration) bool {
+		select {
+		case <-kicks[i]:
+			return true
+		case <-time.After(wait):
+			return false
+		}
+	}
+	press("retrieve-now.shop")
+	if !kicked(1, 5*time.Second) || kicked(0, 0) {
+		t.Fatal("retrieve-now.shop did not wake shop alone")
+	}
+	press("retrieve-now")
+	if !kicked(0, 5*time.Second) || !kicked(1, 5*time.Second) {
+		t.Fatal("retrieve-now did not wake every account")
+	}
+	if evs := r.log.events(event.RetrieveNow); len(evs) != 2 || evs[0]["account"] != "shop" || evs[1]["account"] != nil {
+		t.Fatalf("retrieve-now events: %v", evs)
 	}
 }
