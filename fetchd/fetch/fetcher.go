@@ -31,6 +31,8 @@ type Fetcher struct {
 	noPipelining bool
 	// stallBudget, if set, replaces each account's (see stallBudget).
 	stallBudget time.Duration
+	// retrBudget, if set, replaces every RETR's time budget (retrBudget).
+	retrBudget time.Duration
 
 	mem *Memory
 }

@@ -27,12 +27,14 @@ func (s *session) connect() error {
 		return classify(err, failOther)
 	}
 	opts.NoPipelining = s.f.noPipelining
-	c, err := pop3.Dial(context.Background(), a.Server, opts)
+	ctx, cut := context.WithCancelCause(context.Background())
+	c, err := pop3.Dial(ctx, a.Server, opts)
 	if err != nil {
+		cut(nil)
 		s.dialError(err)
 		return classify(err, failOther)
 	}
-	s.c = c
+	s.c, s.cut = c, cut
 	before, err := c.Capabilities()
 	if err != nil {
 		c.Close()

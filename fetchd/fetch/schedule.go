@@ -58,9 +58,10 @@ func (f *Fetcher) Run(ctx context.Context) error {
 	defer cancel(nil)
 	sem := make(chan struct{}, maxSessions)
 	kicks := make([]chan struct{}, len(f.Cfg.Account))
+	names := make([]string, len(f.Cfg.Account)) // read here: a loop may replace its account's settings
 	var wg sync.WaitGroup
 	for i := range f.Cfg.Account {
-		kicks[i] = make(chan struct{}, 1)
+		kicks[i], names[i] = make(chan struct{}, 1), f.Cfg.Account[i].Name
 		wg.Add(1)
 		go func(a *config.Account, kick chan struct{}) {
 			defer wg.Done()
@@ -69,7 +70,7 @@ func (f *Fetcher) Run(ctx context.Context) error {
 			}
 		}(&f.Cfg.Account[i], kicks[i])
 	}
-	f.watchControl(ctx, kicks)
+	f.watchControl(ctx, names, kicks)
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -100,6 +101,8 @@ func (f *Fetcher) loop(ctx context.Context, a *config.Account, sem chan struct{}
 				return err
 			case spool.IsNoSpace(err):
 				full = true // our disk, not the server: no back-off
+			case kindOf(err) == failMessage:
+				failures = 0 // counted against the message (failures.go), which goes last next time
 			case err != nil:
 				failures++
 			default:
@@ -116,6 +119,7 @@ func (f *Fetcher) loop(ctx context.Context, a *config.Account, sem chan struct{}
 		}
 		if kicked {
 			f.resumeNow(a)
+			f.release(a.Name)
 		}
 	}
 }
@@ -192,10 +196,11 @@ func wait(interval time.Duration, failures int, base time.Duration) time.Duratio
 	return max(d, interval)
 }
 
-// watchControl polls for control/retrieve-now (the "Retrieve Now" button)
+// watchControl polls for control/retrieve-now (the "Retrieve Now" button:
+// every account) and control/retrieve-now.<account> (that account only)
 // until ctx ends.
-func (f *Fetcher) watchControl(ctx context.Context, kicks []chan struct{}) {
-	path := filepath.Join(f.S.Dir(spool.Control), "retrieve-now")
+func (f *Fetcher) watchControl(ctx context.Context, names []string, kicks []chan struct{}) {
+	dir := f.S.Dir(spool.Control)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -204,15 +209,26 @@ func (f *Fetcher) watchControl(ctx context.Context, kicks []chan struct{}) {
 			return
 		case <-t.C:
 		}
-		if err := os.Remove(path); err != nil {
-			continue
-		}
-		event.Emit(&f.Log, event.RetrieveNow).Msg("polling every account now")
-		for _, k := range kicks {
-			select {
-			case k <- struct{}{}:
-			default:
+		if os.Remove(filepath.Join(dir, "retrieve-now")) == nil {
+			event.Emit(&f.Log, event.RetrieveNow).Msg("polling every account now")
+			for _, k := range kicks {
+				kickOne(k)
 			}
 		}
+		for i, k := range kicks {
+			name := names[i]
+			if os.Remove(filepath.Join(dir, "retrieve-now."+name)) == nil {
+				event.Emit(&f.Log, event.RetrieveNow).Str("account", name).Msg("polling this account now")
+				kickOne(k)
+			}
+		}
+	}
+}
+
+// kickOne wakes an account's loop unless a kick is already waiting.
+func kickOne(k chan struct{}) {
+	select {
+	case k <- struct{}{}:
+	default:
 	}
 }

@@ -28,11 +28,14 @@ type session struct {
 	f        *Fetcher
 	a        *config.Account
 	c        *pop3.Client
+	cut      context.CancelCauseFunc // closes c from any goroutine (retrDeadline)
 	j        *uidls
 	caps     pop3.Caps // after the login
 	loggedIn bool
 	pending  []sealed // sealed and recorded, not yet moved and DELE'd
 	dele     []int
+	listed   []message // nil until the listing succeeded
+	release  bool      // retrieve-now: try the messages set aside once more
 	stats    Stats
 }
 
@@ -42,10 +45,11 @@ type sealed struct {
 	stub           bool // the message stays on the server: no DELE
 }
 
-// Stats counts what one poll did.
+// Stats counts what one poll did. Failed counts failed downloads;
+// SetAside, the listed messages set aside after too many (failures.go).
 type Stats struct {
-	Listed, Fetched, Deleted, Skipped, Stubbed int
-	Bytes                                      int64
+	Listed, Fetched, Deleted, Skipped, Stubbed, Failed, SetAside int
+	Bytes                                                        int64
 }
 
 // Poll runs one session for account a: it downloads every message not yet
@@ -55,12 +59,19 @@ type Stats struct {
 //
 // Every error has been logged with its event when Poll returns.
 func (f *Fetcher) Poll(stop context.Context, a *config.Account) (Stats, error) {
-	s := &session{f: f, a: a, j: f.journals[a.Name]}
+	s := &session{f: f, a: a, j: f.journals[a.Name], release: f.takeRelease(a.Name)}
 	err := s.run(stop)
+	if s.cut != nil {
+		s.cut(nil)
+	}
 	f.afterPoll(a, s.loggedIn, err)
 	ev := event.Emit(&f.Log, event.FetchSession).Str("account", a.Name).Int("listed", s.stats.Listed).
 		Int("fetched", s.stats.Fetched).Int("deleted", s.stats.Deleted).Int("skipped", s.stats.Skipped).
-		Int("stubbed", s.stats.Stubbed).Int64("bytes", s.stats.Bytes)
+		Int("stubbed", s.stats.Stubbed).Int("failed", s.stats.Failed).Int64("bytes", s.stats.Bytes)
+	if s.listed != nil {
+		s.stats.SetAside = s.setAside()
+		ev = ev.Int("set_aside", s.stats.SetAside)
+	}
 	if err != nil {
 		ev.Bool("ok", false).Msg("poll ended early")
 	} else {
@@ -78,7 +89,8 @@ func (s *session) run(stop context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, m := range msgs {
+	s.listed = msgs
+	for _, m := range s.order(msgs) {
 		if stop.Err() != nil {
 			break
 		}
@@ -146,6 +158,10 @@ func (s *session) one(m message) error {
 		return s.oversize(m)
 	}
 	id, err := s.download(m)
+	var me *msgError
+	if errors.As(err, &me) {
+		return s.failed(m, me)
+	}
 	if err != nil {
 		return err
 	}
@@ -208,19 +224,13 @@ func (s *session) download(m message) (string, error) {
 	w := bufio.NewWriterSize(p, 64<<10)
 	fmt.Fprint(w, s.f.traceHeader(s.a, m.uidl, id))
 	g := &guard{w: w, left: s.downloadLimit(m), cut: func() { s.c.Close() }}
+	budget := s.retrBudget(m)
+	late := time.AfterFunc(budget, func() { s.cut(fmt.Errorf("RETR %d took longer than %s", m.num, budget)) })
 	n, err := s.c.Retr(m.num, g)
+	late.Stop()
 	if err != nil {
 		p.Abort()
-		var pe *pop3.Error
-		if g.over {
-			err = fmt.Errorf("RETR %d: message runs past %d octets (LIST said %d); connection closed: %w", m.num, s.downloadLimit(m), m.size, err)
-			event.Emit(&s.f.Log, event.ProtocolError).Str("account", s.a.Name).Err(err).Msg("a message that never ends; nothing unsafe was deleted")
-			return "", err
-		}
-		if errors.As(err, &pe) || !isWriteError(err) {
-			return "", s.protocolError(fmt.Errorf("RETR %d: %w", m.num, err))
-		}
-		return "", s.spoolError(err)
+		return "", s.retrError(m, g, err)
 	}
 	if err := w.Flush(); err != nil {
 		p.Abort()

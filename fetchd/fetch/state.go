@@ -32,6 +32,7 @@ type acctState struct {
 	loginDelay time.Duration
 	lastLogin  time.Time // start of the last session that logged in
 	expireSeen string    // the EXPIRE value last warned about
+	release    bool      // Retrieve Now: the next poll tries the messages set aside
 }
 
 // failKind classifies how a poll ended, for the scheduler.
@@ -42,6 +43,7 @@ const (
 	failBusy                    // [IN-USE], [LOGIN-DELAY], [SYS/TEMP]: back off and retry
 	failRefused                 // login refused: counts toward the circuit breaker
 	failFatal                   // the spool's state is unknown: fetchd must stop
+	failMessage                 // one message broke the connection; the account is not to blame
 )
 
 // pollError is an error that has been reported (with its event) and

@@ -18,13 +18,17 @@ import (
 // the header-and-notice stub stored for a message over max_size (oversize
 // = "headers"): the message itself stays on the server and is never
 // deleted, and is fetched whole if max_size grows. "X <uidl-hex>" forgets
-// a UIDL.
+// a UIDL. "A <uidl-hex> <attempts> <unix-time>" counts the failed downloads
+// of a message not yet fetched (failures.go); the last one counts, and an F
+// or S record of the UIDL ends it. Older fetchds skip A records, so a
+// journal stays readable both ways.
 type uidls struct {
-	j    *journal.Journal
-	path string
-	fs   journal.FS
-	seen map[string]record // by UIDL
-	torn int64
+	j        *journal.Journal
+	path     string
+	fs       journal.FS
+	seen     map[string]record // by UIDL
+	attempts map[string]int    // failed downloads, by UIDL not in seen
+	torn     int64
 }
 
 type record struct {
@@ -47,11 +51,17 @@ func openUIDLs(s *spool.Spool, account string) (*uidls, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &uidls{j: j, path: path, fs: s.FS(), seen: map[string]record{}, torn: torn}
+	u := &uidls{j: j, path: path, fs: s.FS(), torn: torn}
+	u.load(recs)
+	return u, nil
+}
+
+// load replaces what u knows by what recs say.
+func (u *uidls) load(recs [][]string) {
+	u.seen, u.attempts = map[string]record{}, map[string]int{}
 	for _, r := range recs {
 		u.apply(r)
 	}
-	return u, nil
 }
 
 func (u *uidls) apply(r []string) {
@@ -66,8 +76,14 @@ func (u *uidls) apply(r []string) {
 	case (r[0] == "F" || r[0] == "S") && len(r) >= 4:
 		sec, _ := strconv.ParseInt(r[3], 10, 64)
 		u.seen[string(b)] = record{id: r[2], at: time.Unix(sec, 0), stub: r[0] == "S"}
+		delete(u.attempts, string(b))
+	case r[0] == "A" && len(r) >= 3:
+		if n, err := strconv.Atoi(r[2]); err == nil && n >= 0 {
+			u.attempts[string(b)] = n
+		}
 	case r[0] == "X":
 		delete(u.seen, string(b))
+		delete(u.attempts, string(b))
 	}
 }
 
@@ -90,6 +106,21 @@ func (u *uidls) append(uidl string, rec record) error {
 	return nil
 }
 
+// addAttempts buffers the count of failed downloads of uidl; it is
+// durable after sync.
+func (u *uidls) addAttempts(uidl string, n int, at time.Time) error {
+	r := attemptFields(uidl, n, at)
+	if err := u.j.Append(r...); err != nil {
+		return err
+	}
+	u.apply(r)
+	return nil
+}
+
+func attemptFields(uidl string, n int, at time.Time) []string {
+	return []string{"A", hex.EncodeToString([]byte(uidl)), strconv.Itoa(n), strconv.FormatInt(at.Unix(), 10)}
+}
+
 func (u *uidls) sync() error { return u.j.Sync() }
 
 // reopen rereads the journal from disk after a failed sync (journal.Sync:
@@ -102,10 +133,8 @@ func (u *uidls) reopen() error {
 	if err != nil {
 		return err
 	}
-	u.j, u.seen = j, map[string]record{}
-	for _, r := range recs {
-		u.apply(r)
-	}
+	u.j = j
+	u.load(recs)
 	return u.j.Sync()
 }
 
@@ -118,25 +147,33 @@ func (u *uidls) ids() map[string]bool {
 	return m
 }
 
-// forget drops the records of UIDLs the server no longer lists: those
-// messages are gone from the server and can never be downloaded again. It
-// rewrites the journal when that removes many.
+// forget drops the records (and failure counts) of UIDLs the server no
+// longer lists: those messages are gone from the server and can never be
+// downloaded again. It rewrites the journal when that removes any.
 func (u *uidls) forget(listed map[string]bool) (int, error) {
-	var gone []string
+	gone := 0
 	for uidl := range u.seen {
 		if !listed[uidl] {
-			gone = append(gone, uidl)
+			delete(u.seen, uidl)
+			gone++
 		}
 	}
-	if len(gone) == 0 {
+	for uidl := range u.attempts {
+		if !listed[uidl] {
+			delete(u.attempts, uidl)
+			gone++
+		}
+	}
+	if gone == 0 {
 		return 0, nil
 	}
-	for _, g := range gone {
-		delete(u.seen, g)
-	}
-	recs := make([][]string, 0, len(u.seen))
+	recs := make([][]string, 0, len(u.seen)+len(u.attempts))
 	for uidl, r := range u.seen {
 		recs = append(recs, r.fields(uidl))
+	}
+	now := time.Now()
+	for uidl, n := range u.attempts {
+		recs = append(recs, attemptFields(uidl, n, now))
 	}
 	u.j.Close()
 	if err := journal.RewriteFS(u.path, recs, u.fs); err != nil {
@@ -144,7 +181,7 @@ func (u *uidls) forget(listed map[string]bool) (int, error) {
 	}
 	j, _, _, err := journal.OpenFS(u.path, u.fs)
 	u.j = j
-	return len(gone), err
+	return gone, err
 }
 
 func (u *uidls) close() error { return u.j.Close() }

@@ -73,6 +73,10 @@ var (
 	ServerTempFail = def(2028, "POP3 server failed temporarily; backing off", warn)
 	BackOff        = def(2029, "next poll delayed after failures", info)
 	JournalFailed  = def(2030, "UIDL journal write failed; fetching stopped", fatal)
+
+	MessageFailed   = def(2031, "a message could not be downloaded; the others go on", warn)
+	MessageSetAside = def(2032, "message that cannot be downloaded set aside on the server", errl)
+	SetAsideRetried = def(2033, "retrieve-now: messages set aside tried again", info)
 )
 
 // rewrited.

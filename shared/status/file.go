@@ -58,10 +58,11 @@ type Problem struct {
 
 // Account is what fetchd logged about one POP3 account.
 type Account struct {
-	LastPoll  time.Time `json:"last_poll,omitzero"` // the last "mailbox polled" (2001) line
-	LastOK    time.Time `json:"last_ok,omitzero"`   // the last one that succeeded
-	Fetched   int       `json:"fetched"`            // messages fetched by the last poll
-	Total     int       `json:"total"`              // messages fetched since start
+	LastPoll  time.Time `json:"last_poll,omitzero"`  // the last "mailbox polled" (2001) line
+	LastOK    time.Time `json:"last_ok,omitzero"`    // the last one that succeeded
+	Fetched   int       `json:"fetched"`             // messages fetched by the last poll
+	Total     int       `json:"total"`               // messages fetched since start
+	SetAside  int       `json:"set_aside,omitempty"` // messages on the server that cannot be downloaded (2032)
 	LastError *Problem  `json:"last_error,omitempty"`
 }
 

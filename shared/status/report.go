@@ -228,6 +228,10 @@ func (r *report) accounts(w io.Writer) {
 }
 
 func (r *report) accountResult(name string, a *Account) string {
+	return r.pollResult(name, a) + r.setAside(name, a)
+}
+
+func (r *report) pollResult(name string, a *Account) string {
 	if e := a.LastError; e != nil && e.Time.After(a.LastOK) {
 		r.attend("account %s: %s", name, r.problem(e))
 		return fmt.Sprintf("FAILED: %d %s", e.Event, e.Name)
@@ -236,6 +240,20 @@ func (r *report) accountResult(name string, a *Account) string {
 		return "not polled since fetchd started"
 	}
 	return fmt.Sprintf("ok, %d fetched (%d since start)", a.Fetched, a.Total)
+}
+
+// setAside is the note on messages fetchd set aside (event 2032), and
+// what to do about them.
+func (r *report) setAside(name string, a *Account) string {
+	if a.SetAside == 0 {
+		return ""
+	}
+	what := "1 message on the server cannot be downloaded"
+	if a.SetAside > 1 {
+		what = fmt.Sprintf("%d messages on the server cannot be downloaded", a.SetAside)
+	}
+	r.attend("account %s: %s (event 2032, the log names each); they stay on the server. Once the provider has mended them, touch control/retrieve-now.%s to try them again", name, what, name)
+	return "; " + what
 }
 
 func (r *report) last(w io.Writer) {

@@ -41,6 +41,7 @@ type line struct {
 	Account   string    `json:"account"`
 	OK        *bool     `json:"ok"`
 	Fetched   int       `json:"fetched"`
+	SetAside  *int      `json:"set_aside"`
 	Size      int64     `json:"size"`
 	Bytes     int64     `json:"bytes"`
 	ElapsedMS *float64  `json:"elapsed_ms"`
@@ -125,7 +126,8 @@ func problem(l *line) *Problem {
 }
 
 // account records fetchd's per-account lines: "mailbox polled" (2001)
-// with its ok and fetched fields, and any error naming the account.
+// with its ok, fetched and set_aside fields, and any error naming the
+// account.
 func (t *Tracker) account(l *line, p *Problem) {
 	a := t.f.Accounts[l.Account]
 	if a == nil {
@@ -140,6 +142,9 @@ func (t *Tracker) account(l *line, p *Problem) {
 	}
 	a.LastPoll = l.Time
 	a.Fetched = l.Fetched
+	if l.SetAside != nil {
+		a.SetAside = *l.SetAside
+	}
 	a.Total += l.Fetched
 	if l.OK == nil || *l.OK {
 		a.LastOK = l.Time

@@ -44,6 +44,10 @@ type Server struct {
 	// Fault, if set, is asked at each Event; returning true drops the
 	// connection there, after flushing the replies already written.
 	Fault func(Event) bool
+	// Broken, if set, is asked at each RETR how to fail the message in
+	// file (its base name); BreakNone serves it as usual. SetBroken
+	// changes it while the server runs.
+	Broken func(file string) Breakage
 	// Timeout bounds each wait for a command and the handling of it;
 	// 0 means DefaultTimeout.
 	Timeout time.Duration
@@ -68,6 +72,7 @@ type Stats struct {
 	BytesSent int64 // octets written to clients, status lines included
 	Deleted   int   // message files removed in the UPDATE state
 	Left      int   // *.eml files in Dir now; -1 if Dir cannot be read
+	Active    int   // sessions not yet ended (the mailbox lock is free at 0)
 }
 
 type counters struct {
@@ -92,6 +97,34 @@ const (
 	EvDeleted  = "deleted"  // in UPDATE, after each message file is removed
 	EvUpdated  = "updated"  // in UPDATE, after all removals, before the +OK to QUIT
 )
+
+// Breakage is how Server.Broken fails a RETR.
+type Breakage int
+
+// Breakages.
+const (
+	BreakNone    Breakage = iota
+	BreakErr              // -ERR, the session goes on
+	BreakCut              // +OK and half the message, then the connection is dropped
+	BreakEndless          // +OK and message lines, slowly, that never end
+)
+
+// SetBroken replaces the Broken hook while the server runs.
+func (s *Server) SetBroken(f func(file string) Breakage) {
+	s.mu.Lock()
+	s.Broken = f
+	s.mu.Unlock()
+}
+
+func (s *Server) broken(file string) Breakage {
+	s.mu.Lock()
+	f := s.Broken
+	s.mu.Unlock()
+	if f == nil {
+		return BreakNone
+	}
+	return f(file)
+}
 
 // Start listens on addr (e.g. "127.0.0.1:0") and serves each connection in
 // its own goroutine. It returns the address actually bound.
@@ -136,7 +169,11 @@ func (s *Server) Close() error {
 
 // Stats returns the counters and the number of messages left in Dir.
 func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	active := len(s.conns)
+	s.mu.Unlock()
 	return Stats{
+		Active:    active,
 		Sessions:  int(s.n.sessions.Load()),
 		Logins:    int(s.n.logins.Load()),
 		Retrs:     int(s.n.retrs.Load()),

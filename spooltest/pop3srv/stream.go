@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 )
 
 // pieceSize bounds what is read from a message file at once: one line, or
@@ -137,4 +138,40 @@ func (t *topFilter) saw(p []byte) {
 		t.left--
 	}
 	t.atStart = complete
+}
+
+// sendHalf answers RETR with +OK and the first half of m, then drops the
+// connection (Server.Broken, BreakCut).
+func (c *session) sendHalf(m *message) error {
+	b, err := os.ReadFile(m.path)
+	if err != nil {
+		return fmt.Errorf("read message: %w", err)
+	}
+	c.ok("%d octets", m.size)
+	_, _ = c.w.Write(b[:len(b)/2])
+	_ = c.w.Flush()
+	return errDropped
+}
+
+// endlessPace is the pause between the lines of a message that never
+// ends: slow enough that only a client's overall deadline stops it (each
+// read gets a line in time, and the size grows by 6 KiB a second).
+const endlessPace = 10 * time.Millisecond
+
+// sendEndless answers RETR with +OK and message lines, one every
+// endlessPace, until the client hangs up or the server closes
+// (Server.Broken, BreakEndless).
+func (c *session) sendEndless() error {
+	c.ok("1000 octets")
+	line := []byte("Subject: this message never ends, and this line says so again\r\n")
+	for {
+		_ = c.conn.SetDeadline(time.Now().Add(c.s.timeout()))
+		if _, err := c.w.Write(line); err != nil {
+			return fmt.Errorf("write endless message: %w", err)
+		}
+		if err := c.w.Flush(); err != nil {
+			return fmt.Errorf("write endless message: %w", err)
+		}
+		time.Sleep(endlessPace)
+	}
 }

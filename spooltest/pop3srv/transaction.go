@@ -2,6 +2,7 @@ package pop3srv
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -81,6 +82,15 @@ func (c *session) retr(arg string) error {
 	if m == nil {
 		c.err("%s", msg)
 		return nil
+	}
+	switch c.s.broken(filepath.Base(m.path)) {
+	case BreakErr:
+		c.err("unable to read message file")
+		return nil
+	case BreakCut:
+		return c.sendHalf(m)
+	case BreakEndless:
+		return c.sendEndless()
 	}
 	sent, err := c.sendMessage(m, n, -1)
 	if sent {
