@@ -169,16 +169,27 @@ func (m *Memory) names() []string {
 }
 
 // resumeNow opens a stopped account's breaker because the operator asked
-// for a poll (Retrieve Now): the server may have been unlocked without any
-// setting changing.
+// for a poll of this account (control/retrieve-now.<account>, or
+// control/retrieve-now holding "all"): the server may have been unlocked
+// without any setting changing. A plain control/retrieve-now leaves a
+// stopped account stopped (event 2034): one press to fetch the mail must
+// not give every wrongly configured account three more refusals at its
+// ISP (issue 11.5).
 func (f *Fetcher) resumeNow(a *config.Account) {
 	st := f.state(a.Name)
 	st.mu.Lock()
-	stopped := st.stopped
-	st.stopped, st.refused = false, 0
+	stopped, rearm := st.stopped, st.rearm
+	st.rearm = false
+	if rearm {
+		st.stopped, st.refused = false, 0
+	}
 	st.mu.Unlock()
-	if stopped {
+	switch {
+	case stopped && rearm:
 		event.Emit(&f.Log, event.LoginResumed).Str("account", a.Name).Msg("retrieve-now: trying the refused login again")
 		f.saveBreakers()
+	case stopped:
+		event.Emit(&f.Log, event.RetrieveSkipped).Str("account", a.Name).
+			Msg("retrieve-now: account stopped by refused logins stays stopped; create control/retrieve-now." + a.Name + " to try its login again")
 	}
 }

@@ -183,28 +183,47 @@ func TestBreakerSurvivesRestart(t *testing.T) {
 }
 
 // TestRetrieveNowResumesStoppedAccount: with nothing changed, Retrieve Now
-// is the operator's way to try a refused login again (the provider has
-// unlocked the mailbox).
+// for the account (or for all with "all") is the operator's way to try a
+// refused login again (the provider has unlocked the mailbox); a plain
+// control/retrieve-now leaves it stopped, so that one press does not give
+// every wrongly configured account three more refusals (issue 11.5).
 func TestRetrieveNowResumesStoppedAccount(t *testing.T) {
-	r := newRig(t)
-	a := &r.cfg.Account[0]
-	a.Interval = config.Duration(time.Hour)
-	r.f.backoff = time.Millisecond
-	r.srv.Pass = "locked"
-	for i := 0; i < breakerTrips; i++ {
-		r.poll(t)
+	for _, c := range []struct {
+		file, content string
+		resumes       bool
+	}{{"retrieve-now", "", false}, {"retrieve-now.office", "", true}, {"retrieve-now", "all\n", true}} {
+		t.Run(c.file+"="+strings.TrimSpace(c.content), func(t *testing.T) {
+			r := newRig(t)
+			a := &r.cfg.Account[0]
+			a.Interval = config.Duration(time.Hour)
+			r.f.backoff = time.Millisecond
+			r.srv.Pass = "locked"
+			for i := 0; i < breakerTrips; i++ {
+				r.poll(t)
+			}
+			r.srv.Pass = "p" // unlocked by the provider; our settings are the same
+			stop := runFor(t, r.f)
+			os.WriteFile(filepath.Join(r.s.Dir(spool.Control), c.file), []byte(c.content), 0o600)
+			if c.resumes {
+				waitFor(t, 10*time.Second, "mail after Retrieve Now", func() bool { return r.srv.Stats().Left == 0 })
+			} else {
+				waitFor(t, 10*time.Second, "event 2034", func() bool { return len(r.log.events(event.RetrieveSkipped)) == 1 })
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			if got := len(r.log.events(event.LoginResumed)); got != map[bool]int{true: 1}[c.resumes] {
+				t.Fatalf("%d LoginResumed, want resumed=%v:\n%s", got, c.resumes, r.log)
+			}
+			if !c.resumes {
+				if r.srv.Stats().Left == 0 {
+					t.Fatal("a plain retrieve-now logged in to an account its breaker stopped")
+				}
+				return
+			}
+			r.check(t)
+		})
 	}
-	r.srv.Pass = "p" // unlocked by the provider; our settings are the same
-	stop := runFor(t, r.f)
-	os.WriteFile(filepath.Join(r.s.Dir(spool.Control), "retrieve-now"), nil, 0o600)
-	waitFor(t, 10*time.Second, "mail after Retrieve Now", func() bool { return r.srv.Stats().Left == 0 })
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	if len(r.log.events(event.LoginResumed)) != 1 {
-		t.Fatalf("want one LoginResumed:\n%s", r.log)
-	}
-	r.check(t)
 }
 
 // hold logs in with a raw connection and keeps the maildrop locked until

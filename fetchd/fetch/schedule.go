@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -209,9 +210,15 @@ func (f *Fetcher) watchControl(ctx context.Context, names []string, kicks []chan
 			return
 		case <-t.C:
 		}
-		if os.Remove(filepath.Join(dir, "retrieve-now")) == nil {
-			event.Emit(&f.Log, event.RetrieveNow).Msg("polling every account now")
-			for _, k := range kicks {
+		global := filepath.Join(dir, "retrieve-now")
+		content, _ := os.ReadFile(global)
+		if os.Remove(global) == nil {
+			all := strings.TrimSpace(string(content)) == "all"
+			event.Emit(&f.Log, event.RetrieveNow).Bool("rearm_breakers", all).Msg("polling every account now")
+			for i, k := range kicks {
+				if all {
+					f.rearm(names[i])
+				}
 				kickOne(k)
 			}
 		}
@@ -219,10 +226,20 @@ func (f *Fetcher) watchControl(ctx context.Context, names []string, kicks []chan
 			name := names[i]
 			if os.Remove(filepath.Join(dir, "retrieve-now."+name)) == nil {
 				event.Emit(&f.Log, event.RetrieveNow).Str("account", name).Msg("polling this account now")
+				f.rearm(name)
 				kickOne(k)
 			}
 		}
 	}
+}
+
+// rearm marks account name's breaker to be re-armed by its next
+// retrieve-now (resumeNow).
+func (f *Fetcher) rearm(name string) {
+	st := f.state(name)
+	st.mu.Lock()
+	st.rearm = true
+	st.mu.Unlock()
 }
 
 // kickOne wakes an account's loop unless a kick is already waiting.

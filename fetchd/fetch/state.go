@@ -33,6 +33,7 @@ type acctState struct {
 	lastLogin  time.Time // start of the last session that logged in
 	expireSeen string    // the EXPIRE value last warned about
 	release    bool      // Retrieve Now: the next poll tries the messages set aside
+	rearm      bool      // Retrieve Now for this account (or "all"): re-arm its breaker
 }
 
 // failKind classifies how a poll ended, for the scheduler.

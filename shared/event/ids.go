@@ -77,6 +77,7 @@ var (
 	MessageFailed   = def(2031, "a message could not be downloaded; the others go on", warn)
 	MessageSetAside = def(2032, "message that cannot be downloaded set aside on the server", errl)
 	SetAsideRetried = def(2033, "retrieve-now: messages set aside tried again", info)
+	RetrieveSkipped = def(2034, "retrieve-now left an account stopped by refused logins stopped", warn)
 )
 
 // rewrited.
