@@ -292,3 +292,45 @@ func TestDovecotUntrustedCertificate(t *testing.T) {
 		}
 	}
 }
+
+// TestDovecotUnreadableMessage: a message file in the ISP's store that
+// Dovecot's mail process may not read (owned by root, mode 0600): the
+// others of the mailbox are fetched within two polls and deleted, the bad
+// one is counted (2031) and left on the server (issue 11.1).
+func TestDovecotUnreadableMessage(t *testing.T) {
+	dc := dovecot.Start(t, map[string]string{dcUser: dcPass})
+	r := &rig{want: map[string][]byte{}}
+	var bad string
+	for i := 1; i <= 5; i++ {
+		b := []byte(fmt.Sprintf("Subject: m%d\nFrom: a@example.net\n\nbody of message %d\n", i, i))
+		name := dc.Put(t, dcUser, b)
+		if i == 3 {
+			bad = filepath.Join(dc.Maildir(dcUser), "new", name)
+			continue
+		}
+		r.want[name] = dovecotWire(b)
+	}
+	// The sizes in the name (S=, W=: Dovecot's Maildir++ extension) let
+	// Dovecot list the mailbox without reading the file; without them it
+	// must read it at login and refuses the whole mailbox.
+	b, _ := os.ReadFile(bad)
+	named := fmt.Sprintf("%s,S=%d,W=%d", bad, len(b), len(dovecotWire(b)))
+	if err := os.Rename(bad, named); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(named, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	a := config.Account{TLS: "none", AllowPlaintext: true, Username: dcUser, Server: dc.Addr}
+	r.setup(t, t.TempDir(), a, dcPass)
+	for range 2 {
+		r.poll(t)
+	}
+	r.check(t)
+	if n := len(r.log.events(event.MessageFailed)); n < 1 {
+		t.Fatalf("no event 2031 for the unreadable message:\n%s", r.log)
+	}
+	if left := dc.Count(t, dcUser); left != 1 {
+		t.Fatalf("Dovecot holds %d messages, want the unreadable one alone\n%s", left, dc.Log())
+	}
+}
