@@ -244,3 +244,36 @@ func TestRecoveryMovesRecordedPartsAndDropsOthers(t *testing.T) {
 		t.Fatal("unrecorded part kept")
 	}
 }
+
+// TestListingCutAtMaxListing: a mailbox listing more than max_listing
+// messages (the samples, with max_listing 10) costs a session no more than
+// max_listing entries: each session takes the first ones (event 2035), and
+// the next sessions the rest, each message once; the journal forgets none
+// of what it did not see (issue 16.3). Before, up to 2^20 entries were kept.
+func TestListingCutAtMaxListing(t *testing.T) {
+	r := newRig(t)
+	r.cfg.Account[0].MaxListing = 10
+	total := len(r.want)
+	if total <= 20 {
+		t.Fatalf("want more than 20 samples, have %d", total)
+	}
+	for polls := 1; ; polls++ {
+		st, err := r.poll(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Listed > 10 {
+			t.Fatalf("poll %d took in %d listing entries, want at most 10", polls, st.Listed)
+		}
+		if r.srv.Stats().Left == 0 {
+			break
+		}
+		if polls > total {
+			t.Fatal("the mailbox did not empty")
+		}
+	}
+	r.check(t)
+	if n := len(r.log.events(event.ListingCut)); n < 2 {
+		t.Fatalf("%d events 2035, want one per cut session:\n%s", n, r.log)
+	}
+}

@@ -28,10 +28,12 @@ func listedSet(msgs []message) map[string]bool {
 // without UIDL gets a digest of each message's header instead.
 func (s *session) listing() ([]message, error) {
 	sizes, err := s.c.List()
+	err = s.partialListing(err)
 	if err != nil {
 		return nil, classify(s.protocolError(fmt.Errorf("LIST: %w", err)), failOther)
 	}
 	uids, err := s.c.UIDL()
+	err = s.partialListing(err)
 	var pe *pop3.Error
 	if errors.As(err, &pe) {
 		event.Emit(&s.f.Log, event.NoUIDL).Str("account", s.a.Name).Msg("identifying messages by a digest of their header")
@@ -89,4 +91,20 @@ func (s *session) digests(sizes []pop3.MsgInfo) ([]message, error) {
 	}
 	s.stats.Listed = len(msgs)
 	return msgs, nil
+}
+
+// partialListing turns a listing cut at max_listing into a partial session: the first
+// max_listing messages are handled now, the others in later sessions once
+// these are gone, and the journal forgets nothing (event 2035, once per
+// session).
+func (s *session) partialListing(err error) error {
+	if !errors.Is(err, pop3.ErrTruncated) {
+		return err
+	}
+	if !s.partial {
+		event.Emit(&s.f.Log, event.ListingCut).Str("account", s.a.Name).Int("max_listing", s.a.MaxListing).Err(err).
+			Msg("the mailbox lists more messages than max_listing; this session takes the first ones")
+	}
+	s.partial = true
+	return nil
 }

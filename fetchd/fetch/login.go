@@ -79,7 +79,7 @@ func dialProblem(err error) (event.ID, string) {
 }
 
 func dialOptions(a *config.Account) (pop3.Options, error) {
-	o := pop3.Options{Timeout: a.Timeout.D(), AllowPlaintext: a.AllowPlaintext}
+	o := pop3.Options{Timeout: a.Timeout.D(), AllowPlaintext: a.AllowPlaintext, MaxListing: a.MaxListing}
 	switch a.TLS {
 	case "implicit":
 		o.TLS = pop3.TLSImplicit

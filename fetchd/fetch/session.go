@@ -36,6 +36,7 @@ type session struct {
 	dele     []int
 	listed   []message // nil until the listing succeeded
 	release  bool      // retrieve-now: try the messages set aside once more
+	partial  bool      // the listing was cut at max_listing: the journal keeps what it did not see
 	stats    Stats
 }
 
@@ -116,6 +117,9 @@ func (s *session) run(stop context.Context) error {
 		return classify(s.protocolError(fmt.Errorf("QUIT: %w", err)), failOther)
 	}
 	crash.Point("fetchd.quit")
+	if s.partial {
+		return nil // UIDLs past the cut are on the server still: forget none
+	}
 	n, err := s.j.forget(listedSet(msgs))
 	if err != nil {
 		event.Emit(&s.f.Log, event.JournalFailed).Str("account", s.a.Name).Err(err).Msg("compacting the UIDL journal failed; fetchd stops so recovery runs at start")

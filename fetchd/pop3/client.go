@@ -58,6 +58,10 @@ type Options struct {
 	// PIPELINING (RFC 2449 §6.6): for servers that announce it and get
 	// it wrong, and to measure what it brings.
 	NoPipelining bool
+	// MaxListing bounds the entries List and UIDL keep; past it they read
+	// the listing to its end and return the first MaxListing entries with
+	// ErrTruncated. Default DefaultMaxListing.
+	MaxListing int
 	// Trace, if set, gets every protocol line without its CRLF: dir is 'C' for
 	// lines sent, 'S' for lines received. Passwords and SASL payloads are
 	// masked ("PASS ****"); message bodies are never traced.

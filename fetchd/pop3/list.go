@@ -10,13 +10,20 @@ import (
 const (
 	// maxMsgNum bounds message numbers; no maildrop holds 2^31 messages.
 	maxMsgNum = math.MaxInt32
-	// maxListLines bounds a LIST or UIDL listing, and so its memory.
-	maxListLines = 1 << 20
+	// maxListLines bounds a LIST or UIDL listing read to its end; past
+	// Options.MaxListing entries the lines are read and dropped.
+	maxListLines = 1 << 22
+	// DefaultMaxListing is Options.MaxListing's default.
+	DefaultMaxListing = 100_000
 	// maxCapaLines bounds a CAPA listing.
 	maxCapaLines = 256
 	// maxUIDLen is RFC 1939 §7's limit on a unique-id.
 	maxUIDLen = 70
 )
+
+// ErrTruncated marks a listing longer than Options.MaxListing: the
+// entries returned are its first ones, by message number.
+var ErrTruncated = errors.New("listing longer than the limit; the rest dropped")
 
 // MsgInfo is one line of a LIST scan listing.
 type MsgInfo struct {
@@ -48,6 +55,9 @@ func (c *Client) List() ([]MsgInfo, error) {
 	var out []MsgInfo
 	seen := make(map[int]bool)
 	err := c.listing("LIST", func(no int, line []byte) error {
+		if no > c.maxListing() {
+			return nil
+		}
 		m, err := parseScan(string(line), seen)
 		if err != nil {
 			return fmt.Errorf("%w: line %d %s: %w", ErrProtocol, no, quote(line), err)
@@ -68,6 +78,9 @@ func (c *Client) UIDL() ([]MsgUID, error) {
 	var out []MsgUID
 	seen, uids := make(map[int]bool), make(map[string]int)
 	err := c.listing("UIDL", func(no int, line []byte) error {
+		if no > c.maxListing() {
+			return nil
+		}
 		m, err := parseUIDLine(string(line), seen, uids)
 		if err != nil {
 			return fmt.Errorf("%w: line %d %s: %w", ErrProtocol, no, quote(line), err)
@@ -83,7 +96,22 @@ func (c *Client) listing(cmd string, fn func(no int, line []byte) error) error {
 	if _, err := c.cmd(cmd); err != nil {
 		return err
 	}
-	return c.readListing(cmd, maxListLines, fn)
+	n := 0
+	err := c.readListing(cmd, maxListLines, func(no int, line []byte) error {
+		n = no
+		return fn(no, line)
+	})
+	if err == nil && n > c.maxListing() {
+		return fmt.Errorf("pop3 %s: %w: %d entries, %d kept", cmd, ErrTruncated, n, c.maxListing())
+	}
+	return err
+}
+
+func (c *Client) maxListing() int {
+	if c.opt.MaxListing > 0 {
+		return c.opt.MaxListing
+	}
+	return DefaultMaxListing
 }
 
 // parseScan parses "nn size [anything]" (RFC 1939 §5: nothing is required of

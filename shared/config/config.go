@@ -50,8 +50,12 @@ type Account struct {
 	Keep           bool     `toml:"keep"`
 	KeepDays       int      `toml:"keep_days"`
 	MaxSize        Size     `toml:"max_size"`
-	FetchOptions            // auth, token_file, token_command, oversize: fetch.go
-	Routing                 // deliver_to, or multi-drop: routing.go
+	// MaxListing bounds how many messages of the mailbox one session
+	// takes in (and so the memory of its LIST and UIDL listings); the
+	// rest wait for the next sessions. Default 100,000.
+	MaxListing   int `toml:"max_listing"`
+	FetchOptions     // auth, token_file, token_command, oversize: fetch.go
+	Routing          // deliver_to, or multi-drop: routing.go
 }
 
 // Deliver configures deliverd.

@@ -40,6 +40,9 @@ func (c *Config) defaults() {
 		if a.MaxSize == 0 {
 			a.MaxSize = 50 << 20
 		}
+		if a.MaxListing == 0 {
+			a.MaxListing = DefaultMaxListing
+		}
 		a.FetchOptions.defaults()
 	}
 	c.Filter.defaults()
@@ -133,6 +136,9 @@ func (a *Account) validate(p *problems, key, file string) {
 	}
 	if a.MaxSize < 0 {
 		p.add(key+".max_size", "must be positive")
+	}
+	if a.MaxListing < 100 || a.MaxListing > 1<<20 {
+		p.add(key+".max_listing", "must be from 100 to 1048576")
 	}
 	a.validateRouting(p, key)
 }
@@ -271,6 +277,10 @@ func readSecret(inline, file, env string) (string, error) {
 	}
 	return inline, nil
 }
+
+// DefaultMaxListing is an account's max_listing: 100,000 listing entries
+// cost a session about 10 MiB; an ISP mailbox rarely holds a tenth of it.
+const DefaultMaxListing = 100_000
 
 // ValidAddress reports whether s looks like local@domain as a mail server
 // takes it in MAIL FROM or RCPT TO: no spaces, angle brackets, control

@@ -78,6 +78,7 @@ var (
 	MessageSetAside = def(2032, "message that cannot be downloaded set aside on the server", errl)
 	SetAsideRetried = def(2033, "retrieve-now: messages set aside tried again", info)
 	RetrieveSkipped = def(2034, "retrieve-now left an account stopped by refused logins stopped", warn)
+	ListingCut      = def(2035, "mailbox listing longer than max_listing; the first messages taken this session", warn)
 )
 
 // rewrited.
