@@ -67,6 +67,9 @@ func (s *session) retrError(m message, g *guard, err error) error {
 // limit, sets the message aside. It returns nil when the session may go
 // on with the next message.
 func (s *session) failed(m message, me *msgError) error {
+	if s.stopping.Load() {
+		return classify(me.err, failOther) // cut by the stop, not by the message
+	}
 	n := s.j.attempts[m.uidl] + 1
 	if err := s.j.addAttempts(m.uidl, n, time.Now()); err != nil {
 		return classify(s.spoolError(err), failOther)

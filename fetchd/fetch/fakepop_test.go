@@ -41,11 +41,12 @@ type fakeMsg struct {
 type hookAction int
 
 const (
-	hookPass   hookAction = iota // handle the command normally
-	hookReply                    // send reply instead
-	hookHangUp                   // send reply (if any), then close
-	hookStall                    // send reply (if any), then read nothing until the client gives up
-	hookFlood                    // send reply, then message lines for ever (a message that never ends)
+	hookPass    hookAction = iota // handle the command normally
+	hookReply                     // send reply instead
+	hookHangUp                    // send reply (if any), then close
+	hookStall                     // send reply (if any), then read nothing until the client gives up
+	hookFlood                     // send reply, then message lines for ever (a message that never ends)
+	hookTrickle                   // send reply, then a listing line every 20 ms for ever
 )
 
 func startFakePOP(t *testing.T, msgs ...fakeMsg) *fakePOP {
@@ -136,6 +137,9 @@ func (p *fakePOP) serve(n int, c net.Conn) {
 					return
 				case hookFlood:
 					flood(c)
+					return
+				case hookTrickle:
+					trickle(c)
 					return
 				}
 				continue
@@ -278,6 +282,17 @@ func fakeMessage(uid, subject string) fakeMsg {
 // configAccount is a clear-text account for a test server at addr.
 func configAccount(addr string) config.Account {
 	return config.Account{Server: addr, TLS: "none", AllowPlaintext: true, Username: "u"}
+}
+
+// trickle writes a listing line every 20 ms until the client hangs up:
+// each read is well inside any time-out, the listing never ends.
+func trickle(c net.Conn) {
+	for n := 1; ; n++ {
+		if _, err := fmt.Fprintf(c, "%d uid%d\r\n", n, n); err != nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // flood writes message lines until the client hangs up.

@@ -33,6 +33,9 @@ type Fetcher struct {
 	stallBudget time.Duration
 	// retrBudget, if set, replaces every RETR's time budget (retrBudget).
 	retrBudget time.Duration
+	// stopGrace and listingBudget, if set, replace stopGrace and each
+	// session's listingBudget (tests).
+	stopGrace, listingBudget time.Duration
 
 	mem *Memory
 }

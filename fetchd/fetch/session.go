@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"example.org/popspool/fetchd/pop3"
@@ -34,9 +36,10 @@ type session struct {
 	loggedIn bool
 	pending  []sealed // sealed and recorded, not yet moved and DELE'd
 	dele     []int
-	listed   []message // nil until the listing succeeded
-	release  bool      // retrieve-now: try the messages set aside once more
-	partial  bool      // the listing was cut at max_listing: the journal keeps what it did not see
+	listed   []message   // nil until the listing succeeded
+	release  bool        // retrieve-now: try the messages set aside once more
+	partial  bool        // the listing was cut at max_listing: the journal keeps what it did not see
+	stopping atomic.Bool // fetchd is stopping and cut the session: no failure is the message's
 	stats    Stats
 }
 
@@ -86,7 +89,12 @@ func (s *session) run(stop context.Context) error {
 		return err
 	}
 	defer s.c.Close()
+	defer s.cutOnStop(stop)()
+	late := time.AfterFunc(s.listingBudget(), func() {
+		s.cut(fmt.Errorf("the listings took longer than %s", s.listingBudget()))
+	})
 	msgs, err := s.listing()
+	late.Stop()
 	if err != nil {
 		return err
 	}
@@ -390,4 +398,40 @@ func (s *session) deleteOld() error {
 	s.stats.Deleted += len(s.dele)
 	event.Emit(&s.f.Log, event.Redeleted).Str("account", s.a.Name).Int("count", len(s.dele)).Msg("deleted messages fetched before")
 	return nil
+}
+
+// stopGrace is how long a session goes on once fetchd is asked to stop:
+// enough for the message in hand to be written and the session to end
+// with QUIT. Past it the connection is closed, which is safe at any point
+// (docs/crashes.md): a server that trickles a message must not hold a
+// stop until the service manager kills fetchd (issue 16.3).
+const stopGrace = 10 * time.Second
+
+// cutOnStop closes the session stopGrace after stop ends; the returned
+// func disarms it.
+func (s *session) cutOnStop(stop context.Context) (disarm func()) {
+	grace := stopGrace
+	if s.f.stopGrace > 0 {
+		grace = s.f.stopGrace
+	}
+	t := time.AfterFunc(time.Duration(math.MaxInt64), func() {
+		s.stopping.Store(true)
+		s.cut(fmt.Errorf("fetchd is stopping; session cut %s after the stop request", grace))
+	})
+	unregister := context.AfterFunc(stop, func() { t.Reset(grace) })
+	return func() {
+		unregister()
+		t.Stop()
+	}
+}
+
+// listingBudget bounds the LIST and UIDL listings together: each read has
+// the account's time-out, and this bounds a server that keeps sending one
+// line just inside it: three time-outs, plus a second per thousand entries
+// max_listing allows.
+func (s *session) listingBudget() time.Duration {
+	if s.f.listingBudget > 0 {
+		return s.f.listingBudget
+	}
+	return 3*s.a.Timeout.D() + time.Duration(max(s.a.MaxListing, pop3.DefaultMaxListing)/1000)*time.Second
 }
