@@ -92,9 +92,8 @@ func TestPanicSetsTheFileAsideOthersFlow(t *testing.T) {
 func TestSuspectsDeliveredAloneFirst(t *testing.T) {
 	tg := &watched{}
 	q := newQueue(t, tg)
-	var others []string
 	for range 8 {
-		others = append(others, put(t, q, spool.Pickup, "alice@l"))
+		put(t, q, spool.Pickup, "alice@l")
 	}
 	s1, s2 := leftover(t, q, "bob@l"), leftover(t, q, "carol@l")
 	if err := q.Recover(); err != nil {
