@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -24,23 +25,61 @@ import (
 // is rewritten whole (journal.RewriteFS) when a count changes, which only
 // refused logins and the first good login after them do.
 //
-// Records: "salt <hex>", then per account with something to remember
-// "acct <name-hex> <refused> <stopped 0|1> <settings-hex> <refusal-hex>".
-// The settings are the account's fingerprint (which covers its password)
-// hashed again with the file's random salt: the file holds no secret and
-// nothing to look a password up by in a table.
-const breakerFile = "fetchd.breaker"
+// Records, per account with something to remember: "acct <name-hex>
+// <refused> <stopped 0|1> <settings-hex> <refusal-hex>". The settings are
+// the account's fingerprint (which covers its password) as an HMAC keyed
+// with the random key in state/fetchd.breaker.key (0600), which is not in
+// this file: a copy of the breaker file (a backup, a support bundle, a
+// status dump) is no aid to guessing the password offline. Files written
+// before the key, with a "salt <hex>" record and salted SHA-256 prints,
+// are still read and rewritten with the key at start.
+const (
+	breakerFile = "fetchd.breaker"
+	keyFile     = "fetchd.breaker.key"
+)
 
 func (f *Fetcher) breakerPath() string {
 	return filepath.Join(f.S.Dir(spool.State), breakerFile)
 }
 
-// salted hashes an account's fingerprint with the file's salt.
+// keyed is the settings print as the breaker file stores it.
+func keyed(key []byte, print string) string {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(print))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// salted is the print of breaker files written before the key.
 func salted(salt []byte, print string) string {
 	h := sha256.New()
 	h.Write(salt)
 	h.Write([]byte(print))
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// readKey reads the breaker's key, if there is one yet.
+func (f *Fetcher) readKey() error {
+	recs, err := readRecords(filepath.Join(f.S.Dir(spool.State), keyFile), &f.Log)
+	for _, r := range recs {
+		if k, err := hex.DecodeString(r[len(r)-1]); r[0] == "key" && len(r) == 2 && err == nil && len(k) == 32 {
+			f.mem.key = k
+		}
+	}
+	return err
+}
+
+// newKey makes the breaker's key when it first has something to remember,
+// and saves it. A key that cannot be saved still serves this process;
+// after a restart the prints made with it match nothing and stopped
+// accounts are tried again.
+func (f *Fetcher) newKey() []byte {
+	k := make([]byte, 32)
+	rand.Read(k)
+	path := filepath.Join(f.S.Dir(spool.State), keyFile)
+	if err := journal.RewriteFS(path, [][]string{{"key", hex.EncodeToString(k)}}, f.S.FS()); err != nil {
+		event.Emit(&f.Log, event.SpoolIO).Err(err).Msg("could not save the circuit breaker's key; its state will not match after a restart")
+	}
+	return k
 }
 
 // loadBreakers reads the breaker file into f.mem. It logs nothing but
@@ -51,22 +90,31 @@ func salted(salt []byte, print string) string {
 // the same (event 2021 again); one whose settings changed meanwhile
 // resumes (2022).
 func (f *Fetcher) loadBreakers() error {
+	if err := f.readKey(); err != nil {
+		return err
+	}
 	recs, err := readRecords(f.breakerPath(), &f.Log)
 	if err != nil {
 		return err
 	}
+	var salt []byte
 	for _, r := range recs {
 		switch {
 		case r[0] == "salt" && len(r) == 2:
-			f.mem.salt, _ = hex.DecodeString(r[1])
+			salt, _ = hex.DecodeString(r[1])
 		case r[0] == "acct" && len(r) == 6:
-			f.loadAccount(r[1:])
+			f.loadAccount(r[1:], salt)
 		}
+	}
+	if salt != nil {
+		f.saveBreakers() // in the keyed form
 	}
 	return nil
 }
 
-func (f *Fetcher) loadAccount(r []string) {
+// loadAccount takes in one account's record; salt is that of a file
+// written before the key, or nil.
+func (f *Fetcher) loadAccount(r []string, salt []byte) {
 	name, err1 := hex.DecodeString(r[0])
 	refused, err2 := strconv.Atoi(r[1])
 	text, err3 := unfield(r[4])
@@ -82,7 +130,8 @@ func (f *Fetcher) loadAccount(r []string) {
 		return
 	}
 	st.stopped, st.stopText = true, string(text)
-	if print := fingerprint(a); salted(f.mem.salt, print) == r[3] {
+	print := fingerprint(a)
+	if keyed(f.mem.key, print) == r[3] || salt != nil && salted(salt, print) == r[3] {
 		st.stopPrint = print
 	} // else no print matches: mayResume resumes it
 }
@@ -108,11 +157,12 @@ func (f *Fetcher) saveBreakers() {
 	m := f.mem
 	m.saveMu.Lock()
 	defer m.saveMu.Unlock()
-	if m.salt == nil {
-		m.salt = make([]byte, 16)
-		rand.Read(m.salt)
+	m.mu.Lock()
+	if m.key == nil {
+		m.key = f.newKey()
 	}
-	recs := [][]string{{"salt", hex.EncodeToString(m.salt)}}
+	m.mu.Unlock()
+	var recs [][]string
 	for _, name := range m.names() {
 		if r := m.record(name); r != nil {
 			recs = append(recs, r)
@@ -136,7 +186,7 @@ func (m *Memory) record(name string) []string {
 	}
 	stopped, print := "0", "-"
 	if st.stopped {
-		stopped, print = "1", salted(m.salt, st.stopPrint)
+		stopped, print = "1", keyed(m.key, st.stopPrint)
 	}
 	return []string{"acct", hex.EncodeToString([]byte(name)), strconv.Itoa(st.refused), stopped, print,
 		field(st.stopText)}

@@ -49,7 +49,7 @@ type Memory struct {
 	mu     sync.Mutex
 	states map[string]*acctState
 	saveMu sync.Mutex // one rewrite of the breaker file at a time
-	salt   []byte     // of the breaker file (breaker.go)
+	key    []byte     // of the breaker file's prints (breaker.go)
 }
 
 // NewMemory returns an empty Memory.
@@ -65,8 +65,8 @@ func (f *Fetcher) SetMemory(m *Memory) {
 			m.states[name] = st
 		}
 	}
-	if m.salt == nil {
-		m.salt = f.mem.salt
+	if m.key == nil {
+		m.key = f.mem.key
 	}
 	m.mu.Unlock()
 	f.mem = m

@@ -102,7 +102,7 @@ func Load(path string) (*Config, error) {
 	c := &Config{File: path}
 	md, err := toml.Decode(string(text), c)
 	if err != nil {
-		return nil, decodeError(path, err)
+		return nil, decodeError(path, string(text), err)
 	}
 	p := &problems{file: path, lines: locate(string(text))}
 	for _, k := range md.Undecoded() {
@@ -116,16 +116,50 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
-func decodeError(path string, err error) error {
+// decodeError names the file, line and key of a TOML error. The parser's
+// message may quote the start of the value ("expected value but found
+// \"hunter\""): on a line that sets a secret it is replaced, so a
+// password never reaches a log or a terminal through a typo.
+func decodeError(path, text string, err error) error {
 	var pe toml.ParseError
-	if errors.As(err, &pe) {
-		key := pe.LastKey
-		if key == "" {
-			key = "syntax"
-		}
-		return fmt.Errorf("%s:%d: %s: %s", path, pe.Position.Line, key, pe.Message)
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	return fmt.Errorf("%s: %w", path, err)
+	key, msg := pe.LastKey, pe.Message
+	if k := lineKey(text, pe.Position.Line); k != "" && secretKey(k) {
+		if key != k && !strings.HasSuffix(key, "."+k) {
+			key = strings.TrimPrefix(key+"."+k, ".")
+		}
+		msg = "not a valid TOML value (not shown: it is a secret); write it in quotes, like " + k + ` = "..."`
+	}
+	if key == "" {
+		key = "syntax"
+	}
+	return fmt.Errorf("%s:%d: %s: %s", path, pe.Position.Line, key, msg)
+}
+
+// lineKey returns the bare key a TOML line sets ("password" in
+// `  password = x`), or "".
+func lineKey(text string, line int) string {
+	lines := strings.Split(text, "\n")
+	if line < 1 || line > len(lines) {
+		return ""
+	}
+	k, _, ok := strings.Cut(lines[line-1], "=")
+	if !ok {
+		return ""
+	}
+	k = strings.Trim(strings.TrimSpace(k), `"'`)
+	if i := strings.LastIndexByte(k, '.'); i >= 0 {
+		k = k[i+1:]
+	}
+	return k
+}
+
+// secretKey reports whether a config key holds a secret itself (not the
+// name of a file or variable holding it).
+func secretKey(k string) bool {
+	return k == "password" || k == "token" || strings.HasSuffix(k, "secret")
 }
 
 // problems collects validation errors with their lines.

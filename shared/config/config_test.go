@@ -174,3 +174,64 @@ func TestStartTLSDefault(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretNotInSyntaxError(t *testing.T) {
+	for _, c := range []struct{ value, want string }{
+		{`hunter2secret`, ":10: account.password: not a valid TOML value (not shown"},
+		{`hunter2 secret`, ":10: account.password: "},
+		{`1hunter2secret`, ":10: account.password: "},
+		{`"hunter2secret`, ":10: account.password: "},
+		{`'''hunter2secret`, "account.password: "},
+	} {
+		text := strings.Replace(good, `password_file = "DIR/office.pass"`, "password = "+c.value, 1)
+		path := write(t, text)
+		_, err := Load(path)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want %q", c.value, err, c.want)
+			continue
+		}
+		for _, part := range []string{"hunter", "1h", "secret\""} {
+			if strings.Contains(err.Error(), part) {
+				t.Errorf("%s: the error shows the password: %v", c.value, err)
+			}
+		}
+	}
+	// Other keys keep the parser's words, which help.
+	_, err := Load(write(t, strings.Replace(good, `interval = "2m"`, `interval = 2m`, 1)))
+	if err == nil || !strings.Contains(err.Error(), ":11: ") || strings.Contains(err.Error(), "not shown") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestSecretFileModes(t *testing.T) {
+	for _, c := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{{0o600, true}, {0o640, true}, {0o400, true}, {0o644, false}, {0o604, false}, {0o602, false}} {
+		path := write(t, good)
+		pass := filepath.Join(filepath.Dir(path), "office.pass")
+		os.Chmod(pass, c.mode)
+		_, err := Load(path)
+		if c.ok != (err == nil) {
+			t.Errorf("mode %04o: got %v", c.mode, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), ":10: account.office.password_file: "+pass+" is readable or writable by every user") {
+			t.Errorf("mode %04o: error does not name file, line and key: %v", c.mode, err)
+		}
+	}
+	path := write(t, good+"password_file = \"DIR/deliver.pass\"\n")
+	dpass := filepath.Join(filepath.Dir(path), "deliver.pass")
+	os.WriteFile(dpass, []byte("x\n"), 0o644)
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "deliver.password_file: "+dpass+" is readable") {
+		t.Errorf("deliver: got %v", err)
+	}
+	os.Chmod(dpass, 0o600)
+	if _, err := Load(path); err != nil {
+		t.Errorf("deliver 0600: %v", err)
+	}
+	os.Remove(dpass)
+	os.Mkdir(dpass, 0o700)
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "is a folder") {
+		t.Errorf("deliver folder: got %v", err)
+	}
+}

@@ -1,7 +1,5 @@
 package config
 
-import "os"
-
 // FetchOptions are the account keys only fetchd reads: how it logs in, and
 // what it does with a message larger than max_size.
 type FetchOptions struct {
@@ -62,9 +60,7 @@ func (a *Account) validateToken(p *problems, key string) {
 	case o.TokenFile != "" && o.TokenCommand != "":
 		p.add(key+".token_file", "set token_file or token_command, not both")
 	case o.TokenFile != "":
-		if _, err := os.ReadFile(o.TokenFile); err != nil {
-			p.add(key+".token_file", "cannot read: %v", err)
-		}
+		checkSecretFile(p, key+".token_file", o.TokenFile)
 	case o.TokenCommand == "":
 		p.add(key+".token_file", "missing: auth = %q needs token_file or token_command (the OAuth 2.0 access token)", o.Auth)
 	}

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -50,5 +52,19 @@ func TestFetchOptionErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("want %q, got:\n%v", c.want, err)
 		}
+	}
+}
+
+func TestTokenFileMode(t *testing.T) {
+	text := strings.Replace(good, `password_file = "DIR/office.pass"`, "auth = \"xoauth2\"\ntoken_file = \"DIR/office.pass\"", 1)
+	path := write(t, text)
+	pass := filepath.Join(filepath.Dir(path), "office.pass")
+	os.Chmod(pass, 0o644)
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "account.office.token_file: "+pass+" is readable or writable by every user") {
+		t.Fatalf("got %v", err)
+	}
+	os.Chmod(pass, 0o640)
+	if _, err := Load(path); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -210,6 +211,9 @@ func (d *Deliver) validate(p *problems) {
 	if d.PasswordFile != "" && d.PasswordEnv != "" {
 		p.add("deliver.password_file", "set password_file or password_env, not both")
 	}
+	if d.PasswordFile != "" {
+		checkSecretFile(p, "deliver.password_file", d.PasswordFile)
+	}
 	if !oneOf(d.BounceTo, "postmaster", "sender", "both") {
 		p.add("deliver.bounce_to", "%q is not postmaster, sender or both", d.BounceTo)
 	}
@@ -234,9 +238,7 @@ func validateSecret(p *problems, key, file, inline, pfile, env string, required 
 	case n > 1:
 		p.add(key+".password_file", "set only one of password, password_file and password_env")
 	case pfile != "":
-		if _, err := os.ReadFile(pfile); err != nil {
-			p.add(key+".password_file", "cannot read: %v", err)
-		}
+		checkSecretFile(p, key+".password_file", pfile)
 	case env != "":
 		if os.Getenv(env) == "" {
 			p.add(key+".password_env", "environment variable %s is not set", env)
@@ -245,6 +247,31 @@ func validateSecret(p *problems, key, file, inline, pfile, env string, required 
 		if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
 			p.add(key+".password", "an inline password needs the config file to be readable by its owner only (chmod 600 %s); better use password_file", file)
 		}
+	}
+}
+
+// checkSecretFile reports a password or token file that cannot be read,
+// or that every user of the machine may read: a secret must be readable
+// by the daemon's user and at most its group (0640 root:popspool, as
+// dist/popspool.toml.example shows), as fetchmail and ssh insist too.
+// Windows keeps access in ACLs, which the mode bits do not show.
+func checkSecretFile(p *problems, key, path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		p.add(key, "cannot read: %v", err)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		p.add(key, "cannot read: %v", err)
+		return
+	}
+	switch {
+	case fi.IsDir():
+		p.add(key, "%s is a folder, not a file", path)
+	case runtime.GOOS != "windows" && fi.Mode().Perm()&0o006 != 0:
+		p.add(key, "%s is readable or writable by every user of this machine (mode %04o): chmod o-rw %s (0600, or 0640 with the daemon's group)", path, fi.Mode().Perm(), path)
 	}
 }
 
