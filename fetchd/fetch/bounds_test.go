@@ -52,3 +52,41 @@ func TestStopCutsSessionAfterGrace(t *testing.T) {
 		t.Fatalf("the stop counted %d failed downloads against the message", n)
 	}
 }
+
+// A TOP that never ends, for an oversize message's stub or for the header
+// digest of a server without UIDL, is cut by its budget as a RETR is
+// (issue 16.3). Before, each line inside the time-out kept it going.
+func TestEndlessTopIsCut(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		noUIDL bool
+	}{{"oversize stub", false}, {"no UIDL", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			r, p := newFakeRig(t, fakeMessage("a", "one"))
+			if !c.noUIDL {
+				r.cfg.Account[0].MaxSize, r.cfg.Account[0].Oversize = 10, "headers"
+			}
+			p.hook = func(_ int, cmd string) (string, hookAction) {
+				switch {
+				case cmd == "UIDL" && c.noUIDL:
+					return "-ERR no UIDL here\r\n", hookReply
+				case cmd == "TOP 1 0":
+					return "+OK\r\n", hookFlood
+				}
+				return "", hookPass
+			}
+			r.f.retrBudget = 500 * time.Millisecond
+			done := make(chan error, 1)
+			go func() { _, err := r.poll(t); done <- err }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(r.log.String(), "TOP 1 0 took longer than 500ms") {
+					t.Fatalf("poll: %v; want the TOP cut by its budget:\n%s", err, r.log)
+				}
+			case <-time.After(10 * time.Second):
+				r.f.Close()
+				t.Fatal("the endless TOP held the session for 10 s")
+			}
+		})
+	}
+}

@@ -27,13 +27,21 @@ func listedSet(msgs []message) map[string]bool {
 // listing returns the messages with their UIDLs and sizes. A server
 // without UIDL gets a digest of each message's header instead.
 func (s *session) listing() ([]message, error) {
-	sizes, err := s.c.List()
-	err = s.partialListing(err)
+	var sizes []pop3.MsgInfo
+	var uids []pop3.MsgUID
+	var uerr error
+	err := s.within(s.listingBudget(), "the listings", func() (err error) {
+		sizes, err = s.c.List()
+		if err = s.partialListing(err); err != nil {
+			return classify(s.protocolError(fmt.Errorf("LIST: %w", err)), failOther)
+		}
+		uids, uerr = s.c.UIDL()
+		return nil
+	})
 	if err != nil {
-		return nil, classify(s.protocolError(fmt.Errorf("LIST: %w", err)), failOther)
+		return nil, err
 	}
-	uids, err := s.c.UIDL()
-	err = s.partialListing(err)
+	err = s.partialListing(uerr)
 	var pe *pop3.Error
 	if errors.As(err, &pe) {
 		event.Emit(&s.f.Log, event.NoUIDL).Str("account", s.a.Name).Msg("identifying messages by a digest of their header")
@@ -68,8 +76,12 @@ func (s *session) digests(sizes []pop3.MsgInfo) ([]message, error) {
 	count := map[string]int{}
 	for _, m := range sizes {
 		h := sha256.New()
-		if _, err := s.c.Top(m.Num, 0, h); err != nil {
-			return nil, classify(s.protocolError(fmt.Errorf("TOP %d 0: %w", m.Num, err)), failOther)
+		what := fmt.Sprintf("TOP %d 0", m.Num)
+		if err := s.within(s.retrBudget(message{size: m.Size}), what, func() error {
+			_, err := s.c.Top(m.Num, 0, h)
+			return err
+		}); err != nil {
+			return nil, classify(s.protocolError(fmt.Errorf("%s: %w", what, err)), failOther)
 		}
 		fmt.Fprintf(h, "\x00%d", m.Size)
 		uid := "sha256-" + hex.EncodeToString(h.Sum(nil)[:16])
@@ -82,8 +94,12 @@ func (s *session) digests(sizes []pop3.MsgInfo) ([]message, error) {
 			continue
 		}
 		h := sha256.New()
-		if _, err := s.c.Retr(m.num, h); err != nil {
-			return nil, classify(s.protocolError(fmt.Errorf("RETR %d: %w", m.num, err)), failOther)
+		what := fmt.Sprintf("RETR %d", m.num)
+		if err := s.within(s.retrBudget(m), what, func() error {
+			_, err := s.c.Retr(m.num, h)
+			return err
+		}); err != nil {
+			return nil, classify(s.protocolError(fmt.Errorf("%s: %w", what, err)), failOther)
 		}
 		uid := "sha256full-" + hex.EncodeToString(h.Sum(nil)[:16])
 		seen[uid]++

@@ -48,7 +48,10 @@ func (s *session) oversize(m message) error {
 func (s *session) stub(m message) (string, error) {
 	var hdr capped
 	hdr.max = maxStubHeader
-	if _, err := s.c.Top(m.num, 0, &hdr); err != nil {
+	if err := s.within(s.retrBudget(message{size: maxStubHeader}), fmt.Sprintf("TOP %d 0", m.num), func() error {
+		_, err := s.c.Top(m.num, 0, &hdr)
+		return err
+	}); err != nil {
 		var pe *pop3.Error
 		if !errors.As(err, &pe) {
 			return "", s.protocolError(fmt.Errorf("TOP %d 0: %w", m.num, err))

@@ -90,11 +90,7 @@ func (s *session) run(stop context.Context) error {
 	}
 	defer s.c.Close()
 	defer s.cutOnStop(stop)()
-	late := time.AfterFunc(s.listingBudget(), func() {
-		s.cut(fmt.Errorf("the listings took longer than %s", s.listingBudget()))
-	})
 	msgs, err := s.listing()
-	late.Stop()
 	if err != nil {
 		return err
 	}
@@ -236,10 +232,11 @@ func (s *session) download(m message) (string, error) {
 	w := bufio.NewWriterSize(p, 64<<10)
 	fmt.Fprint(w, s.f.traceHeader(s.a, m.uidl, id))
 	g := &guard{w: w, left: s.downloadLimit(m), cut: func() { s.c.Close() }}
-	budget := s.retrBudget(m)
-	late := time.AfterFunc(budget, func() { s.cut(fmt.Errorf("RETR %d took longer than %s", m.num, budget)) })
-	n, err := s.c.Retr(m.num, g)
-	late.Stop()
+	var n int64
+	err = s.within(s.retrBudget(m), fmt.Sprintf("RETR %d", m.num), func() (err error) {
+		n, err = s.c.Retr(m.num, g)
+		return err
+	})
 	if err != nil {
 		p.Abort()
 		return "", s.retrError(m, g, err)
@@ -429,6 +426,15 @@ func (s *session) cutOnStop(stop context.Context) (disarm func()) {
 // the account's time-out, and this bounds a server that keeps sending one
 // line just inside it: three time-outs, plus a second per thousand entries
 // max_listing allows.
+// within runs one command of the session (what names it) and cuts the
+// connection if it takes longer than budget in all: each read has its own
+// time-out, this bounds a server that keeps sending and never ends.
+func (s *session) within(budget time.Duration, what string, command func() error) error {
+	late := time.AfterFunc(budget, func() { s.cut(fmt.Errorf("%s took longer than %s", what, budget)) })
+	defer late.Stop()
+	return command()
+}
+
 func (s *session) listingBudget() time.Duration {
 	if s.f.listingBudget > 0 {
 		return s.f.listingBudget
