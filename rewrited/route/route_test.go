@@ -64,6 +64,25 @@ func TestMultiDrop(t *testing.T) {
 		{"nothing local: failed", "To: someone@else.example\n", nil, "!", false},
 		{"sloppy list with semicolons", "To: alice@contoso.local; carol@contoso.local\n", nil, "alice@contoso.local,carol@contoso.local", false},
 		{"case of domain", "Delivered-To: Alice@CONTOSO.LOCAL\n", nil, "Alice@CONTOSO.LOCAL", false},
+		// Issue 15.1: the ISP's Delivered-To for the mailbox itself sits on
+		// top of the one naming the recipient; the default takes the
+		// topmost local occurrence, not the topmost one.
+		{"isp mailbox delivered-to on top of the recipient's", "Delivered-To: office@isp.example\nDelivered-To: jane@contoso.local\nTo: office@isp.example\n",
+			unrouted, "jane@contoso.local", false},
+		{"isp mailbox x-original-to on top of the recipient's", "X-Original-To: office@isp.example\nX-Original-To: jane@contoso.local\nTo: office@isp.example\n",
+			unrouted, "jane@contoso.local", false},
+		{"forwarded: the newer local delivered-to wins over the older", "Delivered-To: office@isp.example\nDelivered-To: jane@contoso.local\nDelivered-To: mark@contoso.local\nTo: mark@contoso.local\n",
+			unrouted, "jane@contoso.local", false},
+		{"list mail: the member's delivered-to below the isp's, after aliases", "List-Id: <staff.lists.example>\nDelivered-To: office@isp.example\nDelivered-To: bob@contoso.local\nTo: staff@lists.example, alice@contoso.local\n",
+			unrouted, "robert@contoso.local", false},
+		{"an isp address aliased to a local one is local", "Delivered-To: office@isp.example\nDelivered-To: jane@contoso.local\n",
+			func(r *config.Routing) {
+				r.Aliases = map[string]string{"office@isp.example": "reception@contoso.local"}
+			}, "reception@contoso.local", false},
+		{"explicit :first keeps the topmost only", "Delivered-To: office@isp.example\nDelivered-To: jane@contoso.local\nTo: office@isp.example\n",
+			func(r *config.Routing) { unrouted(r); r.EnvelopeHeaders = []string{"Delivered-To:first"} }, "postmaster@contoso.local", true},
+		{"received: the newest for clause that is local", "Received: from a by b for <office@isp.example>; date\nReceived: from c by d; date\nReceived: from e by f for <jane@contoso.local>; date\n",
+			func(r *config.Routing) { unrouted(r); r.EnvelopeHeaders = []string{"Received"} }, "jane@contoso.local", false},
 		{"order: x-original-to first", "Delivered-To: alice@contoso.local\nX-Original-To: carol@contoso.local\n",
 			func(r *config.Routing) { r.EnvelopeHeaders = []string{"X-Original-To", "Delivered-To"} }, "carol@contoso.local", false},
 	}
@@ -82,6 +101,29 @@ func TestMultiDrop(t *testing.T) {
 				t.Fatalf("got %v unrouted=%v err=%v, want %s\n%s", r.Recipients, r.Unrouted, err, c.want, trace)
 			}
 		})
+	}
+}
+
+func unrouted(r *config.Routing) { r.UnroutedTo = "postmaster@contoso.local" }
+
+// explain shows which occurrence was taken and why the others were passed
+// over (issue 15.1).
+func TestMultiDropTraceNamesOccurrences(t *testing.T) {
+	h := header(t, "X-Popspool-Account: box\nDelivered-To: office@isp.example\nDelivered-To: jane@contoso.local\nDelivered-To: mark@contoso.local\nFrom: x@else.example\n")
+	r, err := Decide(multi(nil), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trace := strings.Join(r.Trace, "\n")
+	for _, want := range []string{
+		"Delivered-To: 3 occurrences; taking the topmost that names a local address",
+		"Delivered-To #1: office@isp.example: not in local_domains, passed over",
+		"Delivered-To #2: jane@contoso.local: local recipient, taken",
+		"Delivered-To #3: mark@contoso.local: not used, #2 above is newer",
+	} {
+		if !strings.Contains(trace, want) {
+			t.Errorf("trace lacks %q:\n%s", want, trace)
+		}
 	}
 }
 
