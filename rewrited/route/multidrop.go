@@ -25,14 +25,14 @@ func multiDrop(rt *config.Routing, h textproto.Header, r *Route) {
 			r.note("%s: not present", spec)
 			continue
 		}
-		var got []string
+		var got []rcpt
 		if which == "" {
 			got = topmostLocal(rt, name, vals, r)
 		} else {
 			got = chosen(rt, spec, name, vals, which, r)
 		}
 		if len(got) > 0 {
-			r.Recipients = dedupe(got, r)
+			r.take(got)
 			return
 		}
 	}
@@ -52,7 +52,7 @@ func multiDrop(rt *config.Routing, h textproto.Header, r *Route) {
 			}
 		}
 	}
-	r.Recipients = dedupe(local(rt, fromHeaders, r), r)
+	r.take(local(rt, fromHeaders, r))
 }
 
 // topmostLocal is the default choice among the occurrences of one
@@ -60,7 +60,7 @@ func multiDrop(rt *config.Routing, h textproto.Header, r *Route) {
 // aliases. ISPs that deliver a domain into one mailbox often add a field
 // for the mailbox itself above the one naming the recipient; below the
 // one taken are older hops, such as the address a forwarder received it at.
-func topmostLocal(rt *config.Routing, name string, vals []string, r *Route) []string {
+func topmostLocal(rt *config.Routing, name string, vals []string, r *Route) []rcpt {
 	if len(vals) == 1 {
 		return local(rt, source(name, vals), r)
 	}
@@ -72,10 +72,10 @@ func topmostLocal(rt *config.Routing, name string, vals []string, r *Route) []st
 			r.note("%s: names no address, passed over", tag)
 			continue
 		}
-		var got []string
+		var got []rcpt
 		for _, f := range addrs {
 			if a, ok := localAddr(rt, f.addr, r); ok {
-				got = append(got, a)
+				got = append(got, rcpt{a, f.addr})
 				r.note("%s: %s: local recipient, taken", tag, a)
 			} else {
 				r.note("%s: %s: not in local_domains, passed over", tag, a)
@@ -100,7 +100,7 @@ func passedOver(name string, vals []string, taken int, r *Route) {
 
 // chosen reads the occurrences an explicit :first, :last, :N or :all asks
 // for, and only those.
-func chosen(rt *config.Routing, spec, name string, vals []string, which string, r *Route) []string {
+func chosen(rt *config.Routing, spec, name string, vals []string, which string, r *Route) []rcpt {
 	picked := pick(vals, which)
 	if len(picked) == 0 {
 		r.note("%s: %d occurrence(s), none at that position", spec, len(vals))
@@ -111,6 +111,26 @@ func chosen(rt *config.Routing, spec, name string, vals []string, which string, 
 }
 
 type found struct{ header, addr string }
+
+// mailboxAddress is the address the first envelope header present names
+// (its topmost occurrence, or the one an entry's suffix picks), "" if none.
+func mailboxAddress(specs []string, h textproto.Header) string {
+	for _, spec := range specs {
+		name, which, _ := config.ParseEnvelopeSpec(spec)
+		vals := ownTraceRemoved(name, h.Values(name))
+		if which != "" {
+			vals = pick(vals, which)
+		}
+		if f := source(name, vals); len(f) > 0 {
+			return f[0].addr
+		}
+	}
+	return ""
+}
+
+// rcpt is a local recipient and the address it was found as, before
+// aliases: the original recipient deliverd sends as ORCPT (RFC 3461).
+type rcpt struct{ addr, original string }
 
 // OwnTrace marks the Received field fetchd adds; it names no recipient.
 const OwnTrace = "(popspool fetchd;"
@@ -170,8 +190,8 @@ func source(name string, vals []string) []found {
 }
 
 // local keeps the addresses in local_domains, after aliases.
-func local(rt *config.Routing, in []found, r *Route) []string {
-	var out []string
+func local(rt *config.Routing, in []found, r *Route) []rcpt {
+	var out []rcpt
 	for _, f := range in {
 		addr, ok := localAddr(rt, f.addr, r)
 		if !ok {
@@ -179,7 +199,7 @@ func local(rt *config.Routing, in []found, r *Route) []string {
 			continue
 		}
 		r.note("%s: %s: local recipient", f.header, addr)
-		out = append(out, addr)
+		out = append(out, rcpt{addr, f.addr})
 	}
 	return out
 }

@@ -25,7 +25,7 @@ func multi(mod func(*config.Routing)) *config.Config {
 	if mod != nil {
 		mod(&r)
 	}
-	return &config.Config{Account: []config.Account{{Name: "shop", Routing: config.Routing{DeliverTo: []string{"x@y.z"}}}, {Name: "box", Routing: r}}}
+	return &config.Config{Account: []config.Account{{Name: "shop", Routing: config.Routing{DeliverTo: []string{"x@y.z"}, EnvelopeHeaders: config.DefaultEnvelopeHeaders}}, {Name: "box", Routing: r}}}
 }
 
 const ours = "Received: from pop.isp.example\n\tby host (popspool fetchd; account box; uidl 1) with POP3S id X;\n\tMon, 23 Nov 2026 10:00:00 +0000\nX-Popspool-Account: box\n"
@@ -125,6 +125,62 @@ func TestMultiDropTraceNamesOccurrences(t *testing.T) {
 			t.Errorf("trace lacks %q:\n%s", want, trace)
 		}
 	}
+}
+
+// Issue 15.2: each recipient carries the address it was found as, before
+// aliases, for deliverd's ORCPT; a single-drop account's recipients the
+// address the ISP's envelope header names, if any.
+func TestOriginals(t *testing.T) {
+	cases := []struct {
+		name, head string
+		mod        func(*config.Routing)
+		want       string // recipient=original, joined by ","
+	}{
+		{"delivered-to below the isp's", "Delivered-To: office@isp.example\nDelivered-To: jane@contoso.local\n", nil, "jane@contoso.local=jane@contoso.local"},
+		{"alias", "Delivered-To: bob@contoso.local\n", nil, "robert@contoso.local=bob@contoso.local"},
+		{"domain alias", "X-Original-To: Anyone@old.contoso.local\n", func(r *config.Routing) { r.LocalDomains = append(r.LocalDomains, "old.contoso.local") },
+			"postmaster@contoso.local=Anyone@old.contoso.local"},
+		{"isp address aliased", "Delivered-To: office@isp.example\n", func(r *config.Routing) { r.Aliases = map[string]string{"office@isp.example": "reception@contoso.local"} },
+			"reception@contoso.local=office@isp.example"},
+		{"to and cc", "To: Alice <alice@contoso.local>, x@else.example\nCc: bob@contoso.local\n", nil,
+			"alice@contoso.local=alice@contoso.local,robert@contoso.local=bob@contoso.local"},
+		{"duplicate keeps the first original", "Delivered-To: bob@contoso.local\nDelivered-To: robert@contoso.local\n",
+			func(r *config.Routing) { r.EnvelopeHeaders = []string{"Delivered-To:all"} }, "robert@contoso.local=bob@contoso.local"},
+		{"received for", ours + "Received: from a by b for <carol@contoso.local>; date\n", nil, "carol@contoso.local=carol@contoso.local"},
+		{"unrouted has none", "To: x@else.example\n", unrouted, "postmaster@contoso.local="},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := Decide(multi(c.mod), header(t, "X-Popspool-Account: box\n"+c.head+"From: x@else.example\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := originals(r); got != c.want {
+				t.Fatalf("got %s, want %s\n%s", got, c.want, strings.Join(r.Trace, "\n"))
+			}
+		})
+	}
+}
+
+func TestOriginalsSingleDrop(t *testing.T) {
+	for head, want := range map[string]string{
+		"Delivered-To: office@isp.example\nTo: someone@else.example\n": "x@y.z=office@isp.example",
+		"X-Original-To: <office@isp.example>\n":                         "x@y.z=office@isp.example",
+		ours + "To: office@isp.example\n":                                "x@y.z=",
+	} {
+		r, err := Decide(multi(nil), header(t, "X-Popspool-Account: shop\n"+head+"From: a@b.example\n"))
+		if err != nil || originals(r) != want {
+			t.Errorf("%q: got %s %v, want %s", head, originals(r), err, want)
+		}
+	}
+}
+
+func originals(r Route) string {
+	var out []string
+	for _, a := range r.Recipients {
+		out = append(out, a+"="+r.Originals[a])
+	}
+	return strings.Join(out, ",")
 }
 
 func TestSender(t *testing.T) {
