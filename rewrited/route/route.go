@@ -25,7 +25,7 @@ type Route struct {
 	Recipients []string
 	Originals  map[string]string // recipient -> address it was found as, for ORCPT; nil if none
 	Unrouted   bool              // no recipient found; sent to unrouted_to
-	Trace      []string // one line per decision, for `rewrited explain`
+	Trace      []string          // one line per decision, for `rewrited explain`
 }
 
 func (r *Route) note(format string, args ...any) {

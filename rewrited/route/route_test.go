@@ -140,7 +140,9 @@ func TestOriginals(t *testing.T) {
 		{"alias", "Delivered-To: bob@contoso.local\n", nil, "robert@contoso.local=bob@contoso.local"},
 		{"domain alias", "X-Original-To: Anyone@old.contoso.local\n", func(r *config.Routing) { r.LocalDomains = append(r.LocalDomains, "old.contoso.local") },
 			"postmaster@contoso.local=Anyone@old.contoso.local"},
-		{"isp address aliased", "Delivered-To: office@isp.example\n", func(r *config.Routing) { r.Aliases = map[string]string{"office@isp.example": "reception@contoso.local"} },
+		{"isp address aliased", "Delivered-To: office@isp.example\n", func(r *config.Routing) {
+			r.Aliases = map[string]string{"office@isp.example": "reception@contoso.local"}
+		},
 			"reception@contoso.local=office@isp.example"},
 		{"to and cc", "To: Alice <alice@contoso.local>, x@else.example\nCc: bob@contoso.local\n", nil,
 			"alice@contoso.local=alice@contoso.local,robert@contoso.local=bob@contoso.local"},
@@ -165,8 +167,8 @@ func TestOriginals(t *testing.T) {
 func TestOriginalsSingleDrop(t *testing.T) {
 	for head, want := range map[string]string{
 		"Delivered-To: office@isp.example\nTo: someone@else.example\n": "x@y.z=office@isp.example",
-		"X-Original-To: <office@isp.example>\n":                         "x@y.z=office@isp.example",
-		ours + "To: office@isp.example\n":                                "x@y.z=",
+		"X-Original-To: <office@isp.example>\n":                        "x@y.z=office@isp.example",
+		ours + "To: office@isp.example\n":                              "x@y.z=",
 	} {
 		r, err := Decide(multi(nil), header(t, "X-Popspool-Account: shop\n"+head+"From: a@b.example\n"))
 		if err != nil || originals(r) != want {
