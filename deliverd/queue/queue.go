@@ -246,7 +246,7 @@ func (q *Queue) deliver(ctx context.Context, path, id string) error {
 		return q.done(path, id, env)
 	}
 	j := Job{ID: id, Sender: env.Sender, Rcpts: rcpts, Msg: msg, Retry: q.Ledger.Tried(id)}
-	if q.Cfg.Deliver.DSN {
+	if q.Cfg.Deliver.SendORCPT() {
 		j.ORCPT = env.Originals
 	}
 	if err := q.Ledger.Start(id, env.Attempts+1); err != nil {

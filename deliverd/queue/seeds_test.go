@@ -309,16 +309,20 @@ func TestMoveFromDeferredRetriesAtOnce(t *testing.T) {
 	}
 }
 
-// deliver.dsn = true: RCPT carries ORCPT with the original ISP address
-// from the envelope (RFC 3461), when the server offers DSN; not otherwise.
+// RCPT carries ORCPT with the original address from the envelope (RFC
+// 3461) whenever the server offers DSN, unless deliver.dsn = false (issue
+// 15.2: it was sent only with dsn = true, which nobody set).
 func TestORCPT(t *testing.T) {
+	no, yes := false, true
 	for _, c := range []struct {
-		dsn, offered bool
-		want         string
+		dsn     *bool
+		offered bool
+		want    string
 	}{
-		{true, true, "RCPT TO:<alice@l> ORCPT=RFC822;alice+2Bx@isp.example"}, // xtext: "+" is "+2B"
-		{true, false, "RCPT TO:<alice@l>"},
-		{false, true, "RCPT TO:<alice@l>"},
+		{nil, true, "RCPT TO:<alice@l> ORCPT=RFC822;alice+2Bx@isp.example"}, // xtext: "+" is "+2B"
+		{&yes, true, "RCPT TO:<alice@l> ORCPT=RFC822;alice+2Bx@isp.example"},
+		{nil, false, "RCPT TO:<alice@l>"},
+		{&no, true, "RCPT TO:<alice@l>"},
 	} {
 		f := newFake(t)
 		if c.offered {
@@ -337,7 +341,7 @@ func TestORCPT(t *testing.T) {
 		lines := strings.Join(f.rcptLines, "|")
 		f.mu.Unlock()
 		if want := c.want + "|RCPT TO:<bob@l>"; lines != want {
-			t.Errorf("dsn %v, offered %v: RCPT lines %q, want %q", c.dsn, c.offered, lines, want)
+			t.Errorf("dsn %v, offered %v: RCPT lines %q, want %q", c.dsn != nil && *c.dsn, c.offered, lines, want)
 		}
 	}
 }

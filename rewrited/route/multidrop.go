@@ -1,6 +1,7 @@
 package route
 
 import (
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,13 +20,19 @@ import (
 func multiDrop(rt *config.Routing, h textproto.Header, r *Route) {
 	for _, spec := range rt.EnvelopeHeaders {
 		name, which, _ := config.ParseEnvelopeSpec(spec)
-		vals := pick(ownTraceRemoved(name, h.Values(name)), which)
+		vals := ownTraceRemoved(name, h.Values(name))
 		if len(vals) == 0 {
 			r.note("%s: not present", spec)
 			continue
 		}
-		if got := local(rt, source(name, vals), r); len(got) > 0 {
-			r.Recipients = dedupe(got, r)
+		var got []rcpt
+		if which == "" {
+			got = topmostLocal(rt, name, vals, r)
+		} else {
+			got = chosen(rt, spec, name, vals, which, r)
+		}
+		if len(got) > 0 {
+			r.take(got)
 			return
 		}
 	}
@@ -45,10 +52,85 @@ func multiDrop(rt *config.Routing, h textproto.Header, r *Route) {
 			}
 		}
 	}
-	r.Recipients = dedupe(local(rt, fromHeaders, r), r)
+	r.take(local(rt, fromHeaders, r))
+}
+
+// topmostLocal is the default choice among the occurrences of one
+// envelope header: the topmost (newest) that names a local address after
+// aliases. ISPs that deliver a domain into one mailbox often add a field
+// for the mailbox itself above the one naming the recipient; below the
+// one taken are older hops, such as the address a forwarder received it at.
+func topmostLocal(rt *config.Routing, name string, vals []string, r *Route) []rcpt {
+	if len(vals) == 1 {
+		return local(rt, source(name, vals), r)
+	}
+	r.note("%s: %d occurrences; taking the topmost that names a local address", name, len(vals))
+	for i, v := range vals {
+		tag := fmt.Sprintf("%s #%d", name, i+1)
+		addrs := source(name, []string{v})
+		if len(addrs) == 0 {
+			r.note("%s: names no address, passed over", tag)
+			continue
+		}
+		var got []rcpt
+		for _, f := range addrs {
+			if a, ok := localAddr(rt, f.addr, r); ok {
+				got = append(got, rcpt{a, f.addr})
+				r.note("%s: %s: local recipient, taken", tag, a)
+			} else {
+				r.note("%s: %s: not in local_domains, passed over", tag, a)
+			}
+		}
+		if len(got) > 0 {
+			passedOver(name, vals, i, r)
+			return got
+		}
+	}
+	return nil
+}
+
+// passedOver notes the older occurrences below the one taken.
+func passedOver(name string, vals []string, taken int, r *Route) {
+	for j := taken + 1; j < len(vals); j++ {
+		for _, f := range source(name, vals[j:j+1]) {
+			r.note("%s #%d: %s: not used, #%d above is newer", name, j+1, f.addr, taken+1)
+		}
+	}
+}
+
+// chosen reads the occurrences an explicit :first, :last, :N or :all asks
+// for, and only those.
+func chosen(rt *config.Routing, spec, name string, vals []string, which string, r *Route) []rcpt {
+	picked := pick(vals, which)
+	if len(picked) == 0 {
+		r.note("%s: %d occurrence(s), none at that position", spec, len(vals))
+		return nil
+	}
+	r.note("%s: %d occurrence(s); reading %d as configured", spec, len(vals), len(picked))
+	return local(rt, source(name, picked), r)
 }
 
 type found struct{ header, addr string }
+
+// mailboxAddress is the address the first envelope header present names
+// (its topmost occurrence, or the one an entry's suffix picks), "" if none.
+func mailboxAddress(specs []string, h textproto.Header) string {
+	for _, spec := range specs {
+		name, which, _ := config.ParseEnvelopeSpec(spec)
+		vals := ownTraceRemoved(name, h.Values(name))
+		if which != "" {
+			vals = pick(vals, which)
+		}
+		if f := source(name, vals); len(f) > 0 {
+			return f[0].addr
+		}
+	}
+	return ""
+}
+
+// rcpt is a local recipient and the address it was found as, before
+// aliases: the original recipient deliverd sends as ORCPT (RFC 3461).
+type rcpt struct{ addr, original string }
 
 // OwnTrace marks the Received field fetchd adds; it names no recipient.
 const OwnTrace = "(popspool fetchd;"
@@ -108,18 +190,24 @@ func source(name string, vals []string) []found {
 }
 
 // local keeps the addresses in local_domains, after aliases.
-func local(rt *config.Routing, in []found, r *Route) []string {
-	var out []string
+func local(rt *config.Routing, in []found, r *Route) []rcpt {
+	var out []rcpt
 	for _, f := range in {
-		addr := alias(rt, f.addr, r)
-		if !isLocal(rt, addr) {
+		addr, ok := localAddr(rt, f.addr, r)
+		if !ok {
 			r.note("%s: %s: not in local_domains, dropped", f.header, addr)
 			continue
 		}
 		r.note("%s: %s: local recipient", f.header, addr)
-		out = append(out, addr)
+		out = append(out, rcpt{addr, f.addr})
 	}
 	return out
+}
+
+// localAddr applies aliases and says whether the result is local.
+func localAddr(rt *config.Routing, addr string, r *Route) (string, bool) {
+	addr = alias(rt, addr, r)
+	return addr, isLocal(rt, addr)
 }
 
 func alias(rt *config.Routing, addr string, r *Route) string {

@@ -23,8 +23,9 @@ type Route struct {
 	Account    string
 	Sender     string // "" for the null sender
 	Recipients []string
-	Unrouted   bool     // no recipient found; sent to unrouted_to
-	Trace      []string // one line per decision, for `rewrited explain`
+	Originals  map[string]string // recipient -> address it was found as, for ORCPT; nil if none
+	Unrouted   bool              // no recipient found; sent to unrouted_to
+	Trace      []string          // one line per decision, for `rewrited explain`
 }
 
 func (r *Route) note(format string, args ...any) {
@@ -53,8 +54,7 @@ func Decide(cfg *config.Config, h textproto.Header) (Route, error) {
 	r.Account = acct.Name
 	r.Sender = sender(h, &r)
 	if !acct.MultiDrop() {
-		r.Recipients = dedupe(acct.DeliverTo, &r)
-		r.note("single-drop account %s: deliver_to %s", acct.Name, strings.Join(r.Recipients, ", "))
+		singleDrop(acct, h, &r)
 		return r, nil
 	}
 	multiDrop(&acct.Routing, h, &r)
@@ -69,6 +69,23 @@ func Decide(cfg *config.Config, h textproto.Header) (Route, error) {
 	r.Recipients = []string{acct.UnroutedTo}
 	r.note("no local recipient: unrouted_to %s", acct.UnroutedTo)
 	return r, nil
+}
+
+// singleDrop sends the message to deliver_to. The original recipient of
+// each copy is the mailbox address the ISP's envelope header names, if one
+// does: the topmost occurrence of the first header in envelope_headers
+// that names an address.
+func singleDrop(acct *config.Account, h textproto.Header, r *Route) {
+	orig := mailboxAddress(acct.EnvelopeHeaders, h)
+	list := make([]rcpt, len(acct.DeliverTo))
+	for i, a := range acct.DeliverTo {
+		list[i] = rcpt{a, orig}
+	}
+	r.take(list)
+	r.note("single-drop account %s: deliver_to %s", acct.Name, strings.Join(r.Recipients, ", "))
+	if orig != "" {
+		r.note("original recipient %s (ORCPT) from the envelope headers", orig)
+	}
 }
 
 func account(cfg *config.Config, name string, r *Route) (*config.Account, error) {
@@ -113,17 +130,24 @@ func sender(h textproto.Header, r *Route) string {
 	return ""
 }
 
-func dedupe(addrs []string, r *Route) []string {
+// take sets the recipients, each once (compared case-insensitively), with
+// the address each was first found as.
+func (r *Route) take(list []rcpt) {
 	seen := map[string]bool{}
-	var out []string
-	for _, a := range addrs {
-		k := strings.ToLower(a)
+	for _, rc := range list {
+		k := strings.ToLower(rc.addr)
 		if seen[k] {
-			r.note("%s: duplicate, delivered once", a)
+			r.note("%s: duplicate, delivered once", rc.addr)
 			continue
 		}
 		seen[k] = true
-		out = append(out, a)
+		r.Recipients = append(r.Recipients, rc.addr)
+		if rc.original == "" {
+			continue
+		}
+		if r.Originals == nil {
+			r.Originals = map[string]string{}
+		}
+		r.Originals[rc.addr] = rc.original
 	}
-	return out
 }

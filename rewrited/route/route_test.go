@@ -25,7 +25,7 @@ func multi(mod func(*config.Routing)) *config.Config {
 	if mod != nil {
 		mod(&r)
 	}
-	return &config.Config{Account: []config.Account{{Name: "shop", Routing: config.Routing{DeliverTo: []string{"x@y.z"}}}, {Name: "box", Routing: r}}}
+	return &config.Config{Account: []config.Account{{Name: "shop", Routing: config.Routing{DeliverTo: []string{"x@y.z"}, EnvelopeHeaders: config.DefaultEnvelopeHeaders}}, {Name: "box", Routing: r}}}
 }
 
 const ours = "Received: from pop.isp.example\n\tby host (popspool fetchd; account box; uidl 1) with POP3S id X;\n\tMon, 23 Nov 2026 10:00:00 +0000\nX-Popspool-Account: box\n"
@@ -64,6 +64,25 @@ func TestMultiDrop(t *testing.T) {
 		{"nothing local: failed", "To: someone@else.example\n", nil, "!", false},
 		{"sloppy list with semicolons", "To: alice@contoso.local; carol@contoso.local\n", nil, "alice@contoso.local,carol@contoso.local", false},
 		{"case of domain", "Delivered-To: Alice@CONTOSO.LOCAL\n", nil, "Alice@CONTOSO.LOCAL", false},
+		// Issue 15.1: the ISP's Delivered-To for the mailbox itself sits on
+		// top of the one naming the recipient; the default takes the
+		// topmost local occurrence, not the topmost one.
+		{"isp mailbox delivered-to on top of the recipient's", "Delivered-To: office@isp.example\nDelivered-To: jane@contoso.local\nTo: office@isp.example\n",
+			unrouted, "jane@contoso.local", false},
+		{"isp mailbox x-original-to on top of the recipient's", "X-Original-To: office@isp.example\nX-Original-To: jane@contoso.local\nTo: office@isp.example\n",
+			unrouted, "jane@contoso.local", false},
+		{"forwarded: the newer local delivered-to wins over the older", "Delivered-To: office@isp.example\nDelivered-To: jane@contoso.local\nDelivered-To: mark@contoso.local\nTo: mark@contoso.local\n",
+			unrouted, "jane@contoso.local", false},
+		{"list mail: the member's delivered-to below the isp's, after aliases", "List-Id: <staff.lists.example>\nDelivered-To: office@isp.example\nDelivered-To: bob@contoso.local\nTo: staff@lists.example, alice@contoso.local\n",
+			unrouted, "robert@contoso.local", false},
+		{"an isp address aliased to a local one is local", "Delivered-To: office@isp.example\nDelivered-To: jane@contoso.local\n",
+			func(r *config.Routing) {
+				r.Aliases = map[string]string{"office@isp.example": "reception@contoso.local"}
+			}, "reception@contoso.local", false},
+		{"explicit :first keeps the topmost only", "Delivered-To: office@isp.example\nDelivered-To: jane@contoso.local\nTo: office@isp.example\n",
+			func(r *config.Routing) { unrouted(r); r.EnvelopeHeaders = []string{"Delivered-To:first"} }, "postmaster@contoso.local", true},
+		{"received: the newest for clause that is local", "Received: from a by b for <office@isp.example>; date\nReceived: from c by d; date\nReceived: from e by f for <jane@contoso.local>; date\n",
+			func(r *config.Routing) { unrouted(r); r.EnvelopeHeaders = []string{"Received"} }, "jane@contoso.local", false},
 		{"order: x-original-to first", "Delivered-To: alice@contoso.local\nX-Original-To: carol@contoso.local\n",
 			func(r *config.Routing) { r.EnvelopeHeaders = []string{"X-Original-To", "Delivered-To"} }, "carol@contoso.local", false},
 	}
@@ -83,6 +102,87 @@ func TestMultiDrop(t *testing.T) {
 			}
 		})
 	}
+}
+
+func unrouted(r *config.Routing) { r.UnroutedTo = "postmaster@contoso.local" }
+
+// explain shows which occurrence was taken and why the others were passed
+// over (issue 15.1).
+func TestMultiDropTraceNamesOccurrences(t *testing.T) {
+	h := header(t, "X-Popspool-Account: box\nDelivered-To: office@isp.example\nDelivered-To: jane@contoso.local\nDelivered-To: mark@contoso.local\nFrom: x@else.example\n")
+	r, err := Decide(multi(nil), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trace := strings.Join(r.Trace, "\n")
+	for _, want := range []string{
+		"Delivered-To: 3 occurrences; taking the topmost that names a local address",
+		"Delivered-To #1: office@isp.example: not in local_domains, passed over",
+		"Delivered-To #2: jane@contoso.local: local recipient, taken",
+		"Delivered-To #3: mark@contoso.local: not used, #2 above is newer",
+	} {
+		if !strings.Contains(trace, want) {
+			t.Errorf("trace lacks %q:\n%s", want, trace)
+		}
+	}
+}
+
+// Issue 15.2: each recipient carries the address it was found as, before
+// aliases, for deliverd's ORCPT; a single-drop account's recipients the
+// address the ISP's envelope header names, if any.
+func TestOriginals(t *testing.T) {
+	cases := []struct {
+		name, head string
+		mod        func(*config.Routing)
+		want       string // recipient=original, joined by ","
+	}{
+		{"delivered-to below the isp's", "Delivered-To: office@isp.example\nDelivered-To: jane@contoso.local\n", nil, "jane@contoso.local=jane@contoso.local"},
+		{"alias", "Delivered-To: bob@contoso.local\n", nil, "robert@contoso.local=bob@contoso.local"},
+		{"domain alias", "X-Original-To: Anyone@old.contoso.local\n", func(r *config.Routing) { r.LocalDomains = append(r.LocalDomains, "old.contoso.local") },
+			"postmaster@contoso.local=Anyone@old.contoso.local"},
+		{"isp address aliased", "Delivered-To: office@isp.example\n", func(r *config.Routing) {
+			r.Aliases = map[string]string{"office@isp.example": "reception@contoso.local"}
+		},
+			"reception@contoso.local=office@isp.example"},
+		{"to and cc", "To: Alice <alice@contoso.local>, x@else.example\nCc: bob@contoso.local\n", nil,
+			"alice@contoso.local=alice@contoso.local,robert@contoso.local=bob@contoso.local"},
+		{"duplicate keeps the first original", "Delivered-To: bob@contoso.local\nDelivered-To: robert@contoso.local\n",
+			func(r *config.Routing) { r.EnvelopeHeaders = []string{"Delivered-To:all"} }, "robert@contoso.local=bob@contoso.local"},
+		{"received for", ours + "Received: from a by b for <carol@contoso.local>; date\n", nil, "carol@contoso.local=carol@contoso.local"},
+		{"unrouted has none", "To: x@else.example\n", unrouted, "postmaster@contoso.local="},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := Decide(multi(c.mod), header(t, "X-Popspool-Account: box\n"+c.head+"From: x@else.example\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := originals(r); got != c.want {
+				t.Fatalf("got %s, want %s\n%s", got, c.want, strings.Join(r.Trace, "\n"))
+			}
+		})
+	}
+}
+
+func TestOriginalsSingleDrop(t *testing.T) {
+	for head, want := range map[string]string{
+		"Delivered-To: office@isp.example\nTo: someone@else.example\n": "x@y.z=office@isp.example",
+		"X-Original-To: <office@isp.example>\n":                        "x@y.z=office@isp.example",
+		ours + "To: office@isp.example\n":                              "x@y.z=",
+	} {
+		r, err := Decide(multi(nil), header(t, "X-Popspool-Account: shop\n"+head+"From: a@b.example\n"))
+		if err != nil || originals(r) != want {
+			t.Errorf("%q: got %s %v, want %s", head, originals(r), err, want)
+		}
+	}
+}
+
+func originals(r Route) string {
+	var out []string
+	for _, a := range r.Recipients {
+		out = append(out, a+"="+r.Originals[a])
+	}
+	return strings.Join(out, ",")
 }
 
 func TestSender(t *testing.T) {

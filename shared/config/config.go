@@ -75,10 +75,14 @@ type Deliver struct {
 	// (default: fetched mail's senders are outside and often forged),
 	// "sender" or "both". Never the null sender, never for a bounce.
 	BounceTo string `toml:"bounce_to"`
-	// DSN makes RCPT carry ORCPT (RFC 3461) with the original ISP address
-	// when the envelope knows it and the server offers DSN.
-	DSN bool `toml:"dsn"`
+	// DSN = false stops RCPT from carrying ORCPT (RFC 3461), the original
+	// recipient rewrited recorded in the envelope; by default it is sent
+	// whenever the server offers DSN.
+	DSN *bool `toml:"dsn"`
 }
+
+// SendORCPT reports whether RCPT carries ORCPT where the server offers DSN.
+func (d *Deliver) SendORCPT() bool { return d.DSN == nil || *d.DSN }
 
 // Path returns the config file to read: flag, then $POPSPOOL_CONFIG, then
 // DefaultPath.

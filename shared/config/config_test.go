@@ -135,15 +135,15 @@ func TestDeliverBounceKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := c.Deliver; d.BounceTo != "postmaster" || d.DSN || d.Postmaster != "postmaster" || d.Connections != 4 {
+	if d := c.Deliver; d.BounceTo != "postmaster" || !d.SendORCPT() || d.Postmaster != "postmaster" || d.Connections != 4 {
 		t.Fatalf("defaults %+v", d)
 	}
-	text := good + "bounce_to = \"both\"\ndsn = true\npostmaster = \"pm@contoso.local\"\nconnections = 2\n"
+	text := good + "bounce_to = \"both\"\ndsn = false\npostmaster = \"pm@contoso.local\"\nconnections = 2\n"
 	c, err = Load(write(t, text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := c.Deliver; d.BounceTo != "both" || !d.DSN || d.Postmaster != "pm@contoso.local" || d.Connections != 2 {
+	if d := c.Deliver; d.BounceTo != "both" || d.SendORCPT() || d.Postmaster != "pm@contoso.local" || d.Connections != 2 {
 		t.Fatalf("set %+v", d)
 	}
 	_, err = Load(write(t, good+"dsn = \"yes\"\n"))

@@ -35,16 +35,16 @@ func (r *Routing) UseToCc() bool { return r.ToCcFallback == nil || *r.ToCcFallba
 
 // envelopeSpecRe: a header name, optionally ":first", ":last", ":all" or
 // ":N" (the Nth occurrence from the top, 1-based; the top is the newest).
+// Without a suffix the topmost occurrence naming a local address is taken.
 var envelopeSpecRe = regexp.MustCompile(`^([A-Za-z0-9-]+)(?::(first|last|all|[1-9][0-9]?))?$`)
 
-// ParseEnvelopeSpec splits an envelope_headers entry.
+// ParseEnvelopeSpec splits an envelope_headers entry. which is "first",
+// "last", "all", a number, or "" for the default: the topmost occurrence
+// that names an address in local_domains (after aliases).
 func ParseEnvelopeSpec(s string) (name, which string, ok bool) {
 	m := envelopeSpecRe.FindStringSubmatch(s)
 	if m == nil {
 		return "", "", false
-	}
-	if m[2] == "" {
-		m[2] = "first"
 	}
 	return m[1], m[2], true
 }

@@ -78,6 +78,10 @@ type Options struct {
 	Username, Password string
 	// DeliverTo is the account's recipient; default User@example.local.
 	DeliverTo string
+	// Routing, if set, is written into the account in place of
+	// deliver_to: TOML lines such as local_domains and aliases for a
+	// multi-drop mailbox.
+	Routing string
 }
 
 // Flow is one running pipeline.
@@ -174,14 +178,22 @@ username = %q
 password_file = %q
 interval = %q
 max_size = %q
-deliver_to = [%q]
+%s
 
 [deliver]
 target = %q
 retry = ["1s", "2s"]
 `, f.Spool, f.Opt.Rescan.String(), f.Opt.LogLevel, f.Opt.Account, server, f.Server.User, pass,
-		f.Opt.Interval.String(), f.Opt.MaxSize, f.Opt.DeliverTo, f.target())
+		f.Opt.Interval.String(), f.Opt.MaxSize, f.routing(), f.target())
 	return os.WriteFile(f.Config, []byte(cfg), 0o600)
+}
+
+// routing is the account's routing: Options.Routing or deliver_to.
+func (f *Flow) routing() string {
+	if f.Opt.Routing != "" {
+		return f.Opt.Routing
+	}
+	return fmt.Sprintf("deliver_to = [%q]", f.Opt.DeliverTo)
 }
 
 // target is deliverd's target: Options.Target or the flow's Maildir.

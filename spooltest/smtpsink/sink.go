@@ -7,13 +7,17 @@
 // correct client can deliver twice.
 //
 // RcptFault lets a test answer RCPT with a temporary failure (4xx), as a
-// real server with a full mailbox or a greylist would.
+// real server with a full mailbox or a greylist would. StartDSN offers the
+// DSN extension and records each RCPT command line as it came over the
+// wire, ORCPT and its xtext encoding included.
 package smtpsink
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 
 	"github.com/emersion/go-smtp"
@@ -37,10 +41,17 @@ type Sink struct {
 	msgs      []Message
 	sessions  int
 	refused   int
+	rcptLines []string
 }
 
 // Start listens on a free loopback port.
-func Start() (*Sink, error) {
+func Start() (*Sink, error) { return start(false) }
+
+// StartDSN is Start with the DSN extension (RFC 3461) offered in EHLO and
+// every RCPT command line recorded as sent (RcptLines).
+func StartDSN() (*Sink, error) { return start(true) }
+
+func start(dsn bool) (*Sink, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -50,8 +61,69 @@ func Start() (*Sink, error) {
 	s.srv.Domain = "sink.test"
 	s.srv.MaxLineLength = 0 // no limit: the tests send lines of several KB
 	s.srv.MaxRecipients = 0
+	s.srv.EnableDSN = dsn
+	if dsn {
+		ln = tapListener{ln, s}
+	}
 	go s.srv.Serve(ln) // returns when Close closes the listener
 	return s, nil
+}
+
+// RcptLines returns the RCPT command lines received, without CRLF, in
+// order; only a sink from StartDSN records them.
+func (s *Sink) RcptLines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.rcptLines...)
+}
+
+// tapListener hands out connections whose client bytes are scanned for
+// RCPT command lines.
+type tapListener struct {
+	net.Listener
+	s *Sink
+}
+
+func (l tapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &tapConn{Conn: c, s: l.s}, nil
+}
+
+// maxTapLine bounds the part of a line kept: a command is far shorter, a
+// DATA line may be megabytes.
+const maxTapLine = 1024
+
+type tapConn struct {
+	net.Conn
+	s    *Sink
+	line []byte
+}
+
+func (c *tapConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	for _, b := range p[:n] {
+		if b != '\n' {
+			if len(c.line) < maxTapLine {
+				c.line = append(c.line, b)
+			}
+			continue
+		}
+		c.record(bytes.TrimSuffix(c.line, []byte("\r")))
+		c.line = c.line[:0]
+	}
+	return n, err
+}
+
+func (c *tapConn) record(line []byte) {
+	if len(line) < 5 || !strings.EqualFold(string(line[:5]), "RCPT ") {
+		return
+	}
+	c.s.mu.Lock()
+	c.s.rcptLines = append(c.s.rcptLines, string(line))
+	c.s.mu.Unlock()
 }
 
 // Close stops listening and closes every connection.

@@ -37,3 +37,29 @@ func TestRecordsWhatItAccepts(t *testing.T) {
 		t.Fatalf("refused %d", refused)
 	}
 }
+
+func TestDSNSinkRecordsRcptLines(t *testing.T) {
+	s, err := StartDSN()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, err := gosmtp.Dial(s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ok, _ := c.Extension("DSN"); !ok {
+		t.Fatal("DSN not offered")
+	}
+	if err := c.Mail("a@l", nil); err != nil {
+		t.Fatal(err)
+	}
+	opts := &gosmtp.RcptOptions{OriginalRecipientType: gosmtp.DSNAddressTypeRFC822, OriginalRecipient: "b+x@isp.example"}
+	if err := c.Rcpt("b@l", opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.RcptLines(); len(got) != 1 || got[0] != "RCPT TO:<b@l> ORCPT=RFC822;b+2Bx@isp.example" {
+		t.Fatalf("RCPT lines %q", got)
+	}
+}
