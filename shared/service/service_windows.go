@@ -199,7 +199,7 @@ func runService(name, path string, run func(context.Context, *Env) error) int {
 	}
 	ctl := make(chan control, 4)
 	sup := newSupervisor(name, run, out, ctl)
-	sup.out.jsonOnly = true
+	sup.out.eventLog = true
 	h := &handler{sup: sup, env: env, ctl: ctl}
 	if err := svc.Run(serviceName(name), h); err != nil {
 		fmt.Fprintf(os.Stderr, "%s service run: %v (only the Service Control Manager runs this; use %s service start)\n", name, err, name)
