@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond Go: Debian's Dovecot (POP3, LMTP) and
-# Postfix, for the integration tests against real servers. Needs root and
+# Postfix, for the integration tests against real servers, and the MinGW
+# binutils, whose windmc and windres check the Event Log message table
+# (shared/service/msgtable). Needs root and
 # apt-get; elsewhere it says why those tests will skip. Nothing is started
 # here: the tests start private instances on loopback high ports.
 set -euo pipefail
 
-pkgs=(dovecot-core dovecot-pop3d dovecot-lmtpd postfix)
+pkgs=(dovecot-core dovecot-pop3d dovecot-lmtpd postfix binutils-mingw-w64-x86-64)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -32,6 +32,9 @@ type Config struct {
 type Log struct {
 	Level  string `toml:"level"`
 	Format string `toml:"format"`
+	// EventLogLevel is the lowest level a service writes to the Windows
+	// Event Log, on top of Level (default warn: no entry per message).
+	EventLogLevel string `toml:"eventlog_level"`
 }
 
 // Account is one remote POP3 mailbox.

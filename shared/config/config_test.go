@@ -233,5 +233,21 @@ func TestSecretFileModes(t *testing.T) {
 	os.Mkdir(dpass, 0o700)
 	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "is a folder") {
 		t.Errorf("deliver folder: got %v", err)
+
+// [log] eventlog_level defaults to warn and takes only a level name.
+func TestEventLogLevel(t *testing.T) {
+	c, err := Load(write(t, good))
+	if err != nil || c.Log.EventLogLevel != "warn" {
+		t.Fatalf("default eventlog_level %q (%v)", c.Log.EventLogLevel, err)
+	}
+	set := strings.Replace(good, `level = "debug"`, `level = "debug"`+"\neventlog_level = \"info\"", 1)
+	if c, err := Load(write(t, set)); err != nil || c.Log.EventLogLevel != "info" {
+		t.Fatalf("eventlog_level = info read as %+v (%v)", c, err)
+	}
+	bad := strings.Replace(good, `level = "debug"`, `level = "debug"`+"\neventlog_level = \"chatty\"", 1)
+	path := write(t, bad)
+	_, err = Load(path)
+	if err == nil || !strings.Contains(err.Error(), path+":5: log.eventlog_level: \"chatty\" is not error, warn, info, debug or trace") {
+		t.Fatalf("bad eventlog_level: %v", err)
 	}
 }

@@ -27,6 +27,9 @@ func (c *Config) defaults() {
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
 	}
+	if c.Log.EventLogLevel == "" {
+		c.Log.EventLogLevel = "warn"
+	}
 	for i := range c.Account {
 		a := &c.Account[i]
 		if a.TLS == "" {
@@ -77,6 +80,9 @@ func (c *Config) validate(p *problems) {
 	}
 	if !oneOf(c.Log.Level, "error", "warn", "info", "debug", "trace") {
 		p.add("log.level", "%q is not error, warn, info, debug or trace", c.Log.Level)
+	}
+	if !oneOf(c.Log.EventLogLevel, "error", "warn", "info", "debug", "trace") {
+		p.add("log.eventlog_level", "%q is not error, warn, info, debug or trace", c.Log.EventLogLevel)
 	}
 	if !oneOf(c.Log.Format, "json", "console") {
 		p.add("log.format", "%q is not json or console", c.Log.Format)

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/windows/svc/mgr"
 
 	"example.org/popspool/shared/config"
+	_ "example.org/popspool/shared/service/msgtable" // the Event Log message file
 )
 
 // serviceName is the name under the Service Control Manager and the
@@ -104,11 +105,25 @@ func install(name, path string) error {
 	if err := windows.ChangeServiceConfig2(s.Handle, windows.SERVICE_CONFIG_PRESHUTDOWN_INFO, (*byte)(unsafe.Pointer(&preshutdown))); err != nil {
 		return err
 	}
-	if err := eventlog.InstallAsEventCreate(sn, eventlog.Error|eventlog.Warning|eventlog.Info); err != nil {
+	if err := registerSource(sn, exe); err != nil {
 		fmt.Fprintf(os.Stderr, "warning: Event Log source %s: %v\n", sn, err)
 	}
 	fmt.Printf("installed %s (config %s, account NT SERVICE\\%s, automatic start, restarted on failure)\nstart it with: %s service start\n", sn, path, sn, name)
 	return nil
+}
+
+// registerSource makes sn an Event Log source whose message file is exe,
+// which carries popspool's message table (package msgtable), so that
+// Event Viewer shows each entry's text without "The description for
+// Event ID ... cannot be found". A source left by an earlier install,
+// perhaps one registering EventCreate.exe, is replaced.
+func registerSource(sn, exe string) error {
+	const types = eventlog.Error | eventlog.Warning | eventlog.Info
+	err := eventlog.Install(sn, exe, false, types)
+	if err == nil || eventlog.Remove(sn) != nil {
+		return err
+	}
+	return eventlog.Install(sn, exe, false, types)
 }
 
 func uninstall(name string) error {
@@ -184,7 +199,7 @@ func runService(name, path string, run func(context.Context, *Env) error) int {
 	}
 	ctl := make(chan control, 4)
 	sup := newSupervisor(name, run, out, ctl)
-	sup.out.jsonOnly = true
+	sup.out.eventLog = true
 	h := &handler{sup: sup, env: env, ctl: ctl}
 	if err := svc.Run(serviceName(name), h); err != nil {
 		fmt.Fprintf(os.Stderr, "%s service run: %v (only the Service Control Manager runs this; use %s service start)\n", name, err, name)

@@ -20,6 +20,9 @@ import (
 // tee sits between a service's logger and its output. Every JSON line
 // passes through the status tracker; lines at or above the configured
 // level go on to the output, as JSON or, with format "console", as text.
+// When the output is the Windows Event Log, the lines must also be at or
+// above eventlog_level (default warn), so that the Event Log gets no
+// entry for each message fetched, routed or delivered.
 // The logger itself logs at info or below whatever the configured level,
 // so the status sees fetchd's "mailbox polled" lines even when the
 // operator logs only warnings.
@@ -27,7 +30,7 @@ type tee struct {
 	track    *status.Tracker
 	mu       sync.Mutex
 	out      io.Writer
-	jsonOnly bool // the output needs JSON (the Windows Event Log)
+	eventLog bool // the output is the Windows Event Log: JSON, and eventlog_level applies
 	min      zerolog.Level
 	console  io.Writer
 }
@@ -56,13 +59,13 @@ func (t *tee) Write(p []byte) (int, error) {
 // logger configures the tee for cfg and returns a logger writing to it.
 // cfg has been validated, so its level and format are known.
 func (t *tee) logger(name string, cfg config.Log) zerolog.Logger {
-	min, err := zerolog.ParseLevel(cfg.Level)
-	if err != nil || cfg.Level == "" {
-		min = zerolog.InfoLevel
-	}
+	min := parseLevel(cfg.Level)
 	t.mu.Lock()
+	if t.eventLog {
+		min = max(min, parseLevel(cfg.EventLogLevel))
+	}
 	t.min, t.console = min, nil
-	if cfg.Format == "console" && !t.jsonOnly {
+	if cfg.Format == "console" && !t.eventLog {
 		t.console = zerolog.ConsoleWriter{Out: t.out, TimeFormat: time.RFC3339}
 	}
 	t.mu.Unlock()
@@ -75,6 +78,15 @@ func (t *tee) logger(name string, cfg config.Log) zerolog.Logger {
 		panic(err) // level is one NewLogger knows
 	}
 	return log
+}
+
+// parseLevel reads a validated level name; "" is info.
+func parseLevel(name string) zerolog.Level {
+	l, err := zerolog.ParseLevel(name)
+	if err != nil || name == "" {
+		return zerolog.InfoLevel
+	}
+	return l
 }
 
 // eventRecord turns a JSON log line into what the Windows Event Log
