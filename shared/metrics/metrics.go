@@ -1,11 +1,12 @@
 // Package metrics serves a daemon's counters to Prometheus (or Telegraf,
 // or Grafana Alloy) in the plain text exposition format, written by hand:
-// a few counters do not need the client library.
+// a few counters do not need the client library (docs/design-notes.md).
 //
 // Everything comes from the daemon's status.Tracker, so from the same log
 // lines an operator reads: lines per event ID (failures by event),
-// messages and bytes per stage, time spent where lines carry elapsed_ms,
-// queue depths and ages, and fetchd's per-account polls. It is off unless
+// messages and bytes per stage (the lines' size), time spent (their
+// elapsed_ms: a fetch, a poll, a routing, a delivery), queue depths and
+// ages, and fetchd's per-account polls. It is off unless
 // the config's [metrics] table gives the daemon an address.
 package metrics
 
