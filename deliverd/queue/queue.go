@@ -226,6 +226,7 @@ func (q *Queue) handle(ctx context.Context, w work) error {
 
 // deliver sends a claimed file and disposes of it by the outcome.
 func (q *Queue) deliver(ctx context.Context, path, id string) error {
+	start := time.Now()
 	if q.Ledger.Delivered(id) {
 		event.Emit(&q.Log, event.DuplicateSkip).Str("id", id).Msg("the ledger says it was delivered; removing this copy")
 		q.settled(id)
@@ -242,8 +243,9 @@ func (q *Queue) deliver(ctx context.Context, path, id string) error {
 	if len(env.Receivers) == 0 {
 		return q.dispose(path, id, env, nil, nil, "no X-Receiver lines: the file did not pass rewrited", event.NoEnvelope)
 	}
+	at := attempt{size: msg.Size, start: start}
 	if len(rcpts) == 0 {
-		return q.done(path, id, env)
+		return q.done(path, id, env, at)
 	}
 	j := Job{ID: id, Sender: env.Sender, Rcpts: rcpts, Msg: msg, Retry: q.Ledger.Tried(id)}
 	if q.Cfg.Deliver.SendORCPT() {
@@ -259,7 +261,7 @@ func (q *Queue) deliver(ctx context.Context, path, id string) error {
 		out = q.netFailure(id, rcpts, out, err)
 	}
 	crash.Point("deliverd.sent")
-	return q.settle(path, id, env, out)
+	return q.settle(path, id, env, out, at)
 }
 
 // pending drops the recipients that accepted the message in an earlier
@@ -308,7 +310,7 @@ func (q *Queue) netFailure(id string, rcpts []string, out []Outcome, err error) 
 // deferred/ with the temporarily failed recipients; badmail/ when none is
 // left to retry. Permanently failed recipients, and on expiry the
 // temporarily failed ones, get a DSN now.
-func (q *Queue) settle(path, id string, env envelope.Envelope, out []Outcome) error {
+func (q *Queue) settle(path, id string, env envelope.Envelope, out []Outcome, at attempt) error {
 	var ok []string
 	var temp, perm []Outcome
 	for _, o := range out {
@@ -322,7 +324,7 @@ func (q *Queue) settle(path, id string, env envelope.Envelope, out []Outcome) er
 		}
 	}
 	if len(temp)+len(perm) == 0 {
-		return q.done(path, id, env)
+		return q.done(path, id, env, at)
 	}
 	if len(ok) > 0 {
 		if err := q.Ledger.Accept(id, ok); err != nil {
@@ -384,7 +386,14 @@ func lastError(l []Outcome, expired bool) string {
 	return s
 }
 
-func (q *Queue) done(path, id string, env envelope.Envelope) error {
+// attempt is what the Delivered line reports of one delivery: the size of
+// the message (without envelope lines) and when deliverd took the file.
+type attempt struct {
+	size  int64
+	start time.Time
+}
+
+func (q *Queue) done(path, id string, env envelope.Envelope, at attempt) error {
 	if err := q.Ledger.Done(id); err != nil {
 		return q.putBack(path, id, err)
 	}
@@ -396,7 +405,8 @@ func (q *Queue) done(path, id string, env envelope.Envelope) error {
 	if err := q.S.Unlink(path); err != nil {
 		return q.ioError(err, id)
 	}
-	event.Emit(&q.Log, event.Delivered).Str("id", id).Str("from", env.Sender).Strs("to", env.Receivers).Int("attempt", env.Attempts+1).Msg("delivered")
+	event.Emit(&q.Log, event.Delivered).Str("id", id).Str("from", env.Sender).Strs("to", env.Receivers).Int("attempt", env.Attempts+1).
+		Int64("size", at.size).Float64(event.Elapsed, event.Since(at.start)).Msg("delivered")
 	return nil
 }
 

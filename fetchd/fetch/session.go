@@ -63,6 +63,7 @@ type Stats struct {
 //
 // Every error has been logged with its event when Poll returns.
 func (f *Fetcher) Poll(stop context.Context, a *config.Account) (Stats, error) {
+	start := time.Now()
 	s := &session{f: f, a: a, j: f.journals[a.Name], release: f.takeRelease(a.Name)}
 	err := s.run(stop)
 	if s.cut != nil {
@@ -71,7 +72,8 @@ func (f *Fetcher) Poll(stop context.Context, a *config.Account) (Stats, error) {
 	f.afterPoll(a, s.loggedIn, err)
 	ev := event.Emit(&f.Log, event.FetchSession).Str("account", a.Name).Int("listed", s.stats.Listed).
 		Int("fetched", s.stats.Fetched).Int("deleted", s.stats.Deleted).Int("skipped", s.stats.Skipped).
-		Int("stubbed", s.stats.Stubbed).Int("failed", s.stats.Failed).Int64("bytes", s.stats.Bytes)
+		Int("stubbed", s.stats.Stubbed).Int("failed", s.stats.Failed).Int64("bytes", s.stats.Bytes).
+		Float64(event.Elapsed, event.Since(start))
 	if s.listed != nil {
 		s.stats.SetAside = s.setAside()
 		ev = ev.Int("set_aside", s.stats.SetAside)
@@ -224,6 +226,7 @@ func uidlHash(u string) string {
 // download streams RETR into tmp/fetchd/<id>.part after the trace header
 // lines, and seals it.
 func (s *session) download(m message) (string, error) {
+	start := time.Now()
 	id := spool.NewID()
 	p, err := s.f.S.Create(id)
 	if err != nil {
@@ -254,7 +257,8 @@ func (s *session) download(m message) (string, error) {
 	}
 	s.stats.Fetched++
 	s.stats.Bytes += n
-	event.Emit(&s.f.Log, event.Fetched).Str("account", s.a.Name).Str("id", id).Int64("size", n).Str("uidl_hash", uidlHash(m.uidl)).Msg("fetched")
+	event.Emit(&s.f.Log, event.Fetched).Str("account", s.a.Name).Str("id", id).Int64("size", n).Str("uidl_hash", uidlHash(m.uidl)).
+		Float64(event.Elapsed, event.Since(start)).Msg("fetched")
 	return id, nil
 }
 

@@ -167,7 +167,7 @@ func (w *Worker) recoverOne(ctx context.Context, path string, book *suspect.Book
 // moveNow finishes one file on its own and commits its move.
 func (w *Worker) moveNow(path, id string, p *plan) error {
 	b := w.S.NewBatch()
-	done, err := w.finish(path, id, p, b)
+	done, err := w.finish(path, id, p, b, time.Now())
 	if err != nil {
 		return err
 	}
@@ -280,10 +280,10 @@ func (w *Worker) commit(b *spool.Batch, dones []func()) error {
 // b; the returned done, called once b is committed, removes the claimed
 // original and logs the outcome.
 func (w *Worker) process(ctx context.Context, path, id string, b *spool.Batch) (done func(), err error) {
+	start := time.Now()
 	defer func() {
 		if p := recover(); p != nil {
-			event.Emit(&w.Log, event.UnexpectedPanic).Str("id", id).Interface("panic", p).Msg("moving the file to failed/")
-			done, err = w.finish(path, id, &plan{reject: &reject{event.UnexpectedPanic, fmt.Sprint("internal error: ", p)}}, b)
+			done, err = w.finish(path, id, &plan{reject: &reject{event.UnexpectedPanic, fmt.Sprint("internal error: ", p)}}, b, start)
 		}
 	}()
 	p, err := w.planWithin(ctx, path, id)
@@ -293,7 +293,7 @@ func (w *Worker) process(ctx context.Context, path, id string, b *spool.Batch) (
 	if err != nil {
 		return func() {}, w.putBack(path, id, err)
 	}
-	return w.finish(path, id, p, b)
+	return w.finish(path, id, p, b, start)
 }
 
 // unreadableTries is how often a file rewrited may not read is put back
@@ -347,7 +347,6 @@ func (w *Worker) planWithin(ctx context.Context, path, id string) (*plan, error)
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
-				event.Emit(&w.Log, event.UnexpectedPanic).Str("id", id).Interface("panic", r).Msg("moving the file to failed/")
 				ch <- result{p: &plan{reject: &reject{event.UnexpectedPanic, fmt.Sprint("internal error: ", r)}}}
 			}
 		}()
@@ -380,7 +379,9 @@ func (w *Worker) routeDeadline() time.Duration {
 // the part is deleted); a crash after leaves a stale original whose id is
 // already in pickup/ or failed/, which recovery removes. So each message
 // costs one file fsync, and the folder fsyncs are shared by the batch.
-func (w *Worker) finish(path, id string, p *plan, b *spool.Batch) (func(), error) {
+// The outcome's line gives the message's size and the time from start
+// (when process took the file) to the move, not the batch's commit.
+func (w *Worker) finish(path, id string, p *plan, b *spool.Batch, start time.Time) (func(), error) {
 	folder, env := spool.Pickup, p.env
 	if p.reject != nil {
 		folder = spool.Failed
@@ -391,7 +392,8 @@ func (w *Worker) finish(path, id string, p *plan, b *spool.Batch) (func(), error
 	if err != nil {
 		return none, w.putBack(path, id, err)
 	}
-	if err := rewrite(path, env, p.tag, part); err != nil {
+	size, err := rewrite(path, env, p.tag, part)
+	if err != nil {
 		part.Abort()
 		return none, w.putBack(path, id, err)
 	}
@@ -404,15 +406,16 @@ func (w *Worker) finish(path, id string, p *plan, b *spool.Batch) (func(), error
 		w.S.Unlink(part.Name())
 		return none, w.putBack(path, id, err)
 	}
+	took := event.Since(start)
 	return func() {
 		if err := w.S.Unlink(path); err != nil {
 			w.Log.Debug().Err(err).Str("id", id).Msg("claimed original not removed; recovery will")
 		}
-		w.report(id, dst, p)
+		w.report(id, dst, p, size, took)
 	}, nil
 }
 
-func (w *Worker) report(id, dst string, p *plan) {
+func (w *Worker) report(id, dst string, p *plan, size int64, took float64) {
 	if p.old.HasSender || len(p.old.Receivers) > 0 || p.old.Failed != "" {
 		event.Emit(&w.Log, event.EnvelopeFixed).Str("id", id).Str("was_failed", p.old.Failed).Msg("replaced the envelope lines of a file moved back")
 	}
@@ -427,10 +430,12 @@ func (w *Worker) report(id, dst string, p *plan) {
 		event.Emit(&w.Log, event.FilterTagged).Str("id", id).Str("tag", strings.TrimSpace(p.tag)).Msg("tagged by the filter")
 	}
 	if p.reject != nil {
-		event.Emit(&w.Log, p.reject.ev).Str("id", id).Str("reason", p.reject.reason).Str("path", dst).Msg("moved to failed/")
+		event.Emit(&w.Log, p.reject.ev).Str("id", id).Str("reason", p.reject.reason).Str("path", dst).
+			Int64("size", size).Float64(event.Elapsed, took).Msg("moved to failed/")
 		return
 	}
-	event.Emit(&w.Log, event.Routed).Str("id", id).Str("from", p.env.Sender).Strs("to", p.env.Receivers).Msg("routed to pickup/")
+	event.Emit(&w.Log, event.Routed).Str("id", id).Str("from", p.env.Sender).Strs("to", p.env.Receivers).
+		Int64("size", size).Float64(event.Elapsed, took).Msg("routed to pickup/")
 }
 
 // skipEnvelope positions a reader after any envelope lines at the top of
@@ -449,11 +454,12 @@ func skipEnvelope(f *os.File, old *envelope.Envelope) (*bufio.Reader, int64, err
 }
 
 // rewrite writes env, then tag (a header line, or ""), then the message
-// of the file at path, byte for byte, into out.
-func rewrite(path string, env envelope.Envelope, tag string, out io.Writer) error {
+// of the file at path, byte for byte, into out, and returns the size of
+// the message it copied (tag included, envelope lines not).
+func rewrite(path string, env envelope.Envelope, tag string, out io.Writer) (int64, error) {
 	f, err := spool.OpenFile(path)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer f.Close()
 	_, off, err := skipEnvelope(f, nil)
@@ -461,20 +467,21 @@ func rewrite(path string, env envelope.Envelope, tag string, out io.Writer) erro
 	if errors.As(err, &rej) {
 		off = 0 // keep the broken lines: they are part of what failed
 	} else if err != nil {
-		return err
+		return 0, err
 	}
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
-		return err
+		return 0, err
 	}
 	bw := bufio.NewWriterSize(out, 64<<10)
 	if err := env.Write(bw); err != nil {
-		return err
+		return 0, err
 	}
 	bw.WriteString(tag)
-	if _, err := io.Copy(bw, f); err != nil {
-		return fmt.Errorf("copy message: %w", err)
+	n, err := io.Copy(bw, f)
+	if err != nil {
+		return 0, fmt.Errorf("copy message: %w", err)
 	}
-	return bw.Flush()
+	return int64(len(tag)) + n, bw.Flush()
 }
 
 // putBack returns a claimed file to incoming/ after an I/O error (a full

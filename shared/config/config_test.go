@@ -233,6 +233,8 @@ func TestSecretFileModes(t *testing.T) {
 	os.Mkdir(dpass, 0o700)
 	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "is a folder") {
 		t.Errorf("deliver folder: got %v", err)
+	}
+}
 
 // [log] eventlog_level defaults to warn and takes only a level name.
 func TestEventLogLevel(t *testing.T) {

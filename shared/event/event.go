@@ -9,6 +9,7 @@ package event
 import (
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -58,4 +59,14 @@ func Emit(l *zerolog.Logger, id ID) *zerolog.Event {
 		panic(fmt.Sprintf("event %d is not defined", id))
 	}
 	return l.WithLevel(d.Level).Uint16("event", uint16(id))
+}
+
+// Elapsed is the field, in milliseconds, by which a line says how long
+// its work took: the metrics endpoint sums it per event
+// (popspool_event_duration_seconds).
+const Elapsed = "elapsed_ms"
+
+// Since is the time since start in milliseconds, for the Elapsed field.
+func Since(start time.Time) float64 {
+	return float64(time.Since(start)) / float64(time.Millisecond)
 }

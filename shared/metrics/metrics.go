@@ -1,11 +1,12 @@
 // Package metrics serves a daemon's counters to Prometheus (or Telegraf,
 // or Grafana Alloy) in the plain text exposition format, written by hand:
-// a few counters do not need the client library.
+// a few counters do not need the client library (docs/design-notes.md).
 //
 // Everything comes from the daemon's status.Tracker, so from the same log
 // lines an operator reads: lines per event ID (failures by event),
-// messages and bytes per stage, time spent where lines carry elapsed_ms,
-// queue depths and ages, and fetchd's per-account polls. It is off unless
+// messages and bytes per stage (the lines' size), time spent (their
+// elapsed_ms: a fetch, a poll, a routing, a delivery), queue depths and
+// ages, and fetchd's per-account polls. It is off unless
 // the config's [metrics] table gives the daemon an address.
 package metrics
 
@@ -25,20 +26,43 @@ import (
 )
 
 // stages maps the events that end a message's passage through a stage to
-// the stage's name in popspool_messages_total.
+// the stage's name in popspool_messages_total: each message that ends a
+// stage is one such line. Fetched, Routed, Delivered and the moves to
+// failed/ carry its size and elapsed_ms.
 var stages = map[event.ID]string{
-	event.Fetched:      "fetched",
-	event.Routed:       "routed",
-	event.RouteFailed:  "failed",
-	event.HeaderBroken: "failed",
-	event.NoRecipient:  "failed",
-	event.EmptyMessage: "failed",
-	event.RewriteStuck: "failed",
-	event.Delivered:    "delivered",
-	event.Deferred:     "deferred",
-	event.Bounced:      "badmail",
-	event.Expired:      "badmail",
-	event.NoEnvelope:   "badmail",
+	event.Fetched:         "fetched",
+	event.Routed:          "routed",
+	event.UnexpectedPanic: "failed", // in rewrited only: stageOf
+	event.RouteFailed:     "failed",
+	event.HeaderBroken:    "failed",
+	event.NoRecipient:     "failed",
+	event.RewriteStuck:    "failed",
+	event.EmptyMessage:    "failed",
+	event.MailLoop:        "failed",
+	event.SenderBlocked:   "failed",
+	event.RcptBlocked:     "failed",
+	event.FilterReject:    "failed",
+	event.RouteTimeout:    "failed",
+	event.Unreadable:      "failed",
+	event.Delivered:       "delivered",
+	event.Deferred:        "deferred",
+	event.Bounced:         "badmail",
+	event.Expired:         "badmail",
+	event.NoEnvelope:      "badmail",
+	event.SuspectSetAside: "badmail",
+	event.DeliverPanic:    "badmail",
+	event.UnreadableFile:  "badmail",
+	event.LocalRepeated:   "badmail",
+}
+
+// stageOf is the stage event id ends in daemon, or "". Event 1018 is
+// shared: in rewrited it is the line of the move to failed/, in deliverd
+// it comes with the 4021 that moves the file to badmail/.
+func stageOf(daemon string, id event.ID) string {
+	if id == event.UnexpectedPanic && daemon != "rewrited" {
+		return ""
+	}
+	return stages[id]
 }
 
 // Write writes f as Prometheus text.
@@ -77,7 +101,7 @@ func writeStages(p *printer, d string, f status.File) {
 		n[s], b[s] = 0, 0
 	}
 	for id, c := range f.Events {
-		if s, ok := stages[event.ID(id)]; ok {
+		if s := stageOf(f.Daemon, event.ID(id)); s != "" {
 			n[s] += c.N
 			b[s] += c.Bytes
 		}

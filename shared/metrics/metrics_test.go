@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -64,5 +65,38 @@ func TestHandlerServesPrometheusText(t *testing.T) {
 	}
 	if r, _ := http.Post(srv.URL+"/metrics", "text/plain", nil); r.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST: %d", r.StatusCode)
+	}
+}
+
+// Every event that moves a message to failed/ or badmail/ counts in its
+// stage; 1018 only where it is that move (rewrited), not beside the 4021
+// of deliverd.
+func TestFailureEventsEndAStage(t *testing.T) {
+	for _, tc := range []struct {
+		daemon string
+		ids    []int
+		stage  string
+	}{
+		{"rewrited", []int{1018, 3002, 3003, 3004, 3006, 3007, 3009, 3010, 3011, 3012, 3016, 3017}, "failed"},
+		{"deliverd", []int{1018, 4003, 4004, 4008, 4020, 4021, 4022, 4027}, "badmail"},
+	} {
+		f := status.File{Daemon: tc.daemon, Events: map[int]*status.Count{}}
+		for _, id := range tc.ids {
+			f.Events[id] = &status.Count{Level: "warn", N: 1, Bytes: 10}
+		}
+		var b strings.Builder
+		Write(&b, f)
+		n := len(tc.ids)
+		if tc.daemon == "deliverd" {
+			n-- // the 1018
+		}
+		for _, want := range []string{
+			fmt.Sprintf("popspool_messages_total{daemon=%q,stage=%q} %d\n", tc.daemon, tc.stage, n),
+			fmt.Sprintf("popspool_message_bytes_total{daemon=%q,stage=%q} %d\n", tc.daemon, tc.stage, 10*n),
+		} {
+			if !strings.Contains(b.String(), want) {
+				t.Errorf("%s: missing %s", tc.daemon, want)
+			}
+		}
 	}
 }

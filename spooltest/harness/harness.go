@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,6 +83,9 @@ type Options struct {
 	// deliver_to: TOML lines such as local_domains and aliases for a
 	// multi-drop mailbox.
 	Routing string
+	// Metrics gives each daemon a metrics endpoint on a free loopback
+	// port (Flow.Metrics).
+	Metrics bool
 }
 
 // Flow is one running pipeline.
@@ -94,8 +98,11 @@ type Flow struct {
 	Logs   string
 	Server *pop3srv.Server
 	Opt    Options
-	bins   string
-	procs  map[string]*Proc
+	// Metrics is each daemon's metrics address (host:port) when
+	// Options.Metrics is set.
+	Metrics map[string]string
+	bins    string
+	procs   map[string]*Proc
 }
 
 // New prepares a flow in dir: the mailbox (empty; fill Box before or
@@ -118,6 +125,10 @@ func New(dir, bins string, o Options) (*Flow, error) {
 	server := addr.String()
 	if o.Via != nil {
 		server = o.Via(server)
+	}
+	if err := f.pickMetrics(); err != nil {
+		f.Server.Close()
+		return nil, err
 	}
 	if err := f.writeConfig(server); err != nil {
 		f.Server.Close()
@@ -185,6 +196,12 @@ target = %q
 retry = ["1s", "2s"]
 `, f.Spool, f.Opt.Rescan.String(), f.Opt.LogLevel, f.Opt.Account, server, f.Server.User, pass,
 		f.Opt.Interval.String(), f.Opt.MaxSize, f.routing(), f.target())
+	if f.Metrics != nil {
+		cfg += "\n[metrics]\n"
+		for _, d := range Daemons {
+			cfg += fmt.Sprintf("%s = %q\n", d, f.Metrics[d])
+		}
+	}
 	return os.WriteFile(f.Config, []byte(cfg), 0o600)
 }
 
@@ -194,6 +211,26 @@ func (f *Flow) routing() string {
 		return f.Opt.Routing
 	}
 	return fmt.Sprintf("deliver_to = [%q]", f.Opt.DeliverTo)
+}
+
+// pickMetrics chooses a free loopback port for each daemon's metrics
+// endpoint when Options.Metrics asks for them. The ports are closed again
+// before the daemons start: another process could take one meanwhile,
+// which on a test machine is unlikely.
+func (f *Flow) pickMetrics() error {
+	if !f.Opt.Metrics {
+		return nil
+	}
+	f.Metrics = map[string]string{}
+	for _, d := range Daemons {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("free port for %s metrics: %w", d, err)
+		}
+		f.Metrics[d] = l.Addr().String()
+		defer l.Close()
+	}
+	return nil
 }
 
 // target is deliverd's target: Options.Target or the flow's Maildir.
