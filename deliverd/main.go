@@ -47,9 +47,14 @@ func run(ctx context.Context, env *service.Env) error {
 		event.Emit(&env.Log, event.JournalTorn).Int64("bytes", l.Torn).Str("journal", "deliverd.ledger").Msg("a crash left a torn record; cut away")
 	}
 	l.Damage.Report(&env.Log)
-	target, err := newTarget(env.Config.Deliver)
+	target, err := newTarget(env.Config)
 	if err != nil {
 		return err
+	}
+	if m, ok := target.(*queue.Maildirs); ok {
+		if n := m.Sweep(); n > 0 {
+			event.Emit(&env.Log, event.Recovered).Int("files", n).Msg("removed what a crash left of popspool's deliveries in Maildir tmp/ folders")
+		}
 	}
 	defer target.Close()
 	q := &queue.Queue{S: s, Cfg: env.Config, Log: env.Log, Ledger: l, Target: target}

@@ -13,13 +13,14 @@ import (
 )
 
 // newTarget makes the delivery target of the config's deliver.target.
-func newTarget(d config.Deliver) (queue.Target, error) {
+func newTarget(cfg *config.Config) (queue.Target, error) {
+	d := cfg.Deliver
 	u, err := url.Parse(d.Target)
 	if err != nil {
 		return nil, fmt.Errorf("deliver.target: %w", err)
 	}
 	if u.Scheme == "maildir" {
-		return &queue.Maildirs{Pattern: u.Path}, nil
+		return &queue.Maildirs{Pattern: u.Path, MayCreate: cfg.MaildirMayCreate}, nil
 	}
 	t, err := smtpc.ParseTarget(d.Target)
 	if err != nil {

@@ -16,51 +16,28 @@ import (
 	"example.org/popspool/shared/spool"
 )
 
-// Dir returns the Maildir for rcpt from a pattern such as
-// /var/mail/{user} or /srv/mail/{domain}/{user}. The parts taken from the
-// address are made safe as single path elements.
-func Dir(pattern, rcpt string) string {
-	local, domain := rcpt, ""
-	if at := strings.LastIndexByte(rcpt, '@'); at >= 0 {
-		local, domain = rcpt[:at], rcpt[at+1:]
-	}
-	r := strings.NewReplacer("{user}", safe(local), "{domain}", safe(domain))
-	return filepath.Clean(r.Replace(pattern))
-}
-
-// safe lower-cases s and keeps letters, digits and ".-_+", replacing
-// anything else; a result that could climb out of its folder is escaped.
-func safe(s string) string {
-	s = strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', strings.ContainsRune(".-_+", r):
-			return r
-		case r >= 'A' && r <= 'Z':
-			return r + 'a' - 'A'
-		}
-		return '_'
-	}, s)
-	if s == "" || strings.HasPrefix(s, ".") {
-		s = "_" + s
-	}
-	return s
-}
-
 // Name is the file name of message id in a Maildir: "<seconds>.Q<id>.popspool".
 func Name(id string) string {
 	return fmt.Sprintf("%d.Q%s.popspool", spool.IDTime(id).Unix(), id)
 }
 
-// Deliver writes head and then body into the Maildir dir as Name(id). It
-// returns dup = true when the message was already there, in new/ or (if
-// retry, because an earlier attempt may have finished) in cur/, where a
-// mail reader may have moved it and added flags.
-func Deliver(dir, id string, head string, body io.Reader, retry bool) (dup bool, err error) {
-	if err := ensure(dir); err != nil {
+// ErrNoMaildir is returned for a Maildir that does not exist and may not
+// be created.
+var ErrNoMaildir = errors.New("no such Maildir")
+
+// Deliver writes head and then body into the Maildir dir as Name(id),
+// creating the Maildir first if create allows. It returns dup = true when
+// the message was already there, in new/ or (if retry, because an earlier
+// attempt may have finished) in cur/, where a mail reader may have moved
+// it and added flags. A copy a crash left in tmp/ after linking it is
+// removed then.
+func Deliver(dir, id string, head string, body io.Reader, retry, create bool) (dup bool, err error) {
+	if err := ensure(dir, create); err != nil {
 		return false, err
 	}
 	name := Name(id)
 	if retry && seen(dir, name) {
+		os.Remove(filepath.Join(dir, "tmp", name))
 		return true, nil
 	}
 	tmp := filepath.Join(dir, "tmp", name)
@@ -101,6 +78,30 @@ func write(path, head string, body io.Reader) error {
 	return nil
 }
 
+// Sweep removes what a crash left of popspool's own deliveries in the
+// tmp/ folders of the Maildirs under pattern: with deliverd holding its
+// spool lock no delivery is under way, so each such file is either linked
+// into new/ already or a partial copy that a retry writes again. Files of
+// other delivery agents are not touched. It returns how many it removed.
+func Sweep(pattern string) int {
+	glob := strings.NewReplacer("{user}", "*", "{domain}", "*").Replace(pattern)
+	found, _ := filepath.Glob(filepath.Join(filepath.Clean(glob), "tmp", "*.Q*.popspool"))
+	n := 0
+	for _, f := range found {
+		if ours(filepath.Base(f)) && os.Remove(f) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// ours reports whether name is one Name gives.
+func ours(name string) bool {
+	secs, rest, ok := strings.Cut(name, ".Q")
+	id, ok2 := strings.CutSuffix(rest, ".popspool")
+	return ok && ok2 && secs != "" && strings.Trim(secs, "0123456789") == "" && spool.ValidID(id)
+}
+
 func seen(dir, name string) bool {
 	if _, err := os.Stat(filepath.Join(dir, "new", name)); err == nil {
 		return true
@@ -109,7 +110,12 @@ func seen(dir, name string) bool {
 	return len(m) > 0
 }
 
-func ensure(dir string) error {
+func ensure(dir string, create bool) error {
+	if !create {
+		if fi, err := os.Stat(filepath.Join(dir, "new")); err != nil || !fi.IsDir() {
+			return fmt.Errorf("%w: %s", ErrNoMaildir, dir)
+		}
+	}
 	for _, sub := range []string{"", "tmp", "new", "cur"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			return fmt.Errorf("maildir: %w", err)

@@ -9,32 +9,20 @@ import (
 	"example.org/popspool/shared/spool"
 )
 
-func TestDir(t *testing.T) {
-	for rcpt, want := range map[string]string{
-		"Alice@Contoso.local": "/m/contoso.local/alice",
-		"../x@y":              "/m/y/_.._x",
-		"a/b@c":               "/m/c/a_b",
-	} {
-		if got := Dir("/m/{domain}/{user}", rcpt); got != want {
-			t.Errorf("%s: got %s want %s", rcpt, got, want)
-		}
-	}
-}
-
 func TestDeliverOnceEvenWhenRepeated(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "alice")
 	id := spool.NewID()
-	dup, err := Deliver(dir, id, "Delivered-To: a\r\n", strings.NewReader("body\r\n"), false)
+	dup, err := Deliver(dir, id, "Delivered-To: a\r\n", strings.NewReader("body\r\n"), false, true)
 	if err != nil || dup {
 		t.Fatal(dup, err)
 	}
-	dup, err = Deliver(dir, id, "", strings.NewReader("body\r\n"), false)
+	dup, err = Deliver(dir, id, "", strings.NewReader("body\r\n"), false, true)
 	if err != nil || !dup {
 		t.Fatalf("second delivery: dup=%v %v", dup, err)
 	}
 	// A mail reader moves it to cur/ with flags; a retry still sees it.
 	os.Rename(filepath.Join(dir, "new", Name(id)), filepath.Join(dir, "cur", Name(id)+":2,S"))
-	dup, err = Deliver(dir, id, "", strings.NewReader("body\r\n"), true)
+	dup, err = Deliver(dir, id, "", strings.NewReader("body\r\n"), true, true)
 	if err != nil || !dup {
 		t.Fatalf("retry after reader moved it: dup=%v %v", dup, err)
 	}

@@ -208,7 +208,7 @@ func TestRecoverAfterCrashMidDelivery(t *testing.T) {
 	// The crash came after the Maildir link, before the D record.
 	_, msg, _ := readEnvelope(path)
 	r, _ := msg.Open()
-	maildir.Deliver(filepath.Join(root, "alice"), id, "", r, false)
+	maildir.Deliver(filepath.Join(root, "alice"), id, "", r, false, true)
 	r.Close()
 	q.Ledger.Start(id, 1)
 	if err := q.Recover(); err != nil {

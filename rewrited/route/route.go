@@ -58,6 +58,7 @@ func Decide(cfg *config.Config, h textproto.Header) (Route, error) {
 		return r, nil
 	}
 	multiDrop(&acct.Routing, h, &r)
+	r.keepMaildirs(cfg)
 	if len(r.Recipients) > 0 {
 		return r, nil
 	}
@@ -128,6 +129,24 @@ func sender(h textproto.Header, r *Route) string {
 	}
 	r.note("no sender found: using the null sender <>")
 	return ""
+}
+
+// keepMaildirs passes over, under a maildir:// target, the recipients
+// found in the header that have no Maildir and may not get one
+// (config.HasMaildir): spam to random local parts of a multi-drop domain
+// must not create folders. They count as unknown addresses.
+func (r *Route) keepMaildirs(cfg *config.Config) {
+	kept := r.Recipients[:0]
+	for _, rc := range r.Recipients {
+		if cfg.HasMaildir(rc) {
+			kept = append(kept, rc)
+			continue
+		}
+		r.note("%s: no Maildir %s, and deliver.maildir_create is off: passed over as an unknown address",
+			rc, config.MaildirPath(cfg.Deliver.MaildirPattern(), rc))
+		delete(r.Originals, rc)
+	}
+	r.Recipients = kept
 }
 
 // take sets the recipients, each once (compared case-insensitively), with

@@ -74,6 +74,10 @@ type Deliver struct {
 	Expire       Duration   `toml:"expire"`
 	Postmaster   string     `toml:"postmaster"`
 	Connections  int        `toml:"connections"`
+	// MaildirCreate lets a maildir:// target create the Maildir of any
+	// recipient; by default only those the config names are created
+	// (MaildirMayCreate).
+	MaildirCreate bool `toml:"maildir_create"`
 	// BounceTo says who gets a delivery status notification: "postmaster"
 	// (default: fetched mail's senders are outside and often forged),
 	// "sender" or "both". Never the null sender, never for a bounce.

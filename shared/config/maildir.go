@@ -1,0 +1,84 @@
+package config
+
+import (
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// MaildirPath returns the Maildir of rcpt under a maildir:// target's
+// pattern such as /var/mail/{user} or /srv/mail/{domain}/{user}. The
+// parts taken from the address are made safe as single path elements.
+func MaildirPath(pattern, rcpt string) string {
+	local, domain := rcpt, ""
+	if at := strings.LastIndexByte(rcpt, '@'); at >= 0 {
+		local, domain = rcpt[:at], rcpt[at+1:]
+	}
+	r := strings.NewReplacer("{user}", safeElement(local), "{domain}", safeElement(domain))
+	return filepath.Clean(r.Replace(pattern))
+}
+
+// safeElement lower-cases s and keeps letters, digits and ".-_+",
+// replacing anything else; a result that could climb out of its folder is
+// escaped.
+func safeElement(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', strings.ContainsRune(".-_+", r):
+			return r
+		case r >= 'A' && r <= 'Z':
+			return r + 'a' - 'A'
+		}
+		return '_'
+	}, s)
+	if s == "" || strings.HasPrefix(s, ".") {
+		s = "_" + s
+	}
+	return s
+}
+
+// MaildirPattern is the path pattern of a maildir:// target, "" for
+// another target.
+func (d *Deliver) MaildirPattern() string {
+	u, err := url.Parse(d.Target)
+	if err != nil || u.Scheme != "maildir" {
+		return ""
+	}
+	return u.Path
+}
+
+// MaildirMayCreate reports whether deliverd may create rcpt's Maildir:
+// with maildir_create = true, or when the config names rcpt itself (a
+// deliver_to, an alias's target or an unrouted_to), which is the operator
+// asking for that mailbox. Other addresses, such as the random local parts
+// of spam to a multi-drop domain, get a Maildir only if one exists.
+func (c *Config) MaildirMayCreate(rcpt string) bool {
+	if c.Deliver.MaildirCreate {
+		return true
+	}
+	for _, a := range c.Account {
+		named := append([]string{a.UnroutedTo}, a.DeliverTo...)
+		for _, to := range a.Aliases {
+			named = append(named, to)
+		}
+		for _, n := range named {
+			if strings.EqualFold(n, rcpt) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// HasMaildir reports whether rcpt can be delivered to under a maildir://
+// target: its Maildir exists or may be created. Any other target takes
+// every address to the server, which decides.
+func (c *Config) HasMaildir(rcpt string) bool {
+	pattern := c.Deliver.MaildirPattern()
+	if pattern == "" || c.MaildirMayCreate(rcpt) {
+		return true
+	}
+	fi, err := os.Stat(filepath.Join(MaildirPath(pattern, rcpt), "new"))
+	return err == nil && fi.IsDir()
+}
