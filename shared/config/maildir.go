@@ -50,11 +50,11 @@ func (d *Deliver) MaildirPattern() string {
 
 // MaildirMayCreate reports whether deliverd may create rcpt's Maildir:
 // with maildir_create = true, or when the config names rcpt itself (a
-// deliver_to, an alias's target or an unrouted_to), which is the operator
-// asking for that mailbox. Other addresses, such as the random local parts
+// deliver_to, an alias's target, an unrouted_to, or the postmaster who
+// gets the DSNs), which is the operator asking for that mailbox. Other addresses, such as the random local parts
 // of spam to a multi-drop domain, get a Maildir only if one exists.
 func (c *Config) MaildirMayCreate(rcpt string) bool {
-	if c.Deliver.MaildirCreate {
+	if c.Deliver.MaildirCreate || strings.EqualFold(rcpt, c.Deliver.Postmaster) {
 		return true
 	}
 	for _, a := range c.Account {

@@ -34,6 +34,7 @@ func TestHasMaildir(t *testing.T) {
 		"bob@contoso.local":        true, // an alias's target
 		"Postmaster@contoso.local": true, // unrouted_to
 		"carol@contoso.local":      true, // her Maildir exists
+		"postmaster":               true, // deliver.postmaster, who gets the DSNs
 		"random@contoso.local":     false,
 	} {
 		if got := c.HasMaildir(rcpt); got != want {
