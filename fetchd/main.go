@@ -12,11 +12,8 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"example.org/popspool/fetchd/fetch"
 	"example.org/popspool/shared/config"
@@ -25,10 +22,13 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "check" {
-		os.Exit(check(os.Args[2:]))
-	}
-	os.Exit(service.Run("fetchd", os.Args[1:], run))
+	os.Exit(service.Run("fetchd", os.Args[1:], run, service.Command{
+		Name: "check", Args: "[ACCOUNT]",
+		Help: "log on to each account (or the one named) step by step and say which step fails",
+		Run: func(ctx context.Context, env *service.Env) int {
+			return checkAccounts(ctx, env.Config, env.Args)
+		},
+	}))
 }
 
 // memory outlives config reloads (service.Run calls run again): a
@@ -36,15 +36,6 @@ func main() {
 var memory = fetch.NewMemory()
 
 func run(ctx context.Context, env *service.Env) error {
-	if len(env.Args) > 0 { // "fetchd -config F check ...": flags first
-		if env.Args[0] != "check" {
-			return fmt.Errorf("unknown command %q (want check)", env.Args[0])
-		}
-		if code := checkAccounts(ctx, env.Config, env.Args[1:]); code != 0 {
-			return errors.New("fetchd check: a step failed")
-		}
-		return nil
-	}
 	s, err := spool.Open(env.Config.Spool, "fetchd", env.Log)
 	if err != nil {
 		return err
@@ -61,22 +52,6 @@ func run(ctx context.Context, env *service.Env) error {
 		return f.Once(ctx)
 	}
 	return f.Run(ctx)
-}
-
-// check runs "fetchd check [-config FILE] [ACCOUNT]" and returns the exit
-// code: 0 all passed, 1 a step failed, 2 usage or config error.
-func check(args []string) int {
-	env, err := service.Setup("fetchd", args, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return checkAccounts(ctx, env.Config, env.Args)
 }
 
 func checkAccounts(ctx context.Context, cfg *config.Config, args []string) int {

@@ -18,10 +18,7 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "explain" {
-		os.Exit(explain(os.Args[2:]))
-	}
-	os.Exit(service.Run("rewrited", os.Args[1:], run))
+	os.Exit(service.Run("rewrited", os.Args[1:], run, explainCommand()))
 }
 
 func run(ctx context.Context, env *service.Env) error {
@@ -38,31 +35,25 @@ func run(ctx context.Context, env *service.Env) error {
 	return w.Run(ctx, env.Once)
 }
 
-// explain is the dry run of `rewrited explain FILE`.
-func explain(args []string) int {
-	fs := flag.NewFlagSet("rewrited explain", flag.ContinueOnError)
-	cfgPath := fs.String("config", "", "config file")
-	runFilter := fs.Bool("filter", false, "also run the filter command")
-	if err := fs.Parse(args); err != nil {
-		return 2
+// explainCommand is "rewrited explain [-filter] FILE": the dry run of
+// routing one message, which changes nothing.
+func explainCommand() service.Command {
+	var runFilter *bool
+	return service.Command{
+		Name: "explain", Args: "[-filter] FILE",
+		Help:  "show how a message file would be routed and rewritten, changing nothing",
+		Flags: func(fs *flag.FlagSet) { runFilter = fs.Bool("filter", false, "also run the filter command") },
+		Run: func(ctx context.Context, env *service.Env) int {
+			if len(env.Args) != 1 {
+				fmt.Fprintln(os.Stderr, "usage: rewrited explain [-config FILE] [-filter] FILE")
+				return 2
+			}
+			w := worker.New(nil, env.Config, env.Log)
+			if err := w.Explain(ctx, env.Args[0], *runFilter, os.Stdout); err != nil {
+				fmt.Fprintln(os.Stderr, "explain:", err)
+				return 1
+			}
+			return 0
+		},
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: rewrited explain [-config FILE] [-filter] FILE")
-		return 2
-	}
-	flagArgs := []string{}
-	if *cfgPath != "" {
-		flagArgs = append(flagArgs, "-config", *cfgPath)
-	}
-	env, err := service.Setup("rewrited", flagArgs, os.Stderr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	w := worker.New(nil, env.Config, env.Log)
-	if err := w.Explain(context.Background(), fs.Arg(0), *runFilter, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "explain:", err)
-		return 1
-	}
-	return 0
 }

@@ -20,15 +20,15 @@
 //   - on Windows, the "service install|uninstall|start|stop|run"
 //     subcommands, the Service Control Manager and the Event Log.
 //
-// All of that is for a daemon running as a service. With -once, or with a
-// subcommand the daemon handles itself (env.Args, such as "fetchd check"),
-// Run only loads the config, makes the logger and stops on SIGTERM.
+// All of that is for a daemon running as a service. With -once, Run only
+// loads the config, makes the logger and stops on SIGTERM. A word after
+// the flags names a Command (commands.go): the daemon's own ("fetchd
+// check") or one every daemon has ("status"); any other word is refused.
 package service
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -53,7 +53,7 @@ type Env struct {
 	Config *config.Config
 	Log    zerolog.Logger
 	Once   bool
-	Args   []string // what is left after the flags: a subcommand and its arguments
+	Args   []string // a command's arguments after its flags; nil for the daemon
 	ready  func()
 }
 
@@ -63,46 +63,11 @@ type Env struct {
 // number of times: when run has not called it ReadyGrace after it
 // started, Run calls it. A daemon that calls Ready right after its
 // recovery makes "systemctl start" wait for the recovery to finish. It is
-// a no-op with -once and for subcommands.
+// a no-op with -once and for commands.
 func (e *Env) Ready() {
 	if e.ready != nil {
 		e.ready()
 	}
-}
-
-// Setup parses args (without the program name), loads the config and
-// makes the logger. Config errors are returned for the caller to print.
-func Setup(name string, args []string, stderr io.Writer) (*Env, error) {
-	path, once, rest, err := parse(name, args, stderr)
-	if err != nil {
-		return nil, err
-	}
-	return load(name, path, once, rest, stderr)
-}
-
-// parse reads the flags, before and after a subcommand: "fetchd -config F
-// check office" and "fetchd check -config F office" mean the same.
-func parse(name string, args []string, stderr io.Writer) (path string, once bool, rest []string, err error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	p := fs.String("config", "", "config file (default $POPSPOOL_CONFIG or "+config.DefaultPath+")")
-	o := fs.Bool("once", false, "do the work that is due now, then exit")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: %s [-config FILE] [-once]\n       %s status [-config FILE]\n       %s service install|uninstall|start|stop|run [-config FILE]   (Windows)\n", name, name, name)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return "", false, nil, err
-	}
-	rest = fs.Args()
-	if len(rest) > 0 {
-		sub := rest[0]
-		if err := fs.Parse(rest[1:]); err != nil {
-			return "", false, nil, err
-		}
-		rest = append([]string{sub}, fs.Args()...)
-	}
-	return config.Path(*p), *o, rest, nil
 }
 
 func load(name, path string, once bool, rest []string, stderr io.Writer) (*Env, error) {
@@ -117,31 +82,22 @@ func load(name, path string, once bool, rest []string, stderr io.Writer) (*Env, 
 	return &Env{Name: name, Config: cfg, Log: log, Once: once, Args: rest}, nil
 }
 
-// Run runs the daemon and returns the process exit code: 0 on success, 1
-// when run failed (or, for "status", when something needs attention), 2
-// for a usage or config error.
-func Run(name string, args []string, run func(ctx context.Context, env *Env) error) int {
-	path, once, rest, err := parse(name, args, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
+// Run runs the daemon, or the command named after its flags (own, then
+// the ones every daemon has: status, service, help), and returns the
+// process exit code: 0 on success, 1 when run failed (or, for a command,
+// when what it checks failed), 2 for a usage or config error. An unknown
+// command or flag is a usage error: it never starts the daemon.
+func Run(name string, args []string, run func(ctx context.Context, env *Env) error, own ...Command) int {
+	path, once, code, done := dispatch(name, args, commands(name, run, own), os.Stdout, os.Stderr)
+	if done {
+		return code
 	}
-	if err != nil {
-		return 2
-	}
-	if len(rest) > 0 {
-		switch rest[0] {
-		case "status":
-			return statusCommand(path, rest[1:], os.Stdout, os.Stderr)
-		case "service":
-			return serviceCommand(name, path, rest[1:], run)
-		}
-	}
-	env, err := load(name, path, once, rest, os.Stderr)
+	env, err := load(name, path, once, nil, os.Stderr)
 	if err != nil {
 		configInvalid(name, os.Stderr, err)
 		return 2
 	}
-	if once || len(rest) > 0 {
+	if env.Once {
 		return runPlain(env, run)
 	}
 	ctl := make(chan control, 4)
@@ -154,27 +110,17 @@ func configInvalid(name string, w io.Writer, err error) {
 	event.Emit(&l, event.ConfigInvalid).Msg(err.Error())
 }
 
-// runPlain runs a -once run or a subcommand: no service manager, no
-// status file, no reload.
+// runPlain runs a -once run: no service manager, no status file, no
+// reload.
 func runPlain(env *Env, run func(ctx context.Context, env *Env) error) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	daemon := len(env.Args) == 0 // a subcommand is not the daemon starting
-	if daemon {
-		event.Emit(&env.Log, event.Started).Str("config", env.Config.File).Str("spool", env.Config.Spool).Bool("once", env.Once).Str("version", version()).Msg(env.Name + " started")
-	}
-	err := run(ctx, env)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		if !daemon {
-			fmt.Fprintln(os.Stderr, err) // a subcommand speaks for itself
-			return 1
-		}
+	event.Emit(&env.Log, event.Started).Str("config", env.Config.File).Str("spool", env.Config.Spool).Bool("once", env.Once).Str("version", version()).Msg(env.Name + " started")
+	if err := run(ctx, env); err != nil && !errors.Is(err, context.Canceled) {
 		event.Emit(&env.Log, event.StoppedOnError).Err(err).Msg(env.Name + " stopped on an error")
 		return 1
 	}
-	if daemon {
-		event.Emit(&env.Log, event.Stopped).Msg(env.Name + " stopped")
-	}
+	event.Emit(&env.Log, event.Stopped).Msg(env.Name + " stopped")
 	return 0
 }
 

@@ -291,14 +291,41 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 }
 
-func TestParseFlagsAroundSubcommand(t *testing.T) {
-	for _, args := range [][]string{
-		{"-config", "/x.toml", "check", "office"},
-		{"check", "-config", "/x.toml", "office"},
+// The daemon's flags and a command's: -config before or after the word,
+// unknown words and flags refused with the usage and exit 2, -h on stdout.
+func TestDispatch(t *testing.T) {
+	var got []string
+	own := Command{Name: "check", Args: "[ACCOUNT]", Help: "check it",
+		RunPath: func(path string, args []string) int { got = append([]string{path}, args...); return 0 }}
+	noRun := func(context.Context, *Env) error { return nil }
+	cmds := commands("fetchd", noRun, []Command{own})
+	for _, tc := range []struct {
+		args      []string
+		code      int
+		done      bool
+		got       string // what check was run with
+		out, errs string // in stdout, stderr
+	}{
+		{args: []string{"-config", "/x.toml", "check", "office"}, done: true, got: "/x.toml office"},
+		{args: []string{"check", "-config", "/x.toml", "office"}, done: true, got: "/x.toml office"},
+		{args: []string{"-config", "/x.toml", "-once"}},
+		{args: []string{"bogus"}, code: 2, done: true, errs: `unknown command "bogus"`},
+		{args: []string{"-bogus"}, code: 2, done: true, errs: "flag provided but not defined: -bogus"},
+		{args: []string{"check", "-bogus"}, code: 2, done: true, errs: "usage: fetchd check [-config FILE] [ACCOUNT]"},
+		{args: []string{"-h"}, done: true, out: "check [ACCOUNT]"},
+		{args: []string{"help"}, done: true, out: "status "},
+		{args: []string{"check", "-h"}, done: true, out: "check it"},
+		{args: []string{"-version"}, done: true, out: "fetchd (popspool) "},
 	} {
-		path, once, rest, err := parse("fetchd", args, io.Discard)
-		if err != nil || path != "/x.toml" || once || strings.Join(rest, " ") != "check office" {
-			t.Errorf("%q: %q %v %q %v", args, path, once, rest, err)
+		got = nil
+		var out, errs bytes.Buffer
+		path, once, code, done := dispatch("fetchd", tc.args, cmds, &out, &errs)
+		if code != tc.code || done != tc.done || strings.Join(got, " ") != tc.got ||
+			!strings.Contains(out.String(), tc.out) || !strings.Contains(errs.String(), tc.errs) {
+			t.Errorf("%q: exit %d done %v ran %q\nstdout: %s\nstderr: %s", tc.args, code, done, got, out.String(), errs.String())
+		}
+		if !done && (path != "/x.toml" || !once) {
+			t.Errorf("%q: daemon with %q once=%v", tc.args, path, once)
 		}
 	}
 }
