@@ -2,16 +2,18 @@
 // incoming/ folder, and deletes on the server only what is safely on disk.
 //
 //	fetchd [-config FILE] [-once]
-//	fetchd check [-config FILE] [ACCOUNT]
+//	fetchd check [-config FILE] [-list] [ACCOUNT]
 //
 // "fetchd check" connects to each account (or the one named) step by step
 // and says plainly which step fails and what to do; it exits 0 only when
-// every step of every account passed.
+// every step of every account passed. With -list it also says what the
+// next poll would do with each message on the server.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 
@@ -22,13 +24,22 @@ import (
 )
 
 func main() {
-	os.Exit(service.Run("fetchd", os.Args[1:], run, service.Command{
-		Name: "check", Args: "[ACCOUNT]",
-		Help: "log on to each account (or the one named) step by step and say which step fails",
-		Run: func(ctx context.Context, env *service.Env) int {
-			return checkAccounts(ctx, env.Config, env.Args)
+	os.Exit(service.Run("fetchd", os.Args[1:], run, checkCommand()))
+}
+
+// checkCommand is "fetchd check [-list] [ACCOUNT]".
+func checkCommand() service.Command {
+	var list *bool
+	return service.Command{
+		Name: "check", Args: "[-list] [ACCOUNT]",
+		Help: "log on to each account (or the one named) step by step and say which step fails; -list: what the next poll would do with each message",
+		Flags: func(fs *flag.FlagSet) {
+			list = fs.Bool("list", false, "also list the messages on the server: new, fetched, too big or set aside (changes nothing)")
 		},
-	}))
+		Run: func(ctx context.Context, env *service.Env) int {
+			return checkAccounts(ctx, env.Config, env.Args, *list)
+		},
+	}
 }
 
 // memory outlives config reloads (service.Run calls run again): a
@@ -54,7 +65,7 @@ func run(ctx context.Context, env *service.Env) error {
 	return f.Run(ctx)
 }
 
-func checkAccounts(ctx context.Context, cfg *config.Config, args []string) int {
+func checkAccounts(ctx context.Context, cfg *config.Config, args []string, list bool) int {
 	accounts, err := pick(cfg, args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -62,7 +73,13 @@ func checkAccounts(ctx context.Context, cfg *config.Config, args []string) int {
 	}
 	code := 0
 	for _, a := range accounts {
-		if !fetch.Check(ctx, a, os.Stdout) {
+		ok := false
+		if list {
+			ok = fetch.CheckList(ctx, a, cfg.Spool, os.Stdout)
+		} else {
+			ok = fetch.Check(ctx, a, os.Stdout)
+		}
+		if !ok {
 			code = 1
 		}
 	}
@@ -72,7 +89,7 @@ func checkAccounts(ctx context.Context, cfg *config.Config, args []string) int {
 // pick returns the accounts named in args, or all of them.
 func pick(cfg *config.Config, args []string) ([]*config.Account, error) {
 	if len(args) > 1 {
-		return nil, errors.New("usage: fetchd check [-config FILE] [ACCOUNT]")
+		return nil, errors.New("usage: fetchd check [-config FILE] [-list] [ACCOUNT]")
 	}
 	if len(args) == 1 {
 		a, ok := cfg.AccountNamed(args[0])

@@ -31,7 +31,12 @@ const certWarning = 21 * 24 * time.Hour
 // reports whether every step passed. It deletes nothing and downloads
 // nothing.
 func Check(ctx context.Context, a *config.Account, out io.Writer) bool {
-	ck := &checker{ctx: ctx, a: a, out: out}
+	return check(ctx, a, out, nil)
+}
+
+// check runs the steps of Check, then more, if not nil, after STAT.
+func check(ctx context.Context, a *config.Account, out io.Writer, more func(*checker) bool) bool {
+	ck := &checker{ctx: ctx, a: a, out: out, more: more}
 	fmt.Fprintf(out, "account %s: %s as %s, tls = %s\n", a.Name, a.Server, a.Username, a.TLS)
 	ok := ck.run()
 	if ck.c != nil {
@@ -49,6 +54,7 @@ type checker struct {
 	conn net.Conn
 	c    *pop3.Client
 	opts pop3.Options
+	more func(*checker) bool // a step after STAT, if any (CheckList)
 }
 
 func (ck *checker) ok(step, format string, args ...any) {
@@ -72,7 +78,8 @@ func (ck *checker) run() bool {
 	}
 	opts.TLSConfig.ServerName = host
 	ck.opts = opts
-	return ck.resolve(host) && ck.connect(host, port) && ck.secure() && ck.capabilities() && ck.login() && ck.stat()
+	return ck.resolve(host) && ck.connect(host, port) && ck.secure() && ck.capabilities() && ck.login() && ck.stat() &&
+		(ck.more == nil || ck.more(ck))
 }
 
 func (ck *checker) resolve(host string) bool {

@@ -83,6 +83,12 @@ func TestCheckDovecot(t *testing.T) {
 			!strings.Contains(out, `greeting:  ok "Dovecot (Debian) ready.`) || !strings.Contains(out, "stat:      ok 1 message (17 octets)") {
 			t.Fatalf("%s:\n%s", mode, out)
 		}
+		var list bytes.Buffer
+		if !CheckList(context.Background(), &r.cfg.Account[0], r.s.Root, &list) ||
+			!regexp.MustCompile(`(?m)^ +1 +17  new +[0-9a-f]+$`).MatchString(list.String()) ||
+			!strings.Contains(list.String(), "list:      ok 1 message, 1 new (17 octets); nothing was downloaded or deleted") {
+			t.Fatalf("%s, -list:\n%s", mode, list.String())
+		}
 		os.WriteFile(r.cfg.Account[0].PasswordFile, []byte("wrong\n"), 0o600)
 		ok, out = runCheck(t, &r.cfg.Account[0])
 		if ok || !strings.Contains(out, "the server said: -ERR [AUTH] Authentication failed. — check username and password") {

@@ -228,3 +228,32 @@ func TestResyncRejectsGarbage(t *testing.T) {
 		t.Fatalf("garbage tail: %d records, good %d, damage %+v", len(recs), good, d)
 	}
 }
+
+// Read gives the records of a log and changes nothing: a torn tail and a
+// damaged record stay as they are, and no .corrupt copy is made.
+func TestReadChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "j")
+	if recs, err := Read(path); recs != nil || err != nil {
+		t.Fatalf("missing log: %v %v", recs, err)
+	}
+	j, _, _, _ := Open(path)
+	for _, v := range []string{"A", "B", "C"} {
+		j.Append("D", v)
+	}
+	j.Sync()
+	j.Close()
+	data, _ := os.ReadFile(path)
+	data[len(data)/2] ^= 0x20                    // damage B
+	data = append(data, []byte("0badf00d D")...) // and a torn tail
+	os.WriteFile(path, data, 0o600)
+	recs, err := Read(path)
+	if err != nil || len(recs) != 2 || recs[0][1] != "A" || recs[1][1] != "C" {
+		t.Fatalf("read %q %v", recs, err)
+	}
+	after, _ := os.ReadFile(path)
+	entries, _ := os.ReadDir(dir)
+	if string(after) != string(data) || len(entries) != 1 {
+		t.Fatalf("Read changed the folder: %d entries, log %q", len(entries), after)
+	}
+}
