@@ -39,6 +39,9 @@ var (
 	WorkStalled     = def(1028, "a work loop made no progress in time; watchdog pings withheld", errl)
 	WorkResumed     = def(1029, "work loops make progress again; watchdog pings resumed", warn)
 	JournalDamaged  = def(1030, "damaged journal records skipped; the good ones after them kept", errl)
+	AdminMoved      = def(1031, "message moved by an admin command", info)
+	AdminDeleted    = def(1032, "message deleted by an admin command", warn)
+	AdminRetrieve   = def(1033, "retrieve-now asked for by an admin command", info)
 )
 
 // fetchd.

@@ -37,7 +37,7 @@ type Command struct {
 
 // commands are the daemon's own commands after the ones every daemon has.
 func commands(name string, run func(context.Context, *Env) error, own []Command) []Command {
-	all := append([]Command{}, own...)
+	all := append(append([]Command{}, own...), adminCommands()...)
 	return append(all,
 		Command{
 			Name: "status", Help: "the state of the three daemons, the accounts and the spool folders",

@@ -68,6 +68,18 @@ func Open(root, daemon string, log zerolog.Logger) (*Spool, error) {
 	return s, nil
 }
 
+// Attach is a handle on the spool root for an operator's tool (the admin
+// commands): it creates no folder and takes no lock, so it works beside
+// the running daemons and never makes a folder owned by whoever ran it.
+// Such a handle only moves files between the shared folders with the
+// daemons' own no-replace renames and folder fsyncs.
+func Attach(root string, log zerolog.Logger) (*Spool, error) {
+	if fi, err := os.Stat(filepath.Join(root, Pickup)); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("%s is not a spool (no %s/ folder): %w", root, Pickup, errors.Join(err, os.ErrNotExist))
+	}
+	return &Spool{Root: root, Daemon: "admin", log: log, fs: OS{}}, nil
+}
+
 // Close releases the lock.
 func (s *Spool) Close() error {
 	if s.lock == nil {

@@ -12,12 +12,14 @@ import (
 	"time"
 )
 
-// commandsOf is what each binary's -h must list, in order: its own
-// commands, then the ones every daemon has.
+// everyDaemon are the commands each binary has, after its own.
+var everyDaemon = []string{"requeue", "hold", "release", "delete", "retrieve-now", "status", "service", "help"}
+
+// commandsOf is what each binary's -h must list, in order.
 var commandsOf = map[string][]string{
-	"fetchd":   {"check", "status", "service", "help"},
-	"rewrited": {"explain", "status", "service", "help"},
-	"deliverd": {"status", "service", "help"},
+	"fetchd":   append([]string{"check"}, everyDaemon...),
+	"rewrited": append([]string{"explain"}, everyDaemon...),
+	"deliverd": everyDaemon,
 }
 
 // The three binaries agree on their command line: -h lists every command,
