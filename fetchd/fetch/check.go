@@ -219,7 +219,7 @@ func (ck *checker) loginFailed(method string, err error) bool {
 	case errors.As(err, &pe) && ck.a.OAuth():
 		return ck.failed("login", event.TokenFailed, err.Error(), "check token_file or token_command")
 	case errors.As(err, &pe):
-		return ck.failed("login", event.Secret, err.Error(), "check password_file or password_env")
+		return ck.failed("login", event.Secret, err.Error(), "check password_file, password_env or password_command")
 	}
 	ev, _, todo := loginProblem(err)
 	what := err.Error()

@@ -165,7 +165,7 @@ func (s *session) credential() (string, error) {
 	}
 	pass, err := a.Secret()
 	if err != nil {
-		event.Emit(&s.f.Log, event.Secret).Str("account", a.Name).Err(err).Msg("check password_file or password_env")
+		event.Emit(&s.f.Log, event.Secret).Str("account", a.Name).Err(err).Msg("check password_file, password_env or password_command")
 		return "", classify(err, failOther)
 	}
 	return pass, nil

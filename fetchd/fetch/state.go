@@ -175,11 +175,12 @@ func fingerprint(a *config.Account) string {
 	h := sha256.New()
 	h.Write(b)
 	// An unreadable password or token file counts as a change when it
-	// becomes readable. A token_command is not run: its output changes
-	// with every refresh.
+	// becomes readable. A token_command or password_command is not run:
+	// it may cost a secret store's round trip or a prompt, and a token's
+	// output changes with every refresh.
 	var secret []byte
 	switch {
-	case !a.OAuth():
+	case !a.OAuth() && a.PasswordCommand == "":
 		pass, _ := a.Secret()
 		secret = []byte(pass)
 	case a.TokenFile != "":

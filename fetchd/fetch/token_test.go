@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"example.org/popspool/shared/config"
+	"example.org/popspool/shared/event"
 )
 
 // A failing token_command's standard error reaches the log short, on one
@@ -36,16 +37,20 @@ func TestTokenCommandStderrRedacted(t *testing.T) {
 	}
 }
 
-func TestHelperOutput(t *testing.T) {
-	for in, want := range map[string]string{
-		"":                                   "(no message on standard error)",
-		"\n\n":                               "(no message on standard error)",
-		"no network\nmore":                   "no network",
-		"bad\tgrant ya29.a0AfH6SMBx3kQ-long": "bad grant [redacted]",
-		"short abc123 ok":                    "short abc123 ok",
-	} {
-		if got := helperOutput(in); got != want {
-			t.Errorf("helperOutput(%q) = %q, want %q", in, got, want)
-		}
+// password_command gives the login its password, run before each login.
+func TestPasswordCommandLogsIn(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("uses /bin/sh")
+	}
+	r := newRig(t)
+	a := &r.cfg.Account[0]
+	a.PasswordFile, a.PasswordCommand = "", "printf 'p\\n'"
+	if st, err := r.poll(t); err != nil || st.Fetched != len(r.want) {
+		t.Fatalf("poll %+v %v", st, err)
+	}
+	a.PasswordCommand = "echo locked >&2; exit 1"
+	r.srv.Dir = t.TempDir()
+	if _, err := r.poll(t); err == nil || len(r.log.events(event.Secret)) != 1 {
+		t.Fatalf("failing password_command: %v\n%s", err, r.log)
 	}
 }

@@ -39,20 +39,24 @@ type Log struct {
 
 // Account is one remote POP3 mailbox.
 type Account struct {
-	Name           string   `toml:"name"`
-	Server         string   `toml:"server"`
-	TLS            string   `toml:"tls"`
-	CAFile         string   `toml:"ca_file"`
-	AllowPlaintext bool     `toml:"allow_plaintext"`
-	Username       string   `toml:"username"`
-	Password       string   `toml:"password"`
-	PasswordFile   string   `toml:"password_file"`
-	PasswordEnv    string   `toml:"password_env"`
-	Interval       Duration `toml:"interval"`
-	Timeout        Duration `toml:"timeout"`
-	Keep           bool     `toml:"keep"`
-	KeepDays       int      `toml:"keep_days"`
-	MaxSize        Size     `toml:"max_size"`
+	Name           string `toml:"name"`
+	Server         string `toml:"server"`
+	TLS            string `toml:"tls"`
+	CAFile         string `toml:"ca_file"`
+	AllowPlaintext bool   `toml:"allow_plaintext"`
+	Username       string `toml:"username"`
+	Password       string `toml:"password"`
+	PasswordFile   string `toml:"password_file"`
+	PasswordEnv    string `toml:"password_env"`
+	// PasswordCommand prints the password on its first line of output
+	// (a secret store: pass, secret-tool, a vault client); run before
+	// each login.
+	PasswordCommand string   `toml:"password_command"`
+	Interval        Duration `toml:"interval"`
+	Timeout         Duration `toml:"timeout"`
+	Keep            bool     `toml:"keep"`
+	KeepDays        int      `toml:"keep_days"`
+	MaxSize         Size     `toml:"max_size"`
 	// MaxListing bounds how many messages of the mailbox one session
 	// takes in (and so the memory of its LIST and UIDL listings); the
 	// rest wait for the next sessions. Default 100,000.
@@ -63,17 +67,19 @@ type Account struct {
 
 // Deliver configures deliverd.
 type Deliver struct {
-	Target       string     `toml:"target"`
-	Helo         string     `toml:"helo"`
-	StartTLS     string     `toml:"starttls"`
-	CAFile       string     `toml:"ca_file"`
-	Username     string     `toml:"username"`
-	PasswordFile string     `toml:"password_file"`
-	PasswordEnv  string     `toml:"password_env"`
-	Retry        []Duration `toml:"retry"`
-	Expire       Duration   `toml:"expire"`
-	Postmaster   string     `toml:"postmaster"`
-	Connections  int        `toml:"connections"`
+	Target       string `toml:"target"`
+	Helo         string `toml:"helo"`
+	StartTLS     string `toml:"starttls"`
+	CAFile       string `toml:"ca_file"`
+	Username     string `toml:"username"`
+	PasswordFile string `toml:"password_file"`
+	PasswordEnv  string `toml:"password_env"`
+	// PasswordCommand, as for an account: run before each AUTH.
+	PasswordCommand string     `toml:"password_command"`
+	Retry           []Duration `toml:"retry"`
+	Expire          Duration   `toml:"expire"`
+	Postmaster      string     `toml:"postmaster"`
+	Connections     int        `toml:"connections"`
 	// MaildirCreate lets a maildir:// target create the Maildir of any
 	// recipient; by default only those the config names are created
 	// (MaildirMayCreate).

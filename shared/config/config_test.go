@@ -253,3 +253,41 @@ func TestEventLogLevel(t *testing.T) {
 		t.Fatalf("bad eventlog_level: %v", err)
 	}
 }
+
+// password_command (mpop's passwordeval): the first line of its output
+// is the password, read at each use; a failing command says so without
+// its secrets; it counts as one of the password sources.
+func TestPasswordCommand(t *testing.T) {
+	cmd := func(c string) string {
+		return strings.Replace(good, `password_file = "DIR/office.pass"`, "password_command = "+tomlLiteral(c), 1)
+	}
+	c, err := Load(write(t, cmd(`printf 'fr0m-store\nsecond line\n'`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pw, err := c.Account[0].Secret(); err != nil || pw != "fr0m-store" {
+		t.Fatalf("secret %q %v", pw, err)
+	}
+	c, _ = Load(write(t, cmd(`echo 'vault: token ya29.a0AfH6SMBx3kQ-long expired' >&2; exit 4`)))
+	if _, err := c.Account[0].Secret(); err == nil || !strings.Contains(err.Error(), "password_command: exit status 4: vault: token [redacted] expired") {
+		t.Fatalf("failing command: %v", err)
+	}
+	c, _ = Load(write(t, cmd(`true`)))
+	if _, err := c.Account[0].Secret(); err == nil || !strings.Contains(err.Error(), "printed no password") {
+		t.Fatalf("silent command: %v", err)
+	}
+	both := strings.Replace(good, `password_file = "DIR/office.pass"`, `password_file = "DIR/office.pass"`+"\npassword_command = \"pass show isp\"", 1)
+	if _, err := Load(write(t, both)); err == nil || !strings.Contains(err.Error(), "set only one of password, password_file, password_env and password_command") {
+		t.Fatalf("two sources: %v", err)
+	}
+	dl := good + "username = \"relay\"\npassword_command = \"printf relay-pw\"\n"
+	c, err = Load(write(t, dl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pw, err := c.Deliver.Secret(); err != nil || pw != "relay-pw" {
+		t.Fatalf("deliver secret %q %v", pw, err)
+	}
+}
+
+func tomlLiteral(s string) string { return "'''" + s + "'''" } // a TOML literal string

@@ -39,7 +39,7 @@ func (a *Account) validateFetch(p *problems, key, file string) {
 	case o.OAuth():
 		a.validateToken(p, key)
 	case o.Auth == "" || oneOf(o.Auth, AuthMethods...):
-		validateSecret(p, key, file, a.Password, a.PasswordFile, a.PasswordEnv, true)
+		validateSecret(p, key, file, a.secretSource(), true)
 		if o.TokenFile != "" || o.TokenCommand != "" {
 			p.add(key+".token_file", "only used with auth = \"xoauth2\" or \"oauthbearer\"")
 		}
@@ -53,7 +53,7 @@ func (a *Account) validateFetch(p *problems, key, file string) {
 
 func (a *Account) validateToken(p *problems, key string) {
 	o := &a.FetchOptions
-	if a.Password != "" || a.PasswordFile != "" || a.PasswordEnv != "" {
+	if a.Password != "" || a.PasswordFile != "" || a.PasswordEnv != "" || a.PasswordCommand != "" {
 		p.add(key+".password_file", "not used with auth = %q: the access token comes from token_file or token_command", o.Auth)
 	}
 	switch {

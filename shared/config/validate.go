@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -214,12 +215,7 @@ func (d *Deliver) validate(p *problems) {
 	if d.Connections < 1 || d.Connections > 100 {
 		p.add("deliver.connections", "must be between 1 and 100")
 	}
-	if d.PasswordFile != "" && d.PasswordEnv != "" {
-		p.add("deliver.password_file", "set password_file or password_env, not both")
-	}
-	if d.PasswordFile != "" {
-		checkSecretFile(p, "deliver.password_file", d.PasswordFile)
-	}
+	validateSecret(p, "deliver", "", d.secretSource(), false)
 	if !oneOf(d.BounceTo, "postmaster", "sender", "both") {
 		p.add("deliver.bounce_to", "%q is not postmaster, sender or both", d.BounceTo)
 	}
@@ -231,29 +227,38 @@ func (d *Deliver) validate(p *problems) {
 	}
 }
 
-func validateSecret(p *problems, key, file, inline, pfile, env string, required bool) {
+func validateSecret(p *problems, key, file string, s secretSource, required bool) {
 	n := 0
-	for _, s := range []string{inline, pfile, env} {
-		if s != "" {
+	for _, v := range []string{s.inline, s.file, s.env, s.command} {
+		if v != "" {
 			n++
 		}
 	}
 	switch {
 	case n == 0 && required:
-		p.add(key+".password_file", "missing: set password_file (or password_env)")
+		p.add(key+".password_file", "missing: set password_file (or password_env, password_command)")
 	case n > 1:
-		p.add(key+".password_file", "set only one of password, password_file and password_env")
-	case pfile != "":
-		checkSecretFile(p, key+".password_file", pfile)
-	case env != "":
-		if os.Getenv(env) == "" {
-			p.add(key+".password_env", "environment variable %s is not set", env)
+		p.add(key+".password_file", "set only one of password, password_file, password_env and password_command")
+	case s.file != "":
+		checkSecretFile(p, key+".password_file", s.file)
+	case s.env != "":
+		if os.Getenv(s.env) == "" {
+			p.add(key+".password_env", "environment variable %s is not set", s.env)
 		}
-	case inline != "":
+	case s.command != "":
+		if strings.TrimSpace(s.command) == "" {
+			p.add(key+".password_command", "is empty")
+		}
+	case s.inline != "":
 		if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
 			p.add(key+".password", "an inline password needs the config file to be readable by its owner only (chmod 600 %s); better use password_file", file)
 		}
 	}
+}
+
+// secretSource is where a password comes from: one of these is set.
+type secretSource struct {
+	inline, file, env, command string
 }
 
 // checkSecretFile reports a password or token file that cannot be read,
@@ -281,34 +286,52 @@ func checkSecretFile(p *problems, key, path string) {
 	}
 }
 
-// Secret returns the account's password, read afresh from its file or
-// environment variable so a rotated password is picked up. Trailing line
-// breaks of a password file are removed.
+// Secret returns the account's password, read afresh from its file,
+// environment variable or command so a rotated password is picked up.
+// Trailing line breaks of a password file are removed.
 func (a *Account) Secret() (string, error) {
-	return readSecret(a.Password, a.PasswordFile, a.PasswordEnv)
+	return a.secretSource().read()
+}
+
+func (a *Account) secretSource() secretSource {
+	return secretSource{a.Password, a.PasswordFile, a.PasswordEnv, a.PasswordCommand}
 }
 
 // Secret returns deliverd's AUTH password, or "" when none is configured.
 func (d *Deliver) Secret() (string, error) {
-	return readSecret("", d.PasswordFile, d.PasswordEnv)
+	return d.secretSource().read()
 }
 
-func readSecret(inline, file, env string) (string, error) {
+func (d *Deliver) secretSource() secretSource {
+	return secretSource{"", d.PasswordFile, d.PasswordEnv, d.PasswordCommand}
+}
+
+func (s secretSource) read() (string, error) {
 	switch {
-	case file != "":
-		b, err := os.ReadFile(file)
+	case s.file != "":
+		b, err := os.ReadFile(s.file)
 		if err != nil {
 			return "", fmt.Errorf("password file: %w", err)
 		}
 		return strings.TrimRight(string(b), "\r\n"), nil
-	case env != "":
-		v := os.Getenv(env)
+	case s.env != "":
+		v := os.Getenv(s.env)
 		if v == "" {
-			return "", fmt.Errorf("environment variable %s is empty", env)
+			return "", fmt.Errorf("environment variable %s is empty", s.env)
 		}
 		return v, nil
+	case s.command != "":
+		out, err := RunHelper("password_command", s.command)
+		if err != nil {
+			return "", err
+		}
+		line, _, _ := strings.Cut(string(out), "\n")
+		if line = strings.TrimRight(line, "\r"); line == "" {
+			return "", errors.New("password_command printed no password (its first line of output is empty)")
+		}
+		return line, nil
 	}
-	return inline, nil
+	return s.inline, nil
 }
 
 // DefaultMaxListing is an account's max_listing: 100,000 listing entries
