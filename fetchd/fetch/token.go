@@ -9,7 +9,6 @@ import (
 	"example.org/popspool/shared/config"
 )
 
-
 // readToken returns the account's OAuth 2.0 access token, read afresh
 // before each login: the file is rewritten, or the command fetches a new
 // token, by whatever refreshes it.
@@ -40,4 +39,3 @@ func readToken(a *config.Account) (string, error) {
 	}
 	return tok, nil
 }
-
