@@ -53,12 +53,16 @@ func (a *advisor) advise(s smtpc.ProbeStep) (event.ID, string, string) {
 }
 
 // cause is the error without smtpc's "smtpc: op:" prefix.
-func cause(err error) string {
+func cause(err error) string { return inner(err).Error() }
+
+// inner is the error under *smtpc.Error, which itself passes for a
+// net.Error (it has Timeout and Temporary).
+func inner(err error) error {
 	var se *smtpc.Error
 	if errors.As(err, &se) {
-		return se.Err.Error()
+		return se.Err
 	}
-	return err.Error()
+	return err
 }
 
 // said quotes the server's refusal.
@@ -76,7 +80,7 @@ func (a *advisor) connectAdvice(err error) string {
 		return "check the socket path in deliver.target, that the LMTP server runs (Dovecot: service lmtp { unix_listener ... }) and that deliverd's user may open the socket"
 	case errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "refused"):
 		return fmt.Sprintf("nothing listens on %s: start the mail server (systemctl status postfix), or fix the port in deliver.target (%s)", a.t.Addr, portHint(a.t.Scheme))
-	case errors.As(err, &ne) && ne.Timeout():
+	case errors.As(inner(err), &ne) && ne.Timeout():
 		return fmt.Sprintf("no answer within %s: a firewall drops the connection, or the host in deliver.target is wrong", ConnectTimeout)
 	}
 	return "check deliver.target, the network between here and the server, and any firewall"
@@ -115,6 +119,7 @@ func (a *advisor) tlsAdvice(err error) string {
 // broken reports a failure of the session itself: I/O, a time-out, a
 // reply that is not SMTP or over smtpc's limits.
 func broken(err error) bool {
+	err = inner(err)
 	var ne net.Error
 	var pe textproto.ProtocolError
 	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
@@ -135,7 +140,7 @@ func (a *advisor) brokenAdvice(s smtpc.ProbeStep) string {
 	switch {
 	case s.Code == 421:
 		return "the server is busy, shutting down or limiting connections: try again in a minute and read its log"
-	case errors.As(s.Err, &ne) && ne.Timeout():
+	case errors.As(inner(s.Err), &ne) && ne.Timeout():
 		return fmt.Sprintf("no reply within %s: the server accepted the connection but hangs (a tarpit, a slow milter or DNS lookup on the server); read its log", CommandTimeout)
 	case s.Name == "greeting" || errors.As(s.Err, &pe) || errors.Is(s.Err, smtpc.ErrReplyTooLong):
 		return fmt.Sprintf("what answers on %s is not an SMTP server (try nc %s), or smtp:// points at a TLS port (use smtps:// for 465)",
@@ -174,7 +179,7 @@ func (a *advisor) authAdvice(s smtpc.ProbeStep) (event.ID, string, string) {
 	case s.Code == 0:
 		return event.CheckAuth, cause(s.Err), "the AUTH exchange failed; read the server's log"
 	}
-	return event.CheckAuth, "the server said: " + strings.Join(strings.Fields(fmt.Sprintf("%d %s %s", s.Code, s.Enhanced, s.Text)), " "),
+	return event.CheckAuth, fmt.Sprintf("AUTH %s as %s refused; the server said: %s", s.Mechanism, a.d.Username, reply(s)),
 		"check deliver.username and the password in deliver.password_file or deliver.password_env (the check never shows it); the server's log says which was wrong"
 }
 

@@ -116,6 +116,8 @@ func (ck *checker) step(adv *advisor, s smtpc.ProbeStep) bool {
 		ck.ok(name, "%s", certificate(*s.TLS))
 	case s.Skipped != "":
 		ck.ok(name, "%s", s.Skipped)
+	case s.Name == "AUTH":
+		ck.ok(name, "%s as %s: %s", s.Mechanism, adv.d.Username, reply(s))
 	case s.Name == "EHLO" || s.Name == "LHLO":
 		first, _, _ := strings.Cut(s.Text, "\n")
 		exts := "no extensions"

@@ -27,6 +27,8 @@ type ProbeStep struct {
 	Text     string
 	// Extensions lists the EHLO/LHLO keywords with their parameters.
 	Extensions []string
+	// Mechanism is the SASL mechanism of an AUTH step ("PLAIN", "LOGIN").
+	Mechanism string
 	// TLS is the session's state after a handshake ("tls" steps).
 	TLS *tls.ConnectionState
 	// Skipped says why the step was not run where it could have been
@@ -279,7 +281,7 @@ func (p *prober) saslExchange(c sasl.Client) bool {
 			if st.Err == nil && st.Code/100 != 2 {
 				st.Err = &Error{Op: "AUTH", Code: st.Code, Enhanced: st.Enhanced, Err: fmt.Errorf("%d %s", st.Code, st.Text)}
 			}
-			st.Text = mech + " as " + p.o.Username + ": " + st.Text
+			st.Mechanism = mech
 			p.report(st)
 			return st.Err == nil
 		}
