@@ -290,6 +290,9 @@ func TestCheckMaildir(t *testing.T) {
 	})
 	t.Run("tmp not writable", func(t *testing.T) {
 		// A tmp/ that is a file fails for root too, who ignores modes.
+		if err := os.MkdirAll(filepath.Join(pm, "new"), 0o700); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.RemoveAll(filepath.Join(pm, "tmp")); err != nil {
 			t.Fatal(err)
 		}
