@@ -66,6 +66,7 @@ func runCheck(t *testing.T, cfg *config.Config) result {
 	var out, log bytes.Buffer
 	code := Run(context.Background(), cfg, &out, zerolog.New(&log))
 	r := result{code: code, out: out.String(), log: log.String()}
+	t.Logf("deliverd check, exit code %d:\n%s", code, r.out)
 	lines := strings.Split(strings.TrimRight(r.out, "\n"), "\n")
 	for _, l := range lines[1:] {
 		if !stepLine.MatchString(l) {

@@ -181,3 +181,13 @@ func selfSigned(t *testing.T, dir string) (*tls.Certificate, string) {
 	}
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, path
 }
+
+// keyPEM is the certificate's private key in PEM (PKCS #8).
+func keyPEM(t *testing.T, cert *tls.Certificate) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}

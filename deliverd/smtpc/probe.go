@@ -228,6 +228,7 @@ func (p *prober) startTLS(ctx context.Context) bool {
 // o.TLSConfig (the system's roots by default).
 func (p *prober) handshake(ctx context.Context) bool {
 	if err := p.w.upgrade(ctx, p.o.tlsConfig(p.t), p.o.Command); err != nil {
+		p.w.kill() // half a handshake: no QUIT can follow
 		p.report(ProbeStep{Name: "tls", Err: &Error{Op: "tls", Err: err}})
 		return false
 	}
