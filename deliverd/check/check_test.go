@@ -326,3 +326,37 @@ func TestCheckMaildir(t *testing.T) {
 		r.failedWith(t, "  root:      FAILED: "+file+" is not a directory — deliver.target's path must lead to a folder of Maildirs", 4038)
 	})
 }
+
+func TestCheckGreetingTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // accepts, then says nothing
+		c, err := ln.Accept()
+		if err == nil {
+			time.Sleep(3 * time.Second)
+			c.Close()
+		}
+	}()
+	old := CommandTimeout
+	CommandTimeout = 300 * time.Millisecond
+	defer func() { CommandTimeout = old }()
+	start := time.Now()
+	r := runCheck(t, loadConfig(t, `target = "smtp://`+ln.Addr().String()+`"`))
+	r.failedWith(t, "  greeting:  FAILED: read tcp ", 4039)
+	if !strings.Contains(r.out, "i/o timeout — no reply within 300ms: the server accepted the connection but hangs") {
+		t.Errorf("no time-out advice:\n%s", r.out)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the check took %s with a 300ms time-out", d)
+	}
+}
+
+func TestCheckSMTPSOnPlainPort(t *testing.T) {
+	f := &fakeSMTP{}
+	addr := f.start(t)
+	r := runCheck(t, loadConfig(t, `target = "smtps://`+addr+`"`))
+	r.failedWith(t, "  tls:       FAILED: tls: first record does not look like a TLS handshake — smtps:// starts TLS at once (port 465); for a server that offers STARTTLS (port 25 or 587) use smtp://", 4033)
+}
