@@ -117,3 +117,51 @@ func selfSignedWithKey(t *testing.T, dir string) (string, string, string) {
 	}
 	return dir, caFile, keyFile
 }
+
+// TestCheckRealPostfixAUTH: Postfix relays only for clients that
+// authenticate (SASL through a Dovecot's auth socket), as a smarthost
+// with anonymous relay disabled does.
+func TestCheckRealPostfixAUTH(t *testing.T) {
+	postfix.Require(t)
+	dovecot.Require(t)
+	sock, err := os.MkdirTemp("", "popspool-check-sasl-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sock) })
+	if err := os.Chmod(sock, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(sock, "auth")
+	dovecot.StartWith(t, map[string]string{"checker": secret}, dovecot.Options{Extra: []string{
+		"service auth {\n  unix_listener " + path + " {\n    mode = 0666\n  }\n}",
+	}})
+	pf := postfix.Start(t, postfix.Options{MainCF: []string{
+		"mynetworks = 127.0.0.2/32",
+		"smtpd_sasl_auth_enable = yes",
+		"smtpd_sasl_type = dovecot",
+		"smtpd_sasl_path = " + path,
+		"smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
+	}})
+	base := []string{`target = "smtp://` + pf.Addr + `"`, `helo = "gw.popspool.test"`, `postmaster = "postmaster@elsewhere.example"`}
+
+	// The test Postfix sends nothing off the machine (550 for any other
+	// domain once relay is allowed): the good case asks for its own.
+	good := []string{base[0], base[1], `postmaster = "` + pf.Address("postmaster") + `"`}
+	r := runCheck(t, loadConfig(t, append(good, `username = "checker"`, `password_file = "`+passwordFile(t)+`"`)...))
+	r.passed(t, "AUTH PLAIN LOGIN", "  auth:      ok PLAIN as checker: 235 2.7.0 Authentication successful\n", "  rcpt:      ok 250 2.1.5 Ok\n")
+
+	wrong := filepath.Join(t.TempDir(), "wrong.pass")
+	if err := os.WriteFile(wrong, []byte("not-the-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = runCheck(t, loadConfig(t, append(base, `username = "checker"`, `password_file = "`+wrong+`"`)...))
+	r.failedWith(t, "  auth:      FAILED: AUTH PLAIN as checker refused; the server said: 535 5.7.8 Error: authentication failed: ", 4034)
+	if strings.Contains(r.out, "not-the-password") {
+		t.Errorf("the password is in the output")
+	}
+
+	r = runCheck(t, loadConfig(t, base...))
+	r.failedWith(t, "  rcpt:      FAILED: the server said: 554 5.7.1 <postmaster@elsewhere.example>: Relay access denied", 4037)
+	nothingDelivered(t, pf)
+}
