@@ -81,7 +81,7 @@ func (a *advisor) connectAdvice(err error) string {
 	case errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "refused"):
 		return fmt.Sprintf("nothing listens on %s: start the mail server (systemctl status postfix), or fix the port in deliver.target (%s)", a.t.Addr, portHint(a.t.Scheme))
 	case errors.As(inner(err), &ne) && ne.Timeout():
-		return fmt.Sprintf("no answer within %s: a firewall drops the connection, or the host in deliver.target is wrong", ConnectTimeout)
+		return fmt.Sprintf("no answer within %s: a firewall drops the connection, or the host in deliver.target is wrong", connectTimeout)
 	}
 	return "check deliver.target, the network between here and the server, and any firewall"
 }
@@ -141,7 +141,7 @@ func (a *advisor) brokenAdvice(s smtpc.ProbeStep) string {
 	case s.Code == 421:
 		return "the server is busy, shutting down or limiting connections: try again in a minute and read its log"
 	case errors.As(inner(s.Err), &ne) && ne.Timeout():
-		return fmt.Sprintf("no reply within %s: the server accepted the connection but hangs (a tarpit, a slow milter or DNS lookup on the server); read its log", CommandTimeout)
+		return fmt.Sprintf("no reply within %s: the server accepted the connection but hangs (a tarpit, a slow milter or DNS lookup on the server); read its log", commandTimeout)
 	case s.Name == "greeting" || errors.As(s.Err, &pe) || errors.Is(s.Err, smtpc.ErrReplyTooLong):
 		return fmt.Sprintf("what answers on %s is not an SMTP server (try nc %s), or smtp:// points at a TLS port (use smtps:// for 465)",
 			a.t.Addr, strings.Replace(a.t.Addr, ":", " ", 1))

@@ -24,8 +24,8 @@ import (
 
 // Timeouts of the check's steps: an operator is waiting.
 var (
-	ConnectTimeout = 10 * time.Second
-	CommandTimeout = 30 * time.Second
+	connectTimeout = 10 * time.Second
+	commandTimeout = 30 * time.Second
 )
 
 // Run checks cfg's delivery target, writes one line per step to w, and

@@ -20,7 +20,7 @@ import (
 
 func init() {
 	// Bounded waits: a fault must not hold a test for the operator's 30s.
-	ConnectTimeout, CommandTimeout = 5*time.Second, 5*time.Second
+	connectTimeout, commandTimeout = 5*time.Second, 5*time.Second
 }
 
 // stepLine is the shape of every line after the header: "ok ..." or
@@ -163,6 +163,23 @@ func TestCheckStartTLSVerified(t *testing.T) {
 	}
 }
 
+// TestCheckOpportunisticClearText: opportunistic STARTTLS that is not
+// offered, or refused, lets the session go on in clear text, as Dial does.
+func TestCheckOpportunisticClearText(t *testing.T) {
+	for _, c := range []struct {
+		f    *fakeSMTP
+		line string
+	}{
+		{&fakeSMTP{}, "  starttls:  ok not offered by the server; opportunistic: the session goes on in clear text\n"},
+		{&fakeSMTP{exts: []string{"STARTTLS"}, replies: map[string]string{"STARTTLS": "454 4.7.0 TLS not available due to local problem"}},
+			"  starttls:  ok refused by the server (454 4.7.0 TLS not available due to local problem); opportunistic: the session goes on in clear text\n"},
+	} {
+		addr := c.f.start(t)
+		r := runCheck(t, loadConfig(t, `target = "smtp://`+addr+`"`, `starttls = "opportunistic"`))
+		r.passed(t, "starttls = opportunistic", c.line, "  quit:      ok 221")
+	}
+}
+
 func TestCheckFaults(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -177,6 +194,9 @@ func TestCheckFaults(t *testing.T) {
 			"  ehlo:      FAILED: the server said: 550 5.7.1 <gw>: Helo command rejected: need fully-qualified hostname — the server refused EHLO: check deliver.helo", 4032},
 		{"STARTTLS untrusted certificate", &fakeSMTP{exts: []string{"STARTTLS"}}, []string{`starttls = "required"`},
 			"  tls:       FAILED: tls: failed to verify certificate: x509: certificate signed by unknown authority — the server's certificate is not signed by an authority this machine trusts", 4033},
+		{"STARTTLS required, refused", &fakeSMTP{exts: []string{"STARTTLS"}, replies: map[string]string{"STARTTLS": "454 4.7.0 TLS not available due to local problem"}},
+			[]string{`starttls = "required"`},
+			"  starttls:  FAILED: the server refused STARTTLS: 454 4.7.0 TLS not available due to local problem — enable TLS on the server", 4033},
 		{"STARTTLS required, not offered", &fakeSMTP{}, []string{`starttls = "required"`},
 			`  starttls:  FAILED: the server does not offer STARTTLS and deliver.starttls = "required" — enable TLS on the server`, 4033},
 		{"530 at MAIL", &fakeSMTP{replies: map[string]string{"MAIL": "530 5.7.0 Authentication required"}}, nil,
@@ -340,9 +360,9 @@ func TestCheckGreetingTimeout(t *testing.T) {
 			c.Close()
 		}
 	}()
-	old := CommandTimeout
-	CommandTimeout = 300 * time.Millisecond
-	defer func() { CommandTimeout = old }()
+	old := commandTimeout
+	commandTimeout = 300 * time.Millisecond
+	defer func() { commandTimeout = old }()
 	start := time.Now()
 	r := runCheck(t, loadConfig(t, `target = "smtp://`+ln.Addr().String()+`"`))
 	r.failedWith(t, "  greeting:  FAILED: read tcp ", 4039)

@@ -26,7 +26,7 @@ func (ck *checker) smtp(ctx context.Context, d *config.Deliver) bool {
 		auth = "AUTH as " + d.Username
 	}
 	fmt.Fprintf(ck.out, "deliver target %s, starttls = %s, %s, postmaster %s\n", t, d.StartTLS, auth, d.Postmaster)
-	opt, err := Options(d)
+	opt, err := dialOptions(d)
 	if err != nil {
 		return ck.options(err)
 	}
@@ -52,12 +52,12 @@ func (ck *checker) options(err error) bool {
 	return ck.failed("auth", event.CheckAuth, err.Error(), "check deliver.password_file (readable by deliverd's user) or deliver.password_env")
 }
 
-// Options makes the smtpc options deliverd uses for d (helo, STARTTLS
+// dialOptions makes the smtpc options deliverd uses for d (helo, STARTTLS
 // mode, ca_file, AUTH and its password), with the check's time-outs.
-func Options(d *config.Deliver) (smtpc.Options, error) {
+func dialOptions(d *config.Deliver) (smtpc.Options, error) {
 	opt := smtpc.Options{Helo: d.Helo, StartTLS: d.StartTLS, Username: d.Username}
-	opt.Timeouts = smtpc.Timeouts{Connect: ConnectTimeout, Greeting: CommandTimeout, Command: CommandTimeout,
-		Mail: CommandTimeout, Rcpt: CommandTimeout}
+	opt.Timeouts = smtpc.Timeouts{Connect: connectTimeout, Greeting: commandTimeout, Command: commandTimeout,
+		Mail: commandTimeout, Rcpt: commandTimeout}
 	var err error
 	if d.Username != "" {
 		if opt.Password, err = d.Secret(); err != nil {
@@ -91,7 +91,7 @@ func (ck *checker) resolve(ctx context.Context, t smtpc.Target) bool {
 		ck.ok("resolve", "%s is an address", host)
 		return true
 	}
-	ctx, cancel := context.WithTimeout(ctx, ConnectTimeout)
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	addrs, err := net.DefaultResolver.LookupHost(ctx, host)
 	if err != nil {

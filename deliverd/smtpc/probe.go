@@ -214,7 +214,19 @@ func (p *prober) startTLS(ctx context.Context) bool {
 		p.report(ProbeStep{Name: "STARTTLS", Skipped: "not offered by the server; opportunistic: the session goes on in clear text"})
 		return true
 	}
-	if _, ok := p.command("STARTTLS", "STARTTLS", 2, p.o.Command); !ok {
+	st := p.exchange("STARTTLS", "STARTTLS", p.o.Command)
+	if st.Err == nil && st.Code/100 != 2 {
+		if mode == StartTLSOpportunistic && st.Code != 421 {
+			// Dial goes on in clear text here too (withoutTLS).
+			st.Skipped = fmt.Sprintf("refused by the server (%d %s); opportunistic: the session goes on in clear text",
+				st.Code, strings.TrimSpace(st.Enhanced+" "+st.Text))
+			p.report(st)
+			return true
+		}
+		st.Err = &Error{Op: "STARTTLS", Code: st.Code, Enhanced: st.Enhanced, Err: fmt.Errorf("%d %s", st.Code, st.Text)}
+	}
+	p.report(st)
+	if st.Err != nil {
 		return false
 	}
 	if p.r.R.Buffered() > 0 || p.w.pending() {
