@@ -213,19 +213,7 @@ func (c *Conn) auth() error {
 // mask hides the password in err, as sent or in base64 (the PLAIN
 // response, LOGIN's answer), in case the server echoes it in its reply.
 func (c *Conn) mask(err error) error {
-	secrets := []string{
-		base64.StdEncoding.EncodeToString([]byte("\x00" + c.o.Username + "\x00" + c.o.Password)),
-		base64.StdEncoding.EncodeToString([]byte(c.o.Password)),
-		c.o.Password,
-	}
-	hide := func(s string) string {
-		for _, sec := range secrets {
-			if sec != "" {
-				s = strings.ReplaceAll(s, sec, "****")
-			}
-		}
-		return s
-	}
+	hide := func(s string) string { return hideSecrets(c.o, s) }
 	if hide(err.Error()) == err.Error() {
 		return err
 	}
@@ -236,6 +224,20 @@ func (c *Conn) mask(err error) error {
 		return &masked
 	}
 	return errors.New(hide(err.Error()))
+}
+
+// hideSecrets replaces o's password in s, as sent or in base64.
+func hideSecrets(o Options, s string) string {
+	for _, sec := range []string{
+		base64.StdEncoding.EncodeToString([]byte("\x00" + o.Username + "\x00" + o.Password)),
+		base64.StdEncoding.EncodeToString([]byte(o.Password)),
+		o.Password,
+	} {
+		if sec != "" {
+			s = strings.ReplaceAll(s, sec, "****")
+		}
+	}
+	return s
 }
 
 // TLS reports whether the session is encrypted (smtps or STARTTLS).

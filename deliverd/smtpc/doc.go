@@ -6,6 +6,9 @@
 //	err = c.Reset()                          // RSET, then the next Send
 //	err = c.Close()                          // QUIT
 //
+// Probe runs the same opening and a transaction without DATA, step by
+// step, for `deliverd check`.
+//
 // Per-recipient verdicts are in Result; err is reserved for the connection
 // failing, and then *Error.AfterDot says whether the final "." had gone
 // out, so the caller can tell "not delivered" from "maybe delivered"

@@ -133,3 +133,18 @@ var (
 	LedgerCompacted     = def(4028, "delivery ledger compacted while running", info)
 	LedgerCompactFailed = def(4029, "delivery ledger could not be compacted", errl)
 )
+
+// deliverd check: the delivery side's troubleshooting steps (KB 885685,
+// "Troubleshoot the SMTP delivery process"), one event per failing step.
+var (
+	CheckUnresolved   = def(4030, "deliverd check: the delivery target's name does not resolve", errl)
+	CheckConnect      = def(4031, "deliverd check: cannot connect to the delivery target", errl)
+	CheckGreeting     = def(4032, "deliverd check: the target refused the session at the greeting or EHLO", errl)
+	CheckTLS          = def(4033, "deliverd check: STARTTLS or the target's certificate failed", errl)
+	CheckAuth         = def(4034, "deliverd check: AUTH failed", errl)
+	CheckAuthRequired = def(4035, "deliverd check: the target requires authentication (anonymous access disabled)", errl)
+	CheckSender       = def(4036, "deliverd check: the target refused MAIL FROM", errl)
+	CheckRecipient    = def(4037, "deliverd check: the target refused RCPT TO the postmaster", errl)
+	CheckMaildir      = def(4038, "deliverd check: the Maildir root is missing or not writable", errl)
+	CheckSession      = def(4039, "deliverd check: the session broke off, timed out or was not understood", errl)
+)
