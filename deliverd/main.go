@@ -2,6 +2,12 @@
 // pickup/, hands it to the local mail server over SMTP or LMTP, or writes
 // it into a Maildir, and records every outcome in its ledger so that no
 // message is delivered twice.
+//
+//	deliverd [-config FILE] [-once]
+//	deliverd check [-config FILE]
+//
+// "deliverd check" tries the delivery target step by step, as "fetchd
+// check" does the POP3 side, and delivers nothing.
 package main
 
 import (
@@ -10,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"example.org/popspool/deliverd/check"
 	"example.org/popspool/deliverd/ledger"
 	"example.org/popspool/deliverd/queue"
 	"example.org/popspool/shared/event"
@@ -18,7 +25,16 @@ import (
 )
 
 func main() {
-	os.Exit(service.Run("deliverd", os.Args[1:], run))
+	os.Exit(service.Run("deliverd", os.Args[1:], run, service.Command{
+		Name: "check", Help: "try the delivery target step by step (resolve, connect, EHLO, STARTTLS, AUTH, MAIL and RCPT for the postmaster, no DATA; for a Maildir, that it is writable)",
+		Run: func(ctx context.Context, env *service.Env) int {
+			if len(env.Args) > 0 {
+				fmt.Fprintln(os.Stderr, "usage: deliverd check [-config FILE]")
+				return 2
+			}
+			return check.Run(ctx, env.Config, os.Stdout, env.Log)
+		},
+	}))
 }
 
 func run(ctx context.Context, env *service.Env) error {

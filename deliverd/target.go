@@ -1,11 +1,8 @@
 package main
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/url"
-	"os"
 
 	"example.org/popspool/deliverd/queue"
 	"example.org/popspool/deliverd/smtpc"
@@ -26,20 +23,9 @@ func newTarget(cfg *config.Config) (queue.Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("deliver.target: %w", err)
 	}
-	opt := smtpc.Options{Helo: d.Helo, StartTLS: d.StartTLS, Username: d.Username}
-	if opt.Password, err = d.Secret(); err != nil {
-		return nil, fmt.Errorf("deliver: %w", err)
-	}
-	if d.CAFile != "" {
-		pem, err := os.ReadFile(d.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("deliver.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("deliver.ca_file %s: no PEM certificate in it", d.CAFile)
-		}
-		opt.TLSConfig = &tls.Config{RootCAs: pool}
+	opt, err := queue.SMTPOptions(&d)
+	if err != nil {
+		return nil, err
 	}
 	return &queue.SMTP{Target: t, Opt: opt}, nil
 }

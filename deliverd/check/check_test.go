@@ -268,9 +268,9 @@ func TestCheckUnresolved(t *testing.T) {
 func TestCheckPasswordUnreadable(t *testing.T) {
 	f := &fakeSMTP{}
 	addr := f.start(t)
-	cfg := loadConfig(t, `target = "smtp://`+addr+`"`, `username = "checker"`, `password_env = "POPSPOOL_CHECK_TEST_UNSET"`)
+	cfg := loadConfig(t, `target = "smtp://`+addr+`"`, `username = "checker"`, `password_command = "echo store locked >&2; exit 3"`)
 	r := runCheck(t, cfg)
-	r.failedWith(t, "  auth:      FAILED: deliver: environment variable POPSPOOL_CHECK_TEST_UNSET is empty — check deliver.password_file", 4034)
+	r.failedWith(t, "  auth:      FAILED: deliver: password_command: exit status 3: store locked — check deliver.password_file", 4034)
 	if len(f.commands()) != 0 {
 		t.Errorf("connected although the password could not be read")
 	}

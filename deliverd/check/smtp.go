@@ -3,12 +3,11 @@ package check
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 
+	"example.org/popspool/deliverd/queue"
 	"example.org/popspool/deliverd/smtpc"
 	"example.org/popspool/shared/config"
 	"example.org/popspool/shared/event"
@@ -49,33 +48,16 @@ func (ck *checker) options(err error) bool {
 	if strings.Contains(err.Error(), "ca_file") {
 		return ck.failed("tls", event.CheckTLS, err.Error(), "set deliver.ca_file to a readable PEM file with the server's certificate or its CA")
 	}
-	return ck.failed("auth", event.CheckAuth, err.Error(), "check deliver.password_file (readable by deliverd's user) or deliver.password_env")
+	return ck.failed("auth", event.CheckAuth, err.Error(), "check deliver.password_file (readable by deliverd's user), deliver.password_env or deliver.password_command")
 }
 
 // dialOptions makes the smtpc options deliverd uses for d (helo, STARTTLS
 // mode, ca_file, AUTH and its password), with the check's time-outs.
 func dialOptions(d *config.Deliver) (smtpc.Options, error) {
-	opt := smtpc.Options{Helo: d.Helo, StartTLS: d.StartTLS, Username: d.Username}
+	opt, err := queue.SMTPOptions(d)
 	opt.Timeouts = smtpc.Timeouts{Connect: connectTimeout, Greeting: commandTimeout, Command: commandTimeout,
 		Mail: commandTimeout, Rcpt: commandTimeout}
-	var err error
-	if d.Username != "" {
-		if opt.Password, err = d.Secret(); err != nil {
-			return opt, fmt.Errorf("deliver: %w", err)
-		}
-	}
-	if d.CAFile != "" {
-		pem, err := os.ReadFile(d.CAFile)
-		if err != nil {
-			return opt, fmt.Errorf("deliver.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return opt, fmt.Errorf("deliver.ca_file %s: no PEM certificate in it", d.CAFile)
-		}
-		opt.TLSConfig = &tls.Config{RootCAs: pool}
-	}
-	return opt, nil
+	return opt, err
 }
 
 func (ck *checker) resolve(ctx context.Context, t smtpc.Target) bool {

@@ -2,12 +2,16 @@ package queue
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 
 	"example.org/popspool/deliverd/smtpc"
+	"example.org/popspool/shared/config"
 )
 
 // SMTP delivers to an SMTP or LMTP server over a pool of connections: at
@@ -110,4 +114,27 @@ func (s *SMTP) Idle() {
 func (s *SMTP) Close() error {
 	s.Idle()
 	return nil
+}
+
+// SMTPOptions makes the client options of the [deliver] section: HELO,
+// STARTTLS mode, AUTH with its password (read afresh), and the trusted
+// CAs of ca_file.
+func SMTPOptions(d *config.Deliver) (smtpc.Options, error) {
+	opt := smtpc.Options{Helo: d.Helo, StartTLS: d.StartTLS, Username: d.Username}
+	var err error
+	if opt.Password, err = d.Secret(); err != nil {
+		return opt, fmt.Errorf("deliver: %w", err)
+	}
+	if d.CAFile != "" {
+		pem, err := os.ReadFile(d.CAFile)
+		if err != nil {
+			return opt, fmt.Errorf("deliver.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return opt, fmt.Errorf("deliver.ca_file %s: no PEM certificate in it", d.CAFile)
+		}
+		opt.TLSConfig = &tls.Config{RootCAs: pool}
+	}
+	return opt, nil
 }

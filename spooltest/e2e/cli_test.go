@@ -19,7 +19,7 @@ var everyDaemon = []string{"requeue", "hold", "release", "delete", "retrieve-now
 var commandsOf = map[string][]string{
 	"fetchd":   append([]string{"check"}, everyDaemon...),
 	"rewrited": append([]string{"explain"}, everyDaemon...),
-	"deliverd": everyDaemon,
+	"deliverd": append([]string{"check"}, everyDaemon...),
 }
 
 // The three binaries agree on their command line: -h lists every command,
