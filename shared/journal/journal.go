@@ -383,3 +383,18 @@ func dirSync(fs FS, dir string) error {
 	}
 	return nil
 }
+
+// Read returns the records of the log at path without changing it, for a
+// reader beside the daemon that owns the log (popspool queue and show): it
+// opens the file read-only, never creates, truncates or repairs it. A torn
+// tail (an append in progress, or a crash's) and damaged records are
+// skipped; skipped counts the damaged lines. A missing log is an error
+// for which errors.Is(err, os.ErrNotExist) holds.
+func Read(path string) (records [][]string, skipped int, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read journal: %w", err)
+	}
+	records, _, damage := parse(data)
+	return records, damage.Skipped, nil
+}

@@ -228,3 +228,35 @@ func TestResyncRejectsGarbage(t *testing.T) {
 		t.Fatalf("garbage tail: %d records, good %d, damage %+v", len(recs), good, d)
 	}
 }
+
+func TestReadChangesNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.uidl")
+	j, _, _, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Append("F", "6162", "ID1", "1")
+	j.Append("D", "ID1")
+	if err := j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString("deadbeef torn")
+	f.Close()
+	before, _ := os.ReadFile(path)
+	recs, skipped, err := Read(path)
+	if err != nil || len(recs) != 2 || skipped != 0 || recs[1][0] != "D" {
+		t.Fatalf("Read: %v %d %v", recs, skipped, err)
+	}
+	after, _ := os.ReadFile(path)
+	if string(before) != string(after) {
+		t.Fatal("Read changed the log")
+	}
+	if _, _, err := Read(path + ".none"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing log: %v", err)
+	}
+	if _, err := os.Stat(path + ".none"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("Read created a log")
+	}
+}
