@@ -130,7 +130,7 @@ func TestQueueJSON(t *testing.T) {
 			t.Fatalf("not JSON: %v: %s", err, l)
 		}
 		for _, k := range []string{"id", "where", "path", "fetched", "age_seconds", "size", "account", "sender",
-			"recipients", "attempts", "next_attempt", "last_error", "failed", "notes"} {
+			"recipients", "attempts", "last_error", "failed", "notes"} {
 			if _, ok := m[k]; !ok {
 				t.Fatalf("field %q missing: %s", k, l)
 			}
@@ -142,6 +142,9 @@ func TestQueueJSON(t *testing.T) {
 		c["attempts"] != 2.0 || c["next_attempt"] != "2026-12-07T09:15:00Z" || c["age_seconds"] != 5*3600.0 ||
 		!strings.Contains(c["last_error"].(string), "451 4.3.0") || c["recipients"].([]any)[0] != "dave@contoso.local" {
 		t.Fatalf("deferred message: %v", c)
+	}
+	if _, ok := byID[ids["B"]]["next_attempt"]; ok {
+		t.Fatalf("next_attempt of a message in pickup/: %v", byID[ids["B"]])
 	}
 	if d := byID[ids["D"]]; !strings.HasPrefix(d["failed"].(string), "3003 ") {
 		t.Fatalf("failed message: %v", d)

@@ -21,22 +21,22 @@ type Entry struct {
 	ID           string    `json:"id"`    // the spool id, or the file name when it is not an id
 	Where        string    `json:"where"` // incoming, pickup, deferred, failed, badmail, tmp/<daemon>
 	Path         string    `json:"path"`
-	Fetched      time.Time `json:"fetched"`         // from the id (when fetchd made it); the file's mtime for other names
-	AgeSeconds   int64     `json:"age_seconds"`     // since Fetched
-	Size         int64     `json:"size"`            // of the file, envelope lines included
-	Account      string    `json:"account"`         // X-Popspool-Account
-	Sender       string    `json:"sender"`          // "" is the null sender <>
-	SenderSource string    `json:"sender_source"`   // X-Sender, or the header field it was taken from before routing
-	Recipients   []string  `json:"recipients"`      // X-Receiver lines
-	Originals    []string  `json:"originals"`       // the addresses they were found as (ORCPT), where recorded
-	HeaderTo     []string  `json:"header_to"`       // To and Cc, for a file not routed yet
-	Attempts     int       `json:"attempts"`        // X-Popspool-Attempts
-	NextAttempt  time.Time `json:"next_attempt"`    // X-Popspool-Next-Attempt (deferred/)
-	LastError    string    `json:"last_error"`      // X-Popspool-Last-Error
-	Failed       string    `json:"failed"`          // X-Popspool-Failed: why rewrited set it aside ("<event> <reason>")
-	Downloading  bool      `json:"downloading"`     // a .part fetchd is writing
-	Notes        []string  `json:"notes"`           // what is wrong with the file's top lines
-	Error        string    `json:"error,omitempty"` // the file could not be read
+	Fetched      time.Time `json:"fetched"`               // from the id (when fetchd made it); the file's mtime for other names
+	AgeSeconds   int64     `json:"age_seconds"`           // since Fetched
+	Size         int64     `json:"size"`                  // of the file, envelope lines included
+	Account      string    `json:"account"`               // X-Popspool-Account
+	Sender       string    `json:"sender"`                // "" is the null sender <>
+	SenderSource string    `json:"sender_source"`         // X-Sender, or the header field it was taken from before routing
+	Recipients   []string  `json:"recipients"`            // X-Receiver lines
+	Originals    []string  `json:"originals"`             // the addresses they were found as (ORCPT), where recorded
+	HeaderTo     []string  `json:"header_to"`             // To and Cc, for a file not routed yet
+	Attempts     int       `json:"attempts"`              // X-Popspool-Attempts
+	NextAttempt  time.Time `json:"next_attempt,omitzero"` // X-Popspool-Next-Attempt (deferred/); absent when none
+	LastError    string    `json:"last_error"`            // X-Popspool-Last-Error
+	Failed       string    `json:"failed"`                // X-Popspool-Failed: why rewrited set it aside ("<event> <reason>")
+	Downloading  bool      `json:"downloading"`           // a .part fetchd is writing
+	Notes        []string  `json:"notes"`                 // what is wrong with the file's top lines
+	Error        string    `json:"error,omitempty"`       // the file could not be read
 }
 
 // file is one directory entry to read.

@@ -159,7 +159,7 @@ func (p *printer) line(format string, args ...any) {
 func (s *story) head(p *printer) {
 	fmt.Fprintf(p.w, "message %s\n", s.id)
 	if spool.ValidID(s.id) {
-		p.line("id made %s (when fetchd started to download it)", stamp(spool.IDTime(s.id)))
+		p.line("id made %s (by fetchd as the download began; by deliverd, for a DSN it wrote)", stamp(spool.IDTime(s.id)))
 	}
 	if len(s.copies) == 0 {
 		p.line("not in the spool now: no folder and no daemon's hands hold it")
