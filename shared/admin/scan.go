@@ -123,7 +123,7 @@ func read(root string, fl file, now time.Time) (e Entry, gone bool) {
 	if id, ok := idOf(fl.name); ok {
 		e.ID, e.Fetched = id, spool.IDTime(id)
 	}
-	f, err := spool.OpenFile(e.Path)
+	f, err := openHead(e.Path)
 	if errors.Is(err, os.ErrNotExist) {
 		return e, true
 	}
@@ -132,11 +132,9 @@ func read(root string, fl file, now time.Time) (e Entry, gone bool) {
 		return e, false
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err == nil {
-		e.Size = fi.Size()
-		if e.Fetched.IsZero() {
-			e.Fetched = fi.ModTime()
-		}
+	e.Size = f.size
+	if e.Fetched.IsZero() {
+		e.Fetched = f.mtime
 	}
 	t, err := readTop(f, false)
 	if err != nil {
