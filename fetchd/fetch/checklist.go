@@ -2,8 +2,10 @@ package fetch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -36,7 +38,10 @@ type planned struct {
 
 func (ck *checker) list(spoolRoot string) bool {
 	path := filepath.Join(spoolRoot, spool.State, ck.a.Name+".uidl")
-	recs, err := journal.Read(path)
+	recs, _, err := journal.Read(path)
+	if errors.Is(err, os.ErrNotExist) {
+		recs, err = nil, nil // nothing fetched yet
+	}
 	if err != nil {
 		return ck.failed("list", event.SpoolIO, err.Error(), "check that this user may read the spool's state/ folder")
 	}

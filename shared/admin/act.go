@@ -51,8 +51,8 @@ func idArg(arg string) (string, error) {
 	return id, nil
 }
 
-// locate finds the files of message id in the queue folders.
-func locate(root, id string) ([]located, error) {
+// locateFiles finds the files of message id in the queue folders.
+func locateFiles(root, id string) ([]located, error) {
 	var found []located
 	for _, folder := range queueFolders {
 		dir := filepath.Join(root, folder)
@@ -226,7 +226,7 @@ func (a *Actions) each(args []string, do func(l located, id string) (bool, error
 }
 
 func (a *Actions) eachFile(id string, do func(l located, id string) (bool, error), n *int) error {
-	found, err := locate(a.s.Root, id)
+	found, err := locateFiles(a.s.Root, id)
 	if err != nil {
 		return err
 	}

@@ -220,3 +220,24 @@ func TestRetrieveNow(t *testing.T) {
 		t.Fatalf("control/ holds %d files, want the one request", len(entries))
 	}
 }
+
+// A held message is still listed by queue, marked held, and shown.
+func TestHeldIsListedAndShown(t *testing.T) {
+	root := actSpool(t)
+	id := actPut(t, root, "pickup")
+	a, _ := actOpen(t, root)
+	a.Hold([]string{id})
+	cfg := &config.Config{Spool: root}
+	entries, _, err := Entries(cfg, Filter{})
+	if err != nil || len(entries) != 1 || entries[0].ID != id || !entries[0].Held || entries[0].Where != "pickup" {
+		t.Fatalf("entries %+v %v", entries, err)
+	}
+	var table, show bytes.Buffer
+	Queue(cfg, Filter{}, false, &table)
+	if !strings.Contains(table.String(), id+"  pickup,held") {
+		t.Fatalf("queue:\n%s", table.String())
+	}
+	if err := Show(cfg, id, &show); err != nil || !strings.Contains(show.String(), ".hold-"+id) {
+		t.Fatalf("show: %v\n%s", err, show.String())
+	}
+}

@@ -184,21 +184,6 @@ func (d Damage) Report(log *zerolog.Logger) {
 		Msg("records that failed their checksum were skipped; the good ones after them are kept")
 }
 
-// Read returns the records of the log at path without opening it for
-// writing: nothing is cut, repaired or saved, so a tool may read the
-// journal of a running daemon. A missing log has no records.
-func Read(path string) ([][]string, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	records, _, _ := parse(data)
-	return records, nil
-}
-
 // parse reads the records of a log. A record that does not check out is
 // skipped when a good record follows it (damage: bit rot, a stray write,
 // an editor), and ends the log when none does (a torn tail: good is the
@@ -397,4 +382,19 @@ func dirSync(fs FS, dir string) error {
 		return fmt.Errorf("fsync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// Read returns the records of the log at path without changing it, for a
+// reader beside the daemon that owns the log (popspool queue and show): it
+// opens the file read-only, never creates, truncates or repairs it. A torn
+// tail (an append in progress, or a crash's) and damaged records are
+// skipped; skipped counts the damaged lines. A missing log is an error
+// for which errors.Is(err, os.ErrNotExist) holds.
+func Read(path string) (records [][]string, skipped int, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read journal: %w", err)
+	}
+	records, _, damage := parse(data)
+	return records, damage.Skipped, nil
 }

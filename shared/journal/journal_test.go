@@ -229,14 +229,43 @@ func TestResyncRejectsGarbage(t *testing.T) {
 	}
 }
 
-// Read gives the records of a log and changes nothing: a torn tail and a
-// damaged record stay as they are, and no .corrupt copy is made.
 func TestReadChangesNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.uidl")
+	j, _, _, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Append("F", "6162", "ID1", "1")
+	j.Append("D", "ID1")
+	if err := j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString("deadbeef torn")
+	f.Close()
+	before, _ := os.ReadFile(path)
+	recs, skipped, err := Read(path)
+	if err != nil || len(recs) != 2 || skipped != 0 || recs[1][0] != "D" {
+		t.Fatalf("Read: %v %d %v", recs, skipped, err)
+	}
+	after, _ := os.ReadFile(path)
+	if string(before) != string(after) {
+		t.Fatal("Read changed the log")
+	}
+	if _, _, err := Read(path + ".none"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing log: %v", err)
+	}
+	if _, err := os.Stat(path + ".none"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("Read created a log")
+	}
+}
+
+// Read skips a damaged record and keeps the good ones after it, and
+// changes nothing: no repair, no .corrupt copy.
+func TestReadSkipsDamage(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "j")
-	if recs, err := Read(path); recs != nil || err != nil {
-		t.Fatalf("missing log: %v %v", recs, err)
-	}
 	j, _, _, _ := Open(path)
 	for _, v := range []string{"A", "B", "C"} {
 		j.Append("D", v)
@@ -247,9 +276,9 @@ func TestReadChangesNothing(t *testing.T) {
 	data[len(data)/2] ^= 0x20                    // damage B
 	data = append(data, []byte("0badf00d D")...) // and a torn tail
 	os.WriteFile(path, data, 0o600)
-	recs, err := Read(path)
-	if err != nil || len(recs) != 2 || recs[0][1] != "A" || recs[1][1] != "C" {
-		t.Fatalf("read %q %v", recs, err)
+	recs, skipped, err := Read(path)
+	if err != nil || len(recs) != 2 || recs[0][1] != "A" || recs[1][1] != "C" || skipped != 1 {
+		t.Fatalf("read %q, skipped %d, %v", recs, skipped, err)
 	}
 	after, _ := os.ReadFile(path)
 	entries, _ := os.ReadDir(dir)

@@ -18,10 +18,44 @@ import (
 // own renames, so they work while the daemons run and while they are
 // stopped, and each action is recorded in status/actions.log.
 func adminCommands() []Command {
-	return []Command{requeueCommand(),
+	return []Command{queueCommand(), showCommand(), requeueCommand(),
 		idsCommand("hold", "keep messages where they are, untouched by the daemons, until release", (*admin.Actions).Hold),
 		idsCommand("release", "let held messages go on from where they were held", (*admin.Actions).Release),
 		deleteCommand(), retrieveNowCommand()}
+}
+
+func queueCommand() Command {
+	var f *admin.Filter
+	return Command{Name: "queue", Args: "[-folder F] [-account A] [-older D] [-newer D] [-sender S] [-rcpt R] [-json]",
+		Help:  "the mailq of popspool: every message in the spool, one line each, and a total",
+		Flags: func(fs *flag.FlagSet) { f = admin.QueueFlags(fs) },
+		Run: func(_ context.Context, env *Env) int {
+			if len(env.Args) > 0 {
+				fmt.Fprintf(os.Stderr, "queue takes flags only, not %q\n", env.Args)
+				return 2
+			}
+			if err := admin.Queue(env.Config, *f, f.JSON, os.Stdout); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			return 0
+		}}
+}
+
+func showCommand() Command {
+	return Command{Name: "show", Args: "ID",
+		Help: "one message's top lines and its history: download, routing, each delivery attempt",
+		Run: func(_ context.Context, env *Env) int {
+			if len(env.Args) != 1 {
+				fmt.Fprintf(os.Stderr, "usage: %s show ID\n", env.Name)
+				return 2
+			}
+			if err := admin.Show(env.Config, env.Args[0], os.Stdout); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			return 0
+		}}
 }
 
 // withActions opens the spool of env's config for an admin command.

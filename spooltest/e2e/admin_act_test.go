@@ -32,7 +32,7 @@ func TestAdminCommandsOnARunningFlow(t *testing.T) {
 	}
 	names, _ := filepath.Glob(filepath.Join(pickup, "*.eml"))
 	id := strings.TrimSuffix(filepath.Base(names[0]), ".eml")
-	if out, err := admin(f, "deliverd", "hold", id); err != nil || !strings.Contains(out, id+": held in pickup/") {
+	if out, err := runAdmin(f, "deliverd", "hold", id); err != nil || !strings.Contains(out, id+": held in pickup/") {
 		t.Fatalf("hold: %v\n%s", err, out)
 	}
 	if err := f.Start("deliverd"); err != nil {
@@ -48,11 +48,11 @@ func TestAdminCommandsOnARunningFlow(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(pickup, ".hold-"+id+".eml")); err != nil {
 		t.Fatalf("held file: %v", err)
 	}
-	if out, err := admin(f, "fetchd", "release", id); err != nil || !strings.Contains(out, id+": released in pickup/") {
+	if out, err := runAdmin(f, "fetchd", "release", id); err != nil || !strings.Contains(out, id+": released in pickup/") {
 		t.Fatalf("release: %v\n%s", err, out)
 	}
 	waitDelivered(t, f, len(want), 30*time.Second)
-	if out, err := admin(f, "rewrited", "retrieve-now", f.Opt.Account); err != nil || !strings.Contains(out, "fetchd took the request") {
+	if out, err := runAdmin(f, "rewrited", "retrieve-now", f.Opt.Account); err != nil || !strings.Contains(out, "fetchd took the request") {
 		t.Fatalf("retrieve-now: %v\n%s", err, out)
 	}
 	for _, d := range harness.Daemons {
@@ -67,7 +67,7 @@ func TestAdminCommandsOnARunningFlow(t *testing.T) {
 	}
 }
 
-func admin(f *harness.Flow, daemon string, args ...string) (string, error) {
+func runAdmin(f *harness.Flow, daemon string, args ...string) (string, error) {
 	cmd := exec.Command(filepath.Join(bins, daemon), append([]string{args[0], "-config", f.Config}, args[1:]...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
