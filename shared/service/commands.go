@@ -138,13 +138,22 @@ func runCommand(name, path string, rest []string, cmds []Command, stdout, stderr
 		fs.PrintDefaults()
 		fs.SetOutput(stderr)
 	}
-	if code, stop := parseFlags(fs, rest[1:], stdout, stderr, cmdUsage); stop {
-		return code
+	// Flags may follow the arguments too ("service install -config F",
+	// "check office -config F"), as the docs and install.ps1 write them.
+	var args []string
+	for more := rest[1:]; ; more = fs.Args()[1:] {
+		if code, stop := parseFlags(fs, more, stdout, stderr, cmdUsage); stop {
+			return code
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		args = append(args, fs.Arg(0))
 	}
 	if c.RunPath != nil {
-		return c.RunPath(config.Path(*p), fs.Args())
+		return c.RunPath(config.Path(*p), args)
 	}
-	env, err := load(name, config.Path(*p), false, fs.Args(), stderr)
+	env, err := load(name, config.Path(*p), false, args, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2

@@ -308,6 +308,8 @@ func TestDispatch(t *testing.T) {
 	}{
 		{args: []string{"-config", "/x.toml", "check", "office"}, done: true, got: "/x.toml office"},
 		{args: []string{"check", "-config", "/x.toml", "office"}, done: true, got: "/x.toml office"},
+		{args: []string{"check", "office", "-config", "/x.toml"}, done: true, got: "/x.toml office"},
+		{args: []string{"check", "a", "-config", "/x.toml", "b"}, done: true, got: "/x.toml a b"},
 		{args: []string{"-config", "/x.toml", "-once"}},
 		{args: []string{"bogus"}, code: 2, done: true, errs: `unknown command "bogus"`},
 		{args: []string{"-bogus"}, code: 2, done: true, errs: "flag provided but not defined: -bogus"},

@@ -82,13 +82,17 @@ func install(name, path string) error {
 		DisplayName:      "popspool " + name,
 		Description:      "popspool " + name + ": POP3 to SMTP mail connector (docs/operations.md)",
 		StartType:        mgr.StartAutomatic,
-		DelayedAutoStart: true,
 		ServiceStartName: `NT SERVICE\` + sn,
 	}, "service", "run", "-config", path)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	delayed := uint32(1)
+	if err := optional("delayed automatic start", windows.ChangeServiceConfig2(s.Handle,
+		windows.SERVICE_CONFIG_DELAYED_AUTO_START_INFO, (*byte)(unsafe.Pointer(&delayed)))); err != nil {
+		return err
+	}
 	restart := []mgr.RecoveryAction{
 		{Type: mgr.ServiceRestart, Delay: 5 * time.Second},
 		{Type: mgr.ServiceRestart, Delay: 30 * time.Second},
@@ -97,12 +101,13 @@ func install(name, path string) error {
 	if err := s.SetRecoveryActions(restart, 24*3600); err != nil {
 		return err
 	}
-	if err := s.SetRecoveryActionsOnNonCrashFailures(true); err != nil {
+	if err := optional("restart after an exit with an error", s.SetRecoveryActionsOnNonCrashFailures(true)); err != nil {
 		return err
 	}
 	// Ninety seconds to finish the file in hand when Windows shuts down.
 	preshutdown := uint32(90 * 1000)
-	if err := windows.ChangeServiceConfig2(s.Handle, windows.SERVICE_CONFIG_PRESHUTDOWN_INFO, (*byte)(unsafe.Pointer(&preshutdown))); err != nil {
+	if err := optional("90 s to finish at shutdown", windows.ChangeServiceConfig2(s.Handle,
+		windows.SERVICE_CONFIG_PRESHUTDOWN_INFO, (*byte)(unsafe.Pointer(&preshutdown)))); err != nil {
 		return err
 	}
 	if err := registerSource(sn, exe); err != nil {
@@ -110,6 +115,17 @@ func install(name, path string) error {
 	}
 	fmt.Printf("installed %s (config %s, account NT SERVICE\\%s, automatic start, restarted on failure)\nstart it with: %s service start\n", sn, path, sn, name)
 	return nil
+}
+
+// optional turns the failure of a service setting that this Service
+// Control Manager does not know (ERROR_INVALID_LEVEL: Wine's, or an old
+// Windows) into a warning: the service works without it.
+func optional(what string, err error) error {
+	if errors.Is(err, windows.ERROR_INVALID_LEVEL) || errors.Is(err, windows.ERROR_NOT_SUPPORTED) {
+		fmt.Fprintf(os.Stderr, "warning: %s not set: this Service Control Manager does not support it (%v)\n", what, err)
+		return nil
+	}
+	return err
 }
 
 // registerSource makes sn an Event Log source whose message file is exe,
@@ -164,7 +180,12 @@ func startStop(name string, stop bool) error {
 	}
 	defer s.Close()
 	if !stop {
-		return s.Start()
+		err := s.Start()
+		if errors.Is(err, windows.ERROR_SERVICE_ALREADY_RUNNING) {
+			fmt.Printf("%s is running already\n", serviceName(name))
+			return nil
+		}
+		return err
 	}
 	st, err := s.Control(svc.Stop)
 	if err != nil {
