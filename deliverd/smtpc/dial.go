@@ -45,6 +45,9 @@ func Dial(ctx context.Context, t Target, o Options) (*Conn, error) {
 	}
 	c := &Conn{w: newWire(raw, o.DataBlock), o: o, helo: o.Helo}
 	c.w.beat = liveness.From(ctx)
+	if o.Trace != nil {
+		c.w.tr = &tracer{fn: o.Trace, secrets: c.secrets()}
+	}
 	if c.helo == "" {
 		c.helo = defaultHelo(raw.LocalAddr())
 	}
@@ -213,16 +216,10 @@ func (c *Conn) auth() error {
 // mask hides the password in err, as sent or in base64 (the PLAIN
 // response, LOGIN's answer), in case the server echoes it in its reply.
 func (c *Conn) mask(err error) error {
-	secrets := []string{
-		base64.StdEncoding.EncodeToString([]byte("\x00" + c.o.Username + "\x00" + c.o.Password)),
-		base64.StdEncoding.EncodeToString([]byte(c.o.Password)),
-		c.o.Password,
-	}
+	secrets := c.secrets()
 	hide := func(s string) string {
 		for _, sec := range secrets {
-			if sec != "" {
-				s = strings.ReplaceAll(s, sec, "****")
-			}
+			s = strings.ReplaceAll(s, sec, "****")
 		}
 		return s
 	}
@@ -236,6 +233,20 @@ func (c *Conn) mask(err error) error {
 		return &masked
 	}
 	return errors.New(hide(err.Error()))
+}
+
+// secrets are what a server could echo of the password: the PLAIN
+// response and the password in base64 (LOGIN's answer), and as it is;
+// longest first, so that no part of one is left. None without a password.
+func (c *Conn) secrets() []string {
+	if c.o.Password == "" {
+		return nil
+	}
+	return []string{
+		base64.StdEncoding.EncodeToString([]byte("\x00" + c.o.Username + "\x00" + c.o.Password)),
+		base64.StdEncoding.EncodeToString([]byte(c.o.Password)),
+		c.o.Password,
+	}
 }
 
 // TLS reports whether the session is encrypted (smtps or STARTTLS).
