@@ -7,13 +7,16 @@ import (
 	"net/url"
 	"os"
 
+	"github.com/rs/zerolog"
+
 	"example.org/popspool/deliverd/queue"
 	"example.org/popspool/deliverd/smtpc"
 	"example.org/popspool/shared/config"
 )
 
-// newTarget makes the delivery target of the config's deliver.target.
-func newTarget(cfg *config.Config) (queue.Target, error) {
+// newTarget makes the delivery target of the config's deliver.target;
+// log gets the SMTP/LMTP transcripts at trace level.
+func newTarget(cfg *config.Config, log zerolog.Logger) (queue.Target, error) {
 	d := cfg.Deliver
 	u, err := url.Parse(d.Target)
 	if err != nil {
@@ -41,5 +44,5 @@ func newTarget(cfg *config.Config) (queue.Target, error) {
 		}
 		opt.TLSConfig = &tls.Config{RootCAs: pool}
 	}
-	return &queue.SMTP{Target: t, Opt: opt}, nil
+	return &queue.SMTP{Target: t, Opt: opt, Log: log}, nil
 }
