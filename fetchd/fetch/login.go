@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"example.org/popspool/fetchd/pop3"
@@ -27,6 +28,7 @@ func (s *session) connect() error {
 		return classify(err, failOther)
 	}
 	opts.NoPipelining = s.f.noPipelining
+	opts.Trace = s.f.transcript(a)
 	ctx, cut := context.WithCancelCause(context.Background())
 	c, err := pop3.Dial(ctx, a.Server, opts)
 	if err != nil {
@@ -54,6 +56,20 @@ func (s *session) connect() error {
 	s.caps = after
 	s.noteCaps(before, after)
 	return nil
+}
+
+// sessions counts the POP3 sessions of the process (config reloads
+// included), so that each transcript has a number of its own: accounts
+// poll at once, and one account polls again and again.
+var sessions atomic.Uint64
+
+// transcript is the POP3 transcript of a new session of a, at trace
+// level (log.level = "trace"), or nil.
+func (f *Fetcher) transcript(a *config.Account) func(dir byte, line string) {
+	if !event.TraceOn(&f.Log) {
+		return nil
+	}
+	return event.Transcript(f.Log.With().Str("account", a.Name).Uint64("session", sessions.Add(1)).Logger())
 }
 
 // dialError reports a failed connection: the name, the TCP connection,
