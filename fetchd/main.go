@@ -18,6 +18,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/rs/zerolog"
+
 	"example.org/popspool/fetchd/fetch"
 	"example.org/popspool/shared/config"
 	"example.org/popspool/shared/service"
@@ -40,7 +42,7 @@ func run(ctx context.Context, env *service.Env) error {
 		if env.Args[0] != "check" {
 			return fmt.Errorf("unknown command %q (want check)", env.Args[0])
 		}
-		if code := checkAccounts(ctx, env.Config, env.Args[1:]); code != 0 {
+		if code := checkAccounts(ctx, env.Config, env.Log, env.Args[1:]); code != 0 {
 			return errors.New("fetchd check: a step failed")
 		}
 		return nil
@@ -76,10 +78,12 @@ func check(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return checkAccounts(ctx, env.Config, env.Args)
+	return checkAccounts(ctx, env.Config, env.Log, env.Args)
 }
 
-func checkAccounts(ctx context.Context, cfg *config.Config, args []string) int {
+// checkAccounts checks the accounts args name (all if none); at trace
+// level log gets each session's POP3 transcript.
+func checkAccounts(ctx context.Context, cfg *config.Config, log zerolog.Logger, args []string) int {
 	accounts, err := pick(cfg, args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -87,7 +91,7 @@ func checkAccounts(ctx context.Context, cfg *config.Config, args []string) int {
 	}
 	code := 0
 	for _, a := range accounts {
-		if !fetch.Check(ctx, a, os.Stdout) {
+		if !fetch.Check(ctx, a, os.Stdout, log) {
 			code = 1
 		}
 	}

@@ -29,9 +29,9 @@ const certWarning = 21 * 24 * time.Hour
 // (STAT). It writes one line per step to out, "ok ..." or "FAILED: what
 // happened — what to do (event N)", stops at the first failure and
 // reports whether every step passed. It deletes nothing and downloads
-// nothing.
-func Check(ctx context.Context, a *config.Account, out io.Writer) bool {
-	ck := &checker{ctx: ctx, a: a, out: out}
+// nothing. At trace level log gets the POP3 transcript.
+func Check(ctx context.Context, a *config.Account, out io.Writer, log zerolog.Logger) bool {
+	ck := &checker{ctx: ctx, a: a, out: out, log: log}
 	fmt.Fprintf(out, "account %s: %s as %s, tls = %s\n", a.Name, a.Server, a.Username, a.TLS)
 	ok := ck.run()
 	if ck.c != nil {
@@ -49,6 +49,7 @@ type checker struct {
 	conn net.Conn
 	c    *pop3.Client
 	opts pop3.Options
+	log  zerolog.Logger
 }
 
 func (ck *checker) ok(step, format string, args ...any) {
@@ -71,6 +72,7 @@ func (ck *checker) run() bool {
 		return ck.failed("tls", event.TLSFailed, err.Error(), "check ca_file")
 	}
 	opts.TLSConfig.ServerName = host
+	opts.Trace = transcript(&ck.log, ck.a)
 	ck.opts = opts
 	return ck.resolve(host) && ck.connect(host, port) && ck.secure() && ck.capabilities() && ck.login() && ck.stat()
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
+
 	"example.org/popspool/shared/config"
 	"example.org/popspool/spooltest/dovecot"
 )
@@ -18,8 +20,13 @@ var stepLine = regexp.MustCompile(`^  [a-z]+: +(ok .*|warning: .*|FAILED: .+ —
 
 func runCheck(t *testing.T, a *config.Account) (bool, string) {
 	t.Helper()
+	return runCheckLogged(t, a, zerolog.Nop())
+}
+
+func runCheckLogged(t *testing.T, a *config.Account, log zerolog.Logger) (bool, string) {
+	t.Helper()
 	var out bytes.Buffer
-	ok := Check(context.Background(), a, &out)
+	ok := Check(context.Background(), a, &out, log)
 	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
 	for _, l := range lines[1:] {
 		if !stepLine.MatchString(l) {

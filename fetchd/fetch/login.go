@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"example.org/popspool/fetchd/pop3"
 	"example.org/popspool/shared/config"
 	"example.org/popspool/shared/event"
@@ -28,7 +30,7 @@ func (s *session) connect() error {
 		return classify(err, failOther)
 	}
 	opts.NoPipelining = s.f.noPipelining
-	opts.Trace = s.f.transcript(a)
+	opts.Trace = transcript(&s.f.Log, a)
 	ctx, cut := context.WithCancelCause(context.Background())
 	c, err := pop3.Dial(ctx, a.Server, opts)
 	if err != nil {
@@ -63,13 +65,13 @@ func (s *session) connect() error {
 // poll at once, and one account polls again and again.
 var sessions atomic.Uint64
 
-// transcript is the POP3 transcript of a new session of a, at trace
-// level (log.level = "trace"), or nil.
-func (f *Fetcher) transcript(a *config.Account) func(dir byte, line string) {
-	if !event.TraceOn(&f.Log) {
+// transcript is the POP3 transcript of a new session of a, logged to log
+// at trace level (log.level = "trace"), or nil.
+func transcript(log *zerolog.Logger, a *config.Account) func(dir byte, line string) {
+	if !event.TraceOn(log) {
 		return nil
 	}
-	return event.Transcript(f.Log.With().Str("account", a.Name).Uint64("session", sessions.Add(1)).Logger())
+	return event.Transcript(log.With().Str("account", a.Name).Uint64("session", sessions.Add(1)).Logger())
 }
 
 // dialError reports a failed connection: the name, the TCP connection,

@@ -3,12 +3,16 @@ package fetch
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"example.org/popspool/fetchd/pop3"
+	"example.org/popspool/shared/config"
 	"example.org/popspool/shared/event"
+	"example.org/popspool/spooltest/dovecot"
 )
 
 const (
@@ -137,5 +141,90 @@ func TestTranscriptOffBelowTrace(t *testing.T) {
 	log := r.log.String()
 	if lines := transcriptLines(t, log); len(lines) != 0 || strings.Contains(log, "RETR") {
 		t.Errorf("transcript at level debug:\n%s", log)
+	}
+}
+
+// TestDovecotTranscript: the transcript of real Dovecot sessions over
+// STLS, one per login method. The first puts more messages than a listing
+// traces, so the UIDL listing ends in a note counting the rest.
+func TestDovecotTranscript(t *testing.T) {
+	token := strings.Repeat("t0ken", 60) // 300 octets: the AUTH line would pass 255, so a continuation line carries it
+	dc := dovecot.StartWith(t, map[string]string{dcUser: dcPass}, dovecot.Options{OAuth2URL: introspection(t, token)})
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
+	b64 := base64.StdEncoding.EncodeToString
+	for i, tc := range []struct{ method, login string }{
+		{"user", "C USER office\nS +OK\nC PASS ****\nS +OK Logged in."},
+		{"apop", "C APOP office ****\nS +OK Logged in."},
+		{"plain", "C AUTH PLAIN ****\nS +OK Logged in."},
+		{"login", "C AUTH LOGIN\nS + VXNlcm5hbWU6\nC ****\nS + UGFzc3dvcmQ6\nC ****\nS +OK Logged in."},
+		{"xoauth2", "C AUTH XOAUTH2\nS + \nC ****\nS +OK Logged in."},
+		{"oauthbearer", "C AUTH OAUTHBEARER\nS + \nC ****\nS +OK Logged in."},
+	} {
+		t.Run(tc.method, func(t *testing.T) {
+			n := 1
+			if i == 0 {
+				n = pop3.TraceListingLines + 20
+			}
+			for j := range n {
+				dc.Put(t, dcUser, []byte(fmt.Sprintf("Subject: private %d\r\n\r\nhello %d\r\n", j, j)))
+			}
+			r := &rig{}
+			a := config.Account{TLS: "starttls", Server: dc.Addr, CAFile: dc.CAFile, Username: dcUser}
+			a.Auth = tc.method
+			r.setup(t, t.TempDir(), a, dcPass)
+			if a := &r.cfg.Account[0]; a.OAuth() {
+				a.PasswordFile, a.TokenFile = "", tokenFile
+			}
+			log, err := event.NewLogger(r.log, "fetchd", "trace", "json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.f.Log = log
+			if st, err := r.poll(t); err != nil || st.Fetched != n {
+				t.Fatalf("poll %+v %v\n%s", st, err, r.log)
+			}
+			got := strings.Join(transcriptLines(t, r.log.String()), "\n")
+			want := []string{"S +OK Dovecot (Debian) ready.", "C STLS", "S +OK Begin TLS negotiation now.", tc.login,
+				"C UIDL", "C RETR 1", "S [RETR 1 body: ", "C DELE 1", "C QUIT", "S +OK Logging out, messages deleted."}
+			if i == 0 {
+				want = append(want, "S [UIDL: 20 more listing lines, not traced]", "S [LIST: 20 more listing lines, not traced]")
+			}
+			for _, w := range want {
+				if !strings.Contains(got, w) {
+					t.Errorf("transcript lacks %q:\n%s", w, got)
+				}
+			}
+			for _, leak := range []string{dcPass, b64([]byte(dcPass)), b64([]byte("\x00office\x00" + dcPass)), token[:40], "private", "hello"} {
+				if strings.Contains(r.log.String(), leak) {
+					t.Errorf("the log holds %q:\n%s", leak, got)
+				}
+			}
+		})
+	}
+}
+
+// TestCheckTranscript: "fetchd check" at level trace logs the dialogue of
+// its steps, STLS and STAT included, with the password masked.
+func TestCheckTranscript(t *testing.T) {
+	dc := dovecot.Start(t, map[string]string{dcUser: dcPass})
+	r := &rig{}
+	r.setup(t, t.TempDir(), config.Account{TLS: "starttls", Server: dc.Addr, CAFile: dc.CAFile, Username: dcUser}, dcPass)
+	var logged logBuf
+	log, err := event.NewLogger(&logged, "fetchd", "trace", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, out := runCheckLogged(t, &r.cfg.Account[0], log); !ok {
+		t.Fatalf("check failed:\n%s", out)
+	}
+	got := strings.Join(transcriptLines(t, logged.String()), "\n")
+	for _, w := range []string{"C STLS", "C CAPA", "C USER office", "C PASS ****", "C STAT", "S +OK 0 0", "C QUIT"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("transcript lacks %q:\n%s", w, got)
+		}
+	}
+	if strings.Contains(logged.String(), dcPass) {
+		t.Errorf("the log holds the password:\n%s", got)
 	}
 }
