@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"example.org/popspool/deliverd/smtpc"
 	"example.org/popspool/shared/event"
 	"example.org/popspool/shared/spool"
+	"example.org/popspool/spooltest/dovecot"
 )
 
 // deliverLogged delivers one message to an in-process SMTP server with
@@ -88,5 +90,46 @@ func TestTranscriptTrace(t *testing.T) {
 func TestTranscriptDebug(t *testing.T) {
 	if log, lines := deliverLogged(t, "debug"); len(lines) != 0 || strings.Contains(log, "MAIL FROM") {
 		t.Errorf("transcript at level debug:\n%s", log)
+	}
+}
+
+// TestLMTPTranscript: the transcript of a real Dovecot LMTP session over
+// STARTTLS: LHLO before and after the handshake, one reply per recipient
+// after the dot (RFC 2033 §4.2), the refusal of an unknown one, and no
+// message line.
+func TestLMTPTranscript(t *testing.T) {
+	d := dovecot.StartWith(t, lmtpUsers, dovecot.Options{LMTP: true})
+	q := lmtpQueue(t, d, 1)
+	var out lockedBuffer
+	log, err := event.NewLogger(&out, "deliverd", "trace", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Target.(*SMTP).Log = log
+	put(t, q, spool.Pickup, lmtpAddr("alice"), lmtpAddr("bob"), "ghost@popspool.test")
+	runQueue(t, q)
+	q.Target.Close()
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(out.b.String()), "\n") {
+		var f map[string]any
+		if json.Unmarshal([]byte(l), &f) == nil && f["message"] == "transcript" {
+			lines = append(lines, f["dir"].(string)+" "+f["line"].(string))
+		}
+	}
+	got := strings.Join(lines, "\n")
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^S 220 .*Dovecot.* ready\.\nC LHLO gw\.popspool\.test\n`),
+		regexp.MustCompile(`(?m)^C STARTTLS\nS 220 2\.0\.0 Begin TLS negotiation now\.\nC \[TLS handshake done, TLS 1\.3\]\nC LHLO gw\.popspool\.test\n`),
+		regexp.MustCompile(`(?m)^C RCPT TO:<ghost@popspool\.test>\nS 550 5\.1\.1 <ghost@popspool\.test> User doesn't exist`),
+		regexp.MustCompile(`(?m)^C DATA\nS 354 .*\nC \[message body: \d+ bytes with the final dot, not traced\]\n` +
+			`S 250 2\.0\.0 <alice@popspool\.test> \S+ Saved\nS 250 2\.0\.0 <bob@popspool\.test> \S+ Saved$`),
+		regexp.MustCompile(`(?m)^C QUIT\nS 221 `),
+	} {
+		if !want.MatchString(got) {
+			t.Errorf("transcript does not match %s:\n%s", want, got)
+		}
+	}
+	if strings.Contains(out.b.String(), "Subject: s") || strings.Contains(out.b.String(), ".dot") {
+		t.Errorf("the log holds the message:\n%s", got)
 	}
 }
