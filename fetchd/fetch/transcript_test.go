@@ -185,7 +185,7 @@ func TestDovecotTranscript(t *testing.T) {
 				t.Fatalf("poll %+v %v\n%s", st, err, r.log)
 			}
 			got := strings.Join(transcriptLines(t, r.log.String()), "\n")
-			want := []string{"S +OK Dovecot (Debian) ready.", "C STLS", "S +OK Begin TLS negotiation now.", tc.login,
+			want := []string{"S +OK Dovecot (Debian) ready.", "C STLS", "S +OK Begin TLS negotiation now.\nC [TLS handshake done, TLS 1.3]\nC CAPA", tc.login,
 				"C UIDL", "C RETR 1", "S [RETR 1 body: ", "C DELE 1", "C QUIT", "S +OK Logging out, messages deleted."}
 			if i == 0 {
 				want = append(want, "S [UIDL: 20 more listing lines, not traced]", "S [LIST: 20 more listing lines, not traced]")

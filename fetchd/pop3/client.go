@@ -68,8 +68,9 @@ type Options struct {
 	// during the login. Message bodies (RETR, TOP) are never traced: a note
 	// in brackets, "[RETR 1 body: 2300 octets, not traced]", stands for each.
 	// Of a listing (CAPA, LIST, UIDL) the first TraceListingLines lines are
-	// traced and a note counts the rest. Control characters are replaced by
-	// '?'. When Trace is nil no line is built for it.
+	// traced and a note counts the rest; a note also marks the end of a TLS
+	// handshake. Control characters are replaced by '?'. When Trace is nil
+	// no line is built for it.
 	Trace func(dir byte, line string)
 }
 
