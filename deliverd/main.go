@@ -63,7 +63,7 @@ func run(ctx context.Context, env *service.Env) error {
 		event.Emit(&env.Log, event.JournalTorn).Int64("bytes", l.Torn).Str("journal", "deliverd.ledger").Msg("a crash left a torn record; cut away")
 	}
 	l.Damage.Report(&env.Log)
-	target, err := newTarget(env.Config)
+	target, err := newTarget(env.Config, env.Log)
 	if err != nil {
 		return err
 	}

@@ -4,13 +4,16 @@ import (
 	"fmt"
 	"net/url"
 
+	"github.com/rs/zerolog"
+
 	"example.org/popspool/deliverd/queue"
 	"example.org/popspool/deliverd/smtpc"
 	"example.org/popspool/shared/config"
 )
 
-// newTarget makes the delivery target of the config's deliver.target.
-func newTarget(cfg *config.Config) (queue.Target, error) {
+// newTarget makes the delivery target of the config's deliver.target;
+// log gets the SMTP/LMTP transcripts at trace level.
+func newTarget(cfg *config.Config, log zerolog.Logger) (queue.Target, error) {
 	d := cfg.Deliver
 	u, err := url.Parse(d.Target)
 	if err != nil {
@@ -27,5 +30,5 @@ func newTarget(cfg *config.Config) (queue.Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &queue.SMTP{Target: t, Opt: opt}, nil
+	return &queue.SMTP{Target: t, Opt: opt, Log: log}, nil
 }

@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/rs/zerolog"
+
 	"example.org/popspool/fetchd/fetch"
 	"example.org/popspool/shared/config"
 	"example.org/popspool/shared/service"
@@ -37,7 +39,7 @@ func checkCommand() service.Command {
 			list = fs.Bool("list", false, "also list the messages on the server: new, fetched, too big or set aside (changes nothing)")
 		},
 		Run: func(ctx context.Context, env *service.Env) int {
-			return checkAccounts(ctx, env.Config, env.Args, *list)
+			return checkAccounts(ctx, env.Config, env.Log, env.Args, *list)
 		},
 	}
 }
@@ -65,7 +67,9 @@ func run(ctx context.Context, env *service.Env) error {
 	return f.Run(ctx)
 }
 
-func checkAccounts(ctx context.Context, cfg *config.Config, args []string, list bool) int {
+// checkAccounts checks the accounts args name (all if none); at trace
+// level log gets each session's POP3 transcript.
+func checkAccounts(ctx context.Context, cfg *config.Config, log zerolog.Logger, args []string, list bool) int {
 	accounts, err := pick(cfg, args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -75,9 +79,9 @@ func checkAccounts(ctx context.Context, cfg *config.Config, args []string, list 
 	for _, a := range accounts {
 		ok := false
 		if list {
-			ok = fetch.CheckList(ctx, a, cfg.Spool, os.Stdout)
+			ok = fetch.CheckList(ctx, a, cfg.Spool, os.Stdout, log)
 		} else {
-			ok = fetch.Check(ctx, a, os.Stdout)
+			ok = fetch.Check(ctx, a, os.Stdout, log)
 		}
 		if !ok {
 			code = 1

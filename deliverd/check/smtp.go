@@ -29,6 +29,7 @@ func (ck *checker) smtp(ctx context.Context, d *config.Deliver) bool {
 	if err != nil {
 		return ck.options(err)
 	}
+	opt.Trace = event.Transcript(ck.log.With().Str("target", t.String()).Logger()) // at level trace, the dialogue
 	if !ck.resolve(ctx, t) {
 		return false
 	}

@@ -9,9 +9,13 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
 
 	"example.org/popspool/deliverd/smtpc"
 	"example.org/popspool/shared/config"
+	"example.org/popspool/shared/event"
 )
 
 // SMTP delivers to an SMTP or LMTP server over a pool of connections: at
@@ -21,9 +25,13 @@ import (
 type SMTP struct {
 	Target smtpc.Target
 	Opt    smtpc.Options
+	// Log gets a transcript of each connection when it logs at trace
+	// level (log.level = "trace"); the zero Logger gets none.
+	Log zerolog.Logger
 
-	mu   sync.Mutex
-	idle []*smtpc.Conn
+	mu    sync.Mutex
+	idle  []*smtpc.Conn
+	conns atomic.Uint64 // connections dialled, to tell their transcripts apart
 }
 
 // Send hands the message to the server; each recipient gets the server's
@@ -63,7 +71,7 @@ func (s *SMTP) get(ctx context.Context) (*smtpc.Conn, error) {
 		c.Close()
 	}
 	s.mu.Unlock()
-	c, err := smtpc.Dial(ctx, s.Target, s.Opt)
+	c, err := smtpc.Dial(ctx, s.Target, s.options())
 	if err != nil {
 		ne := &NetError{Err: fmt.Errorf("%s: %w", s.Target, err)}
 		var se *smtpc.Error
@@ -73,6 +81,15 @@ func (s *SMTP) get(ctx context.Context) (*smtpc.Conn, error) {
 		return nil, ne
 	}
 	return c, nil
+}
+
+// options are Opt, with a transcript for a new connection at trace level.
+func (s *SMTP) options() smtpc.Options {
+	o := s.Opt
+	if o.Trace == nil && event.TraceOn(&s.Log) {
+		o.Trace = event.Transcript(s.Log.With().Str("target", s.Target.String()).Uint64("conn", s.conns.Add(1)).Logger())
+	}
+	return o
 }
 
 func (s *SMTP) put(c *smtpc.Conn) {

@@ -45,6 +45,9 @@ func Dial(ctx context.Context, t Target, o Options) (*Conn, error) {
 	}
 	c := &Conn{w: newWire(raw, o.DataBlock), o: o, helo: o.Helo}
 	c.w.beat = liveness.From(ctx)
+	if o.Trace != nil {
+		c.w.tr = &tracer{fn: o.Trace, secrets: c.secrets()}
+	}
 	if c.helo == "" {
 		c.helo = defaultHelo(raw.LocalAddr())
 	}
@@ -228,16 +231,26 @@ func (c *Conn) mask(err error) error {
 
 // hideSecrets replaces o's password in s, as sent or in base64.
 func hideSecrets(o Options, s string) string {
-	for _, sec := range []string{
+	for _, sec := range secretsOf(o) {
+		s = strings.ReplaceAll(s, sec, "****")
+	}
+	return s
+}
+
+// secrets are what a server could echo of the password: the PLAIN
+// response and the password in base64 (LOGIN's answer), and as it is;
+// longest first, so that no part of one is left. None without a password.
+func (c *Conn) secrets() []string { return secretsOf(c.o) }
+
+func secretsOf(o Options) []string {
+	if o.Password == "" {
+		return nil
+	}
+	return []string{
 		base64.StdEncoding.EncodeToString([]byte("\x00" + o.Username + "\x00" + o.Password)),
 		base64.StdEncoding.EncodeToString([]byte(o.Password)),
 		o.Password,
-	} {
-		if sec != "" {
-			s = strings.ReplaceAll(s, sec, "****")
-		}
 	}
-	return s
 }
 
 // TLS reports whether the session is encrypted (smtps or STARTTLS).

@@ -24,5 +24,6 @@
 //   - an EHLO name that is an FQDN or an address literal, not "localhost";
 //   - a SIZE pre-check (RFC 1870) and SMTPUTF8 when needed (RFC 6531).
 //
-// The package does not log. A Conn is not safe for concurrent use.
+// The package does not log; Options.Trace gets the dialogue, secrets
+// masked, for a caller that does. A Conn is not safe for concurrent use.
 package smtpc

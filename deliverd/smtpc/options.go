@@ -32,6 +32,15 @@ type Options struct {
 	// Username and Password enable AUTH PLAIN (or LOGIN) after EHLO, only
 	// over TLS or to a loopback/unix-socket server (RFC 4616 §6).
 	Username, Password string
+	// Trace, if set, gets the dialogue line by line without CRLF: dir is
+	// 'C' for a command sent, 'S' for a reply line received. The message
+	// body is not traced: a note in brackets gives its size (another marks
+	// the end of a TLS handshake). AUTH
+	// responses are traced as "****", and the password, as sent or in
+	// base64, is masked in replies. Control characters are replaced by
+	// '?'. When Trace is nil no line is built for it. It is called by the
+	// goroutine using the Conn.
+	Trace func(dir byte, line string)
 	Timeouts
 }
 

@@ -58,6 +58,7 @@ type wire struct {
 	tail   [5]byte // last bytes written
 
 	beat *liveness.Loop // the work loop using the connection, marked at each read and write
+	tr   *tracer        // nil unless Options.Trace is set
 }
 
 func newWire(raw net.Conn, block time.Duration) *wire {
@@ -97,6 +98,9 @@ func (w *wire) fill() {
 			if err := w.count(line); err != nil {
 				w.overflow(err)
 				return
+			}
+			if w.tr != nil {
+				w.tr.received(line)
 			}
 			w.out = w.fixLine(line)
 			w.in = w.in[:copy(w.in, w.in[i+1:])]
@@ -181,6 +185,9 @@ func (w *wire) Write(p []byte) (int, error) {
 			return 0, err
 		}
 	}
+	if w.tr != nil {
+		w.tr.sent(p, w.inData)
+	}
 	n, err := w.Conn.Write(p)
 	if n > 0 {
 		w.beat.Busy()
@@ -205,7 +212,12 @@ func (w *wire) beginData() {
 	w.tail = [5]byte{0, 0, 0, '\r', '\n'}
 }
 
-func (w *wire) endData() { w.inData = false }
+func (w *wire) endData() {
+	w.inData = false
+	if w.tr != nil {
+		w.tr.bodyNote() // no reply came
+	}
+}
 
 // dotSent reports whether the final "\r\n.\r\n" has left us whole. The
 // dot-stuffed body cannot contain it (RFC 5321 §4.5.2).
@@ -227,6 +239,9 @@ func (w *wire) upgrade(ctx context.Context, cfg *tls.Config, timeout time.Durati
 		return err
 	}
 	w.Conn = tc
+	if w.tr != nil {
+		w.tr.fn('C', "[TLS handshake done, "+tls.VersionName(tc.ConnectionState().Version)+"]")
+	}
 	return tc.SetDeadline(time.Time{})
 }
 

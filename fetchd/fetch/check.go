@@ -29,14 +29,14 @@ const certWarning = 21 * 24 * time.Hour
 // (STAT). It writes one line per step to out, "ok ..." or "FAILED: what
 // happened — what to do (event N)", stops at the first failure and
 // reports whether every step passed. It deletes nothing and downloads
-// nothing.
-func Check(ctx context.Context, a *config.Account, out io.Writer) bool {
-	return check(ctx, a, out, nil)
+// nothing. At trace level log gets the POP3 transcript.
+func Check(ctx context.Context, a *config.Account, out io.Writer, log zerolog.Logger) bool {
+	return check(ctx, a, out, log, nil)
 }
 
 // check runs the steps of Check, then more, if not nil, after STAT.
-func check(ctx context.Context, a *config.Account, out io.Writer, more func(*checker) bool) bool {
-	ck := &checker{ctx: ctx, a: a, out: out, more: more}
+func check(ctx context.Context, a *config.Account, out io.Writer, log zerolog.Logger, more func(*checker) bool) bool {
+	ck := &checker{ctx: ctx, a: a, out: out, log: log, more: more}
 	fmt.Fprintf(out, "account %s: %s as %s, tls = %s\n", a.Name, a.Server, a.Username, a.TLS)
 	ok := ck.run()
 	if ck.c != nil {
@@ -55,6 +55,7 @@ type checker struct {
 	c    *pop3.Client
 	opts pop3.Options
 	more func(*checker) bool // a step after STAT, if any (CheckList)
+	log  zerolog.Logger
 }
 
 func (ck *checker) ok(step, format string, args ...any) {
@@ -77,6 +78,7 @@ func (ck *checker) run() bool {
 		return ck.failed("tls", event.TLSFailed, err.Error(), "check ca_file")
 	}
 	opts.TLSConfig.ServerName = host
+	opts.Trace = transcript(&ck.log, ck.a)
 	ck.opts = opts
 	return ck.resolve(host) && ck.connect(host, port) && ck.secure() && ck.capabilities() && ck.login() && ck.stat() &&
 		(ck.more == nil || ck.more(ck))

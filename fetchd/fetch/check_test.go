@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
+
 	"example.org/popspool/shared/config"
 	"example.org/popspool/spooltest/dovecot"
 )
@@ -18,8 +20,13 @@ var stepLine = regexp.MustCompile(`^  [a-z]+: +(ok .*|warning: .*|FAILED: .+ —
 
 func runCheck(t *testing.T, a *config.Account) (bool, string) {
 	t.Helper()
+	return runCheckLogged(t, a, zerolog.Nop())
+}
+
+func runCheckLogged(t *testing.T, a *config.Account, log zerolog.Logger) (bool, string) {
+	t.Helper()
 	var out bytes.Buffer
-	ok := Check(context.Background(), a, &out)
+	ok := Check(context.Background(), a, &out, log)
 	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
 	for _, l := range lines[1:] {
 		if !stepLine.MatchString(l) {
@@ -84,7 +91,7 @@ func TestCheckDovecot(t *testing.T) {
 			t.Fatalf("%s:\n%s", mode, out)
 		}
 		var list bytes.Buffer
-		if !CheckList(context.Background(), &r.cfg.Account[0], r.s.Root, &list) ||
+		if !CheckList(context.Background(), &r.cfg.Account[0], r.s.Root, &list, zerolog.Nop()) ||
 			!regexp.MustCompile(`(?m)^ +1 +17  new +[0-9a-f]+$`).MatchString(list.String()) ||
 			!strings.Contains(list.String(), "list:      ok 1 message, 1 new (17 octets); nothing was downloaded or deleted") {
 			t.Fatalf("%s, -list:\n%s", mode, list.String())

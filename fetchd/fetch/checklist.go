@@ -25,8 +25,8 @@ import (
 // journal in the spool without opening it for writing, downloads nothing
 // (TOP only for a server without UIDL, as a poll does) and deletes
 // nothing, so it may run while fetchd does.
-func CheckList(ctx context.Context, a *config.Account, spoolRoot string, out io.Writer) bool {
-	return check(ctx, a, out, func(ck *checker) bool { return ck.list(spoolRoot) })
+func CheckList(ctx context.Context, a *config.Account, spoolRoot string, out io.Writer, log zerolog.Logger) bool {
+	return check(ctx, a, out, log, func(ck *checker) bool { return ck.list(spoolRoot) })
 }
 
 // planned is what the next poll would do with one listed message.

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
 )
 
 // check -list says what the next poll would do with each message on the
@@ -40,7 +42,7 @@ func TestCheckListIsADryRunOfThePoll(t *testing.T) {
 	}
 	incoming, _ := os.ReadDir(filepath.Join(r.s.Root, "incoming"))
 	var out bytes.Buffer
-	if !CheckList(context.Background(), a, r.s.Root, &out) {
+	if !CheckList(context.Background(), a, r.s.Root, &out, zerolog.Nop()) {
 		t.Fatalf("check -list failed:\n%s", out.String())
 	}
 	for _, want := range []*regexp.Regexp{
@@ -68,7 +70,7 @@ func TestCheckListIsADryRunOfThePoll(t *testing.T) {
 	// Without keep, what was fetched is what the next poll deletes again.
 	a.Keep = false
 	out.Reset()
-	CheckList(context.Background(), a, r.s.Root, &out)
+	CheckList(context.Background(), a, r.s.Root, &out, zerolog.Nop())
 	if !regexp.MustCompile(`(?m)^ +1 +\d+  fetched +[0-9a-f]+  fetched .*; deleted on the server by the next poll$`).MatchString(out.String()) {
 		t.Errorf("without keep:\n%s", out.String())
 	}

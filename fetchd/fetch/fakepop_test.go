@@ -3,6 +3,7 @@ package fetch
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -25,6 +26,9 @@ type fakePOP struct {
 	ln   net.Listener
 	capa []string // added to USER UIDL TOP PIPELINING RESP-CODES
 	hook func(conn int, cmd string) (reply string, act hookAction)
+	// echo makes every login reply quote what the client sent (a hostile
+	// server's echo of the password, the digest or the SASL payload).
+	echo bool
 
 	mu     sync.Mutex
 	msgs   []fakeMsg
@@ -106,6 +110,7 @@ func (p *fakePOP) accept() {
 type fakeSession struct {
 	msgs    []fakeMsg
 	deleted map[int]bool
+	login   int // AUTH LOGIN responses still to come
 }
 
 func (p *fakePOP) serve(n int, c net.Conn) {
@@ -156,9 +161,17 @@ func (p *fakePOP) serve(n int, c net.Conn) {
 
 // command answers one command; false ends the session.
 func (p *fakePOP) command(s *fakeSession, cmd string, w *bufio.Writer) bool {
+	if s.login > 0 {
+		p.loginStep(s, cmd, w)
+		return true
+	}
 	verb, arg, _ := strings.Cut(cmd, " ")
 	num, _ := strconv.Atoi(strings.Fields(arg + " x")[0])
 	switch strings.ToUpper(verb) {
+	case "APOP":
+		p.loggedIn(w, arg)
+	case "AUTH":
+		p.auth(s, arg, w)
 	case "CAPA":
 		w.WriteString("+OK\r\nUSER\r\nUIDL\r\nTOP\r\nPIPELINING\r\nRESP-CODES\r\n")
 		for _, l := range p.capa {
@@ -168,10 +181,7 @@ func (p *fakePOP) command(s *fakeSession, cmd string, w *bufio.Writer) bool {
 	case "USER", "NOOP":
 		w.WriteString("+OK\r\n")
 	case "PASS":
-		p.mu.Lock()
-		p.logins = append(p.logins, time.Now())
-		p.mu.Unlock()
-		w.WriteString("+OK logged in\r\n")
+		p.loggedIn(w, arg)
 	case "STAT":
 		fmt.Fprintf(w, "+OK %d %d\r\n", len(s.msgs), 0)
 	case "LIST", "UIDL":
@@ -219,6 +229,48 @@ func (p *fakePOP) command(s *fakeSession, cmd string, w *bufio.Writer) bool {
 		w.WriteString("-ERR unknown command\r\n")
 	}
 	return true
+}
+
+// loggedIn accepts a login; sent is what the client sent, echoed back
+// (as it is, and decoded if it is base64) with p.echo.
+func (p *fakePOP) loggedIn(w *bufio.Writer, sent string) {
+	p.mu.Lock()
+	p.logins = append(p.logins, time.Now())
+	p.mu.Unlock()
+	if !p.echo {
+		w.WriteString("+OK logged in\r\n")
+		return
+	}
+	echo := sent
+	if b, err := base64.StdEncoding.DecodeString(sent); err == nil {
+		echo += " = " + string(b)
+	}
+	fmt.Fprintf(w, "+OK logged in with %s\r\n", strings.NewReplacer("\r", "", "\n", "").Replace(echo))
+}
+
+// auth answers AUTH (RFC 5034): PLAIN, XOAUTH2 and OAUTHBEARER with an
+// initial response, LOGIN with its two challenges.
+func (p *fakePOP) auth(s *fakeSession, arg string, w *bufio.Writer) {
+	mech, ir, _ := strings.Cut(arg, " ")
+	switch {
+	case strings.EqualFold(mech, "LOGIN") && ir == "":
+		s.login = 2
+		w.WriteString("+ VXNlcm5hbWU6\r\n") // "Username:"
+	case ir != "":
+		p.loggedIn(w, ir)
+	default:
+		w.WriteString("-ERR [AUTH] mechanism not supported by the fake\r\n")
+	}
+}
+
+// loginStep takes one AUTH LOGIN response.
+func (p *fakePOP) loginStep(s *fakeSession, resp string, w *bufio.Writer) {
+	s.login--
+	if s.login == 1 {
+		w.WriteString("+ UGFzc3dvcmQ6\r\n") // "Password:"
+		return
+	}
+	p.loggedIn(w, resp)
 }
 
 // update removes the messages marked deleted (RFC 1939 §6).

@@ -117,7 +117,9 @@ func (r *rig) reopen(t testing.TB) {
 	if r.f != nil {
 		r.f.Close()
 	}
-	f, err := New(r.s, r.cfg, zerolog.New(r.log))
+	// Debug, as with log.level = "debug": zerolog.New logs at trace,
+	// which would add transcripts (transcript_test.go asks for them).
+	f, err := New(r.s, r.cfg, zerolog.New(r.log).Level(zerolog.DebugLevel))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"example.org/popspool/fetchd/pop3"
 	"example.org/popspool/shared/config"
@@ -27,6 +30,7 @@ func (s *session) connect() error {
 		return classify(err, failOther)
 	}
 	opts.NoPipelining = s.f.noPipelining
+	opts.Trace = transcript(&s.f.Log, a)
 	ctx, cut := context.WithCancelCause(context.Background())
 	c, err := pop3.Dial(ctx, a.Server, opts)
 	if err != nil {
@@ -54,6 +58,20 @@ func (s *session) connect() error {
 	s.caps = after
 	s.noteCaps(before, after)
 	return nil
+}
+
+// sessions counts the POP3 sessions of the process (config reloads
+// included), so that each transcript has a number of its own: accounts
+// poll at once, and one account polls again and again.
+var sessions atomic.Uint64
+
+// transcript is the POP3 transcript of a new session of a, logged to log
+// at trace level (log.level = "trace"), or nil.
+func transcript(log *zerolog.Logger, a *config.Account) func(dir byte, line string) {
+	if !event.TraceOn(log) {
+		return nil
+	}
+	return event.Transcript(log.With().Str("account", a.Name).Uint64("session", sessions.Add(1)).Logger())
 }
 
 // dialError reports a failed connection: the name, the TCP connection,

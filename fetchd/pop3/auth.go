@@ -156,7 +156,7 @@ func (c *Client) authExchange(name string, a SASLClient, pending []byte, hideAll
 			_, err := c.status(name, line)
 			return err
 		}
-		c.trace('S', c.scrub(clean(line)))
+		c.traceLine(line)
 		resp, err := saslStep(a, line[1:], &pending)
 		if err != nil {
 			return c.authCancel(name, err)

@@ -63,8 +63,14 @@ type Options struct {
 	// ErrTruncated. Default DefaultMaxListing.
 	MaxListing int
 	// Trace, if set, gets every protocol line without its CRLF: dir is 'C' for
-	// lines sent, 'S' for lines received. Passwords and SASL payloads are
-	// masked ("PASS ****"); message bodies are never traced.
+	// lines sent, 'S' for lines received. Passwords, APOP digests and SASL
+	// payloads are masked ("PASS ****"), and so is a server's echo of them
+	// during the login. Message bodies (RETR, TOP) are never traced: a note
+	// in brackets, "[RETR 1 body: 2300 octets, not traced]", stands for each.
+	// Of a listing (CAPA, LIST, UIDL) the first TraceListingLines lines are
+	// traced and a note counts the rest; a note also marks the end of a TLS
+	// handshake. Control characters are replaced by '?'. When Trace is nil
+	// no line is built for it.
 	Trace func(dir byte, line string)
 }
 
@@ -287,7 +293,7 @@ func (c *Client) readStatus(name string) (string, error) {
 // password is masked in the text and a malformed line is not quoted, in case
 // the server echoes the password.
 func (c *Client) status(name string, line []byte) (string, error) {
-	c.trace('S', c.scrub(clean(line)))
+	c.traceLine(line)
 	ok, code, text, err := parseStatus(line)
 	if err != nil {
 		if len(c.secrets) > 0 {
@@ -326,9 +332,28 @@ func (c *Client) extendRead() {
 	_ = c.conn.SetReadDeadline(time.Now().Add(c.opt.Timeout)) // a failure shows up in the next read
 }
 
+// TraceListingLines is how many lines of one listing Options.Trace gets.
+const TraceListingLines = 100
+
 func (c *Client) trace(dir byte, line string) {
 	if c.opt.Trace != nil {
 		c.opt.Trace(dir, line)
+	}
+}
+
+// traceLine traces a line received, masked and with control characters
+// replaced, if someone listens.
+func (c *Client) traceLine(line []byte) {
+	if c.opt.Trace != nil {
+		c.opt.Trace('S', c.scrub(clean(line)))
+	}
+}
+
+// traceListingEnd notes the lines of a listing of n lines that were not
+// traced.
+func (c *Client) traceListingEnd(cmd string, n int) {
+	if c.opt.Trace != nil && n > TraceListingLines {
+		c.opt.Trace('S', fmt.Sprintf("[%s: %d more listing lines, not traced]", cmd, n-TraceListingLines))
 	}
 }
 

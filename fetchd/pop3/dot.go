@@ -86,6 +86,9 @@ func (c *Client) body(cmd string, w io.Writer) (int64, error) {
 		return 0, err
 	}
 	n, werr, rerr := copyDot(c.r, w, c.extendRead)
+	if c.opt.Trace != nil {
+		c.opt.Trace('S', fmt.Sprintf("[%s body: %d octets, not traced]", cmd, n))
+	}
 	if rerr != nil {
 		return n, c.fatal(cmd, fmt.Errorf("read message after %d octets: %w", n, rerr))
 	}
@@ -109,12 +112,15 @@ func (c *Client) readListing(cmd string, maxLines int, fn func(no int, line []by
 			return err
 		}
 		if string(line) == ".\r\n" {
+			c.traceListingEnd(cmd, no-1)
 			return first
 		}
 		if no > maxLines {
 			return c.fatal(cmd, fmt.Errorf("%w: listing has more than %d lines", ErrProtocol, maxLines))
 		}
-		c.trace('S', clean(trimEOL(line)))
+		if no <= TraceListingLines {
+			c.traceLine(trimEOL(line))
+		}
 		if line[0] == '.' {
 			line = line[1:] // RFC 1939 §3 byte-stuffing
 		}

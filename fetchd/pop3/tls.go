@@ -41,6 +41,9 @@ func (c *Client) handshake(name string) error {
 	c.w.Reset(tc)
 	c.isTLS = true
 	c.caps = nil // RFC 2595 §4: discard capabilities learnt before TLS
+	if c.opt.Trace != nil {
+		c.opt.Trace('C', "[TLS handshake done, "+tls.VersionName(tc.ConnectionState().Version)+"]")
+	}
 	return nil
 }
 

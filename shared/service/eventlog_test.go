@@ -62,3 +62,35 @@ func TestEventLogLevel(t *testing.T) {
 		}
 	}
 }
+
+// log.level = "trace" makes the daemon's logger build transcripts and the
+// tee write them; at debug, or for the Event Log (never below
+// eventlog_level), no transcript is even built.
+func TestTraceLevelTranscripts(t *testing.T) {
+	for _, c := range []struct {
+		eventLog bool
+		cfg      config.Log
+		want     bool
+	}{
+		{false, config.Log{Level: "trace", Format: "json"}, true},
+		{false, config.Log{Level: "trace", Format: "console"}, true},
+		{false, config.Log{Level: "debug", Format: "json"}, false},
+		{true, config.Log{Level: "trace", Format: "json", EventLogLevel: "warn"}, false},
+	} {
+		var out syncBuf
+		te := newTee(&out, status.NewTracker("fetchd", "1"))
+		te.eventLog = c.eventLog
+		log := te.logger("fetchd", c.cfg)
+		tr := event.Transcript(log)
+		if (tr != nil) != c.want {
+			t.Errorf("Event Log %v, %+v: transcript on = %v, want %v", c.eventLog, c.cfg, tr != nil, c.want)
+			continue
+		}
+		if tr != nil {
+			tr('C', "NOOP")
+			if !strings.Contains(out.String(), "NOOP") {
+				t.Errorf("%+v: the transcript line did not reach the output: %q", c.cfg, out.String())
+			}
+		}
+	}
+}
