@@ -68,13 +68,15 @@ printf 'Source: popspool\n\nPackage: popspool\nArchitecture: any\n' >"$stage/src
 shlibs=$(cd "$stage/src" && dpkg-shlibdeps -O "$root"/usr/sbin/* 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 
+# procps: /bin/kill, which the units' ExecReload runs (not in a minbase
+# Debian: systemd-test found a reload failing with 203/EXEC without it).
 cat >"$root/DEBIAN/control" <<EOF
 Package: popspool
 Version: $version
 Architecture: $arch
 Maintainer: $maint
 Installed-Size: $size
-Depends: ${shlibs:-libc6}, systemd-sysusers, systemd-tmpfiles
+Depends: ${shlibs:-libc6}, procps, systemd-sysusers, systemd-tmpfiles
 Recommends: systemd
 Suggests: default-mta | mail-transport-agent, dovecot-lmtpd
 Section: mail
