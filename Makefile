@@ -23,7 +23,7 @@ SYSUSERSDIR ?= /usr/lib/sysusers.d
 TMPFILESDIR ?= /usr/lib/tmpfiles.d
 UNITS       := $(addprefix dist/systemd/popspool-,$(addsuffix .service,$(DAEMONS))) dist/systemd/popspool.target
 
-.PHONY: all build test unit deps lint vulncheck windows demo bench bench-e2e clean install uninstall install-check
+.PHONY: all build test unit deps lint vulncheck windows demo bench bench-e2e clean install uninstall install-check deb deb-check systemd-test
 
 all: build
 
@@ -139,6 +139,25 @@ install-check:
 	{ $$d/usr/sbin/rewrited status -config $$d/etc/popspool/popspool.toml.example >/dev/null; [ $$? -le 1 ]; } && \
 	$(MAKE) --no-print-directory uninstall DESTDIR=$$d PREFIX=/usr >/dev/null && \
 	test -z "$$(find $$d -type f)" && rm -rf $$d && echo "install-check: ok"
+
+# A .deb of the binaries, units, sysusers, tmpfiles, example config, man
+# pages and docs (scripts/mkdeb.sh, dist/debian/), then lintian on it:
+# an error or a warning fails (each override in dist/debian/lintian-overrides
+# has its reason). As root; apt-get installs dpkg-dev and lintian if missing.
+deb:
+	@for t in dpkg-shlibdeps:dpkg-dev lintian:lintian; do command -v $${t%%:*} >/dev/null || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $${t#*:} >/dev/null || exit 1; done
+	@deb=$$(bash scripts/mkdeb.sh) && ls -l $$deb && \
+	echo "lintian $$deb" && lintian --fail-on error,warning --display-info --tag-display-limit 0 $$deb && echo "deb: ok $$deb"
+
+deb-check: deb
+
+# The .deb under a real systemd: a Debian bookworm tree (debootstrap,
+# cached in /var/cache/popspool-systemd-test) booted with systemd-nspawn;
+# start, readiness, reload, the watchdog, the hardening, the journal, then
+# removal. Slow and root only: not part of make test. scripts/systemd-test.sh.
+systemd-test: deb
+	bash scripts/systemd-test.sh
 
 clean:
 	rm -rf $(BIN)

@@ -35,6 +35,24 @@ func TestSystemdUnits(t *testing.T) {
 	}
 }
 
+// "systemctl reload popspool.target" reaches the three daemons: a target
+// has no reload of its own, and systemd refuses the job without
+// PropagatesReloadTo (found booting the units, scripts/systemd-test.sh).
+func TestSystemdTarget(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "dist", "systemd", "popspool.target"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Wants=popspool-fetchd.service popspool-rewrited.service popspool-deliverd.service",
+		"PropagatesReloadTo=popspool-fetchd.service popspool-rewrited.service popspool-deliverd.service",
+	} {
+		if !strings.Contains(string(b), "\n"+want+"\n") {
+			t.Errorf("popspool.target: no line %q", want)
+		}
+	}
+}
+
 // verify runs systemd-analyze verify on a copy of the unit whose binary
 // exists, where systemd-analyze is installed.
 func verify(t *testing.T, d, unit string) {
