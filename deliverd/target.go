@@ -20,7 +20,7 @@ func newTarget(cfg *config.Config, log zerolog.Logger) (queue.Target, error) {
 		return nil, fmt.Errorf("deliver.target: %w", err)
 	}
 	if u.Scheme == "maildir" {
-		return &queue.Maildirs{Pattern: u.Path, MayCreate: cfg.MaildirMayCreate}, nil
+		return &queue.Maildirs{Pattern: d.MaildirPattern(), MayCreate: cfg.MaildirMayCreate}, nil
 	}
 	t, err := smtpc.ParseTarget(d.Target)
 	if err != nil {

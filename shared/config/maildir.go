@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -39,13 +40,31 @@ func safeElement(s string) string {
 }
 
 // MaildirPattern is the path pattern of a maildir:// target, "" for
-// another target.
+// another target. On Windows the URL names the drive as a file URL does,
+// maildir:///C:/Mail/{user}, and the pattern is C:\Mail\{user}.
 func (d *Deliver) MaildirPattern() string {
-	u, err := url.Parse(d.Target)
+	return maildirPattern(d.Target, runtime.GOOS)
+}
+
+func maildirPattern(target, goos string) string {
+	u, err := url.Parse(target)
 	if err != nil || u.Scheme != "maildir" {
 		return ""
 	}
-	return u.Path
+	if goos != "windows" {
+		return u.Path
+	}
+	p := u.Path
+	if hasDrive(strings.TrimPrefix(p, "/")) {
+		p = p[1:]
+	}
+	return strings.ReplaceAll(p, "/", `\`)
+}
+
+// hasDrive reports whether a Windows path starts with a drive letter.
+func hasDrive(p string) bool {
+	return len(p) >= 3 && p[1] == ':' && (p[2] == '/' || p[2] == '\\') &&
+		(p[0] >= 'A' && p[0] <= 'Z' || p[0] >= 'a' && p[0] <= 'z')
 }
 
 // MaildirMayCreate reports whether deliverd may create rcpt's Maildir:

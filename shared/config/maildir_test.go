@@ -51,3 +51,23 @@ func TestHasMaildir(t *testing.T) {
 		t.Error("an SMTP target refuses an address")
 	}
 }
+
+// On Windows a maildir:// target names its drive as a file URL does.
+func TestMaildirPatternOnWindows(t *testing.T) {
+	for target, want := range map[string]string{
+		"maildir:///C:/Mail/{user}":          `C:\Mail\{user}`,
+		"maildir:///d:/popspool/mail/{user}": `d:\popspool\mail\{user}`,
+		"maildir:///var/mail/{user}":         `\var\mail\{user}`,
+		"smtp://127.0.0.1:25":                "",
+	} {
+		if got := maildirPattern(target, "windows"); got != want {
+			t.Errorf("%s: %q, want %q", target, got, want)
+		}
+	}
+	if got := maildirPattern("maildir:///var/mail/{user}", "linux"); got != "/var/mail/{user}" {
+		t.Errorf("linux: %q", got)
+	}
+	if hasDrive(`\var\mail`) || !hasDrive(`C:\Mail`) {
+		t.Error("hasDrive")
+	}
+}

@@ -198,6 +198,9 @@ func (d *Deliver) validate(p *problems) {
 		if u.Path == "" {
 			p.add("deliver.target", "%q has no path", d.Target)
 		}
+		if u.Scheme == "maildir" && runtime.GOOS == "windows" && !hasDrive(d.MaildirPattern()) {
+			p.add("deliver.target", "%q names no drive: write maildir:///C:/Mail/{user} (a service's current drive is not the one you expect)", d.Target)
+		}
 	default:
 		p.add("deliver.target", "%q: scheme must be smtp, smtps, lmtp, lmtp+unix or maildir", d.Target)
 	}

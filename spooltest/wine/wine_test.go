@@ -60,7 +60,11 @@ func setup(t *testing.T) *wine {
 	if out := w.run(time.Minute, "fetchd", "-version"); !strings.Contains(out, "windows/amd64") {
 		t.Fatalf("fetchd.exe -version: %s", out)
 	}
-	t.Cleanup(func() { exec.Command(find("wineserver", "/usr/lib/wine/wineserver"), "-k").Run() })
+	t.Cleanup(func() {
+		kill := exec.Command(find("wineserver", "/usr/lib/wine/wineserver"), "-k")
+		kill.Env = append(os.Environ(), "WINEPREFIX="+w.prefix)
+		kill.Run()
+	})
 	return w
 }
 
@@ -80,6 +84,15 @@ func (w *wine) boot() {
 		w.t.Fatal(err)
 	}
 	defer log.Close()
+	// Wine's wineserver, and with it services.exe and every service,
+	// exits a few seconds after the last Windows program: a service
+	// would live only while some command runs. -p keeps it up until
+	// the cleanup's wineserver -k.
+	persist := exec.CommandContext(ctx, find("wineserver", "/usr/lib/wine/wineserver"), "-p")
+	persist.Env = append(os.Environ(), "WINEPREFIX="+w.prefix)
+	if out, err := persist.CombinedOutput(); err != nil {
+		w.t.Fatalf("wineserver -p: %v\n%s", err, out)
+	}
 	cmd := exec.CommandContext(ctx, w.wine64, filepath.Join(w.bins, "fetchd.exe"), "-version")
 	cmd.Env = append(os.Environ(), "WINEPREFIX="+w.prefix, "WINEDEBUG=-all,err+eventlog,warn+eventlog,trace+eventlog", "WINEDLLOVERRIDES=mscoree,mshtml=")
 	cmd.Stdout, cmd.Stderr = log, log
@@ -132,7 +145,8 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 func winPath(path string) string { return `Z:` + strings.ReplaceAll(path, "/", `\`) }
 
 // windowsConfig rewrites the flow's config with Windows paths for the
-// spool and the password file, as an installer on Windows writes them.
+// spool, the password file and the Maildirs, as an installer on Windows
+// writes them.
 func windowsConfig(t *testing.T, f *harness.Flow) string {
 	b, err := os.ReadFile(f.Config)
 	if err != nil {
@@ -148,6 +162,8 @@ func windowsConfig(t *testing.T, f *harness.Flow) string {
 		}
 		cfg = strings.Join(lines, "\n")
 	}
+	// maildir:///tmp/... names no drive; a service's current drive is C:
+	cfg = strings.Replace(cfg, `target = "maildir:///`, `target = "maildir:///Z:/`, 1)
 	if err := os.WriteFile(f.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +175,11 @@ func windowsConfig(t *testing.T, f *harness.Flow) string {
 // uninstall. Every message arrives exactly once, byte for byte.
 func TestWindowsBinariesUnderWine(t *testing.T) {
 	w := setup(t)
-	f, err := harness.New(t.TempDir(), w.bins, harness.Options{})
+	dir := t.TempDir()
+	if keep := os.Getenv("POPSPOOL_WINE_DIR"); keep != "" {
+		dir = keep // kept for a look after the run
+	}
+	f, err := harness.New(dir, w.bins, harness.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,6 +220,10 @@ func TestWindowsBinariesUnderWine(t *testing.T) {
 	want = append(want, more...)
 	if !harness.WaitFor(2*time.Minute, func() bool { got, _ := f.Delivered(); return len(got) >= len(want) }) {
 		out, _ := w.try(time.Minute, "fetchd", "status", "-config", cfg)
+		for _, d := range daemons {
+			q, _ := w.try(30*time.Second, "sc", "query", "popspool-"+d)
+			out += q
+		}
 		t.Fatalf("the services did not deliver: spool %v, server holds %d\n%s\nEvent Log:\n%s", f.SpoolFiles(), f.Server.Stats().Left, out, w.eventLog())
 	}
 	if out, _ := w.try(time.Minute, "fetchd", "status", "-config", cfg); !strings.Contains(out, "running") {
