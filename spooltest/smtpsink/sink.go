@@ -9,11 +9,14 @@
 // RcptFault lets a test answer RCPT with a temporary failure (4xx), as a
 // real server with a full mailbox or a greylist would. StartDSN offers the
 // DSN extension and records each RCPT command line as it came over the
-// wire, ORCPT and its xtext encoding included.
+// wire, ORCPT and its xtext encoding included. StartTLS offers STARTTLS
+// (RFC 3207) with a given certificate, and counts the sessions that used
+// it.
 package smtpsink
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -42,16 +45,21 @@ type Sink struct {
 	sessions  int
 	refused   int
 	rcptLines []string
+	tlsMsgs   int
 }
 
 // Start listens on a free loopback port.
-func Start() (*Sink, error) { return start(false) }
+func Start() (*Sink, error) { return start(false, nil) }
 
 // StartDSN is Start with the DSN extension (RFC 3461) offered in EHLO and
 // every RCPT command line recorded as sent (RcptLines).
-func StartDSN() (*Sink, error) { return start(true) }
+func StartDSN() (*Sink, error) { return start(true, nil) }
 
-func start(dsn bool) (*Sink, error) {
+// StartTLS is Start with STARTTLS offered, the server presenting cfg's
+// certificate (spooltest/testcert).
+func StartTLS(cfg *tls.Config) (*Sink, error) { return start(false, cfg) }
+
+func start(dsn bool, cfg *tls.Config) (*Sink, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -62,6 +70,7 @@ func start(dsn bool) (*Sink, error) {
 	s.srv.MaxLineLength = 0 // no limit: the tests send lines of several KB
 	s.srv.MaxRecipients = 0
 	s.srv.EnableDSN = dsn
+	s.srv.TLSConfig = cfg
 	if dsn {
 		ln = tapListener{ln, s}
 	}
@@ -157,6 +166,13 @@ func (s *Sink) Count() int {
 	return len(s.msgs)
 }
 
+// TLSMessages returns how many accepted messages came over TLS.
+func (s *Sink) TLSMessages() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tlsMsgs
+}
+
 // Stats returns the number of sessions and of RCPTs refused by the fault.
 func (s *Sink) Stats() (sessions, refused int) {
 	s.mu.Lock()
@@ -166,15 +182,16 @@ func (s *Sink) Stats() (sessions, refused int) {
 
 type backend struct{ s *Sink }
 
-func (b backend) NewSession(*smtp.Conn) (smtp.Session, error) {
+func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	b.s.mu.Lock()
 	b.s.sessions++
 	b.s.mu.Unlock()
-	return &session{s: b.s}, nil
+	return &session{s: b.s, conn: c}, nil
 }
 
 type session struct {
 	s     *Sink
+	conn  *smtp.Conn
 	from  string
 	rcpts []string
 }
@@ -209,6 +226,9 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	ss.s.mu.Lock()
 	ss.s.msgs = append(ss.s.msgs, Message{From: ss.from, Rcpts: append([]string(nil), ss.rcpts...), Data: b})
+	if _, ok := ss.conn.TLSConnectionState(); ok {
+		ss.s.tlsMsgs++
+	}
 	ss.s.mu.Unlock()
 	return nil
 }
