@@ -3,6 +3,8 @@
 package chaos
 
 import (
+	"crypto/tls"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -12,6 +14,7 @@ import (
 
 	"example.org/popspool/spooltest/harness"
 	"example.org/popspool/spooltest/smtpsink"
+	"example.org/popspool/spooltest/testcert"
 )
 
 // The two ends of a chaos run, each behind its fault proxy: the POP3
@@ -33,6 +36,10 @@ type pop3Side interface {
 	put(f *harness.Flow, i int, staged string, msg []byte) error
 	// left is how many messages the mailbox holds.
 	left(f *harness.Flow) int
+	// security is the account's tls ("" for plain), its ca_file, and
+	// the certificate the flow's own POP3 server presents, if it is the
+	// one.
+	security() (mode, caFile string, server *tls.Config)
 }
 
 // smtpSide is the SMTP server.
@@ -47,6 +54,8 @@ type smtpSide interface {
 	// a mailbox.
 	queued() int
 	delivered() (received, error)
+	// security is deliver.starttls ("" for the default) and ca_file.
+	security() (starttls, caFile string)
 }
 
 // received is what the SMTP server delivered.
@@ -56,21 +65,48 @@ type received struct {
 	figures  string             // a figure line of the server's own, "" if none
 }
 
+// sideEnv is what the two servers of a run are made with.
+type sideEnv struct {
+	faults *Faults
+	// cert, in a TLS run, is the certificate the servers started for the
+	// run present (spooltest/testcert); nil in a plain run.
+	cert *testcert.Cert
+	seed int64
+}
+
 // spooltestServers are the flow's own POP3 server and an SMTP sink that
-// refuses RCPTs itself when armed.
-func spooltestServers(t *testing.T, _ *Faults) (pop3Side, smtpSide) {
-	sink, err := smtpsink.Start()
+// refuses RCPTs itself when armed. In a TLS run the sink offers STARTTLS
+// and the POP3 server serves implicit TLS or STLS, by the seed's parity.
+func spooltestServers(t *testing.T, env sideEnv) (pop3Side, smtpSide) {
+	start := smtpsink.Start
+	pop := pop3srvSide{}
+	if env.cert != nil {
+		start = func() (*smtpsink.Sink, error) { return smtpsink.StartTLS(env.cert.TLSConfig()) }
+		pop = pop3srvSide{cert: env.cert, mode: []string{"implicit", "starttls"}[env.seed&1]}
+	}
+	sink, err := start()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sink.Close() })
-	s := &sinkSide{sink: sink}
+	s := &sinkSide{sink: sink, tls: env.cert}
 	sink.SetRcptFault(s.rcptFault.hook)
-	return pop3srvSide{}, s
+	return pop, s
 }
 
-// pop3srvSide is the flow's own POP3 server, serving a folder of files.
-type pop3srvSide struct{}
+// pop3srvSide is the flow's own POP3 server, serving a folder of files;
+// with cert, over TLS (mode: "implicit" or "starttls").
+type pop3srvSide struct {
+	cert *testcert.Cert
+	mode string
+}
+
+func (p pop3srvSide) security() (string, string, *tls.Config) {
+	if p.cert == nil {
+		return "", "", nil
+	}
+	return p.mode, p.cert.CertFile, p.cert.TLSConfig()
+}
 
 func (pop3srvSide) upstream(own string) string { return own }
 func (pop3srvSide) login() (string, string)    { return "", "" }
@@ -82,10 +118,18 @@ func (pop3srvSide) put(f *harness.Flow, i int, staged string, _ []byte) error {
 func (pop3srvSide) left(f *harness.Flow) int { return f.Server.Stats().Left }
 
 // sinkSide is the SMTP sink: it keeps what it accepts in memory and has
-// nothing queued.
+// nothing queued. With tls it offers STARTTLS, which deliverd must use.
 type sinkSide struct {
 	sink *smtpsink.Sink
+	tls  *testcert.Cert
 	rcptFault
+}
+
+func (s *sinkSide) security() (string, string) {
+	if s.tls == nil {
+		return "", ""
+	}
+	return "required", s.tls.CertFile
 }
 
 func (s *sinkSide) addr() string    { return s.sink.Addr }
@@ -95,7 +139,14 @@ func (s *sinkSide) disarmRcpt() int { return s.disarm() }
 func (s *sinkSide) queued() int     { return 0 }
 
 func (s *sinkSide) delivered() (received, error) {
-	return received{msgs: s.sink.Messages()}, nil
+	r := received{msgs: s.sink.Messages()}
+	if s.tls != nil {
+		if n := s.sink.TLSMessages(); n != len(r.msgs) {
+			r.problems = append(r.problems, fmt.Sprintf("the sink accepted %d messages, only %d of them over TLS", len(r.msgs), n))
+		}
+		r.figures = fmt.Sprintf("sink over_tls=%d of %d", s.sink.TLSMessages(), len(r.msgs))
+	}
+	return r, nil
 }
 
 // rcptFault makes the sink refuse the next RCPT with a 4xx when armed.

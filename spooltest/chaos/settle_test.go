@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"example.org/popspool/spooltest/faultproxy"
 	"example.org/popspool/spooltest/harness"
 )
 
@@ -19,6 +20,10 @@ import (
 // the last mail would.
 func (r *run) settle() {
 	r.faults.Disarm()
+	if r.rawPOP3 != nil {
+		r.rawPOP3.Disarm()
+		r.rawSMTP.Disarm()
+	}
 	r.smtp.disarmRcpt()
 	r.resumeAll()
 	r.copies.Wait()
@@ -173,7 +178,12 @@ func (r *run) report(chaosTime, total time.Duration) {
 		w += n
 	}
 	fired := r.faults.Fired()
-	if cuts := fired[SMTPAfterDot] + fired[SMTPMidData]; live > cuts {
+	cuts := fired[SMTPAfterDot] + fired[SMTPMidData]
+	if r.rawSMTP != nil {
+		st := r.rawSMTP.Stats()
+		cuts = st.Cuts[0] + st.Cuts[1]
+	}
+	if live > cuts {
 		r.violation("%d unknown outcomes (4006) on a live connection, but only %d SMTP cuts injected", live, cuts)
 	}
 	got, err := r.smtp.delivered()
@@ -208,6 +218,16 @@ func (r *run) report(chaosTime, total time.Duration) {
 		netDetail = append(netDetail, fmt.Sprintf("%s=%d", k, fired[k]))
 	}
 	netDetail = append(netDetail, fmt.Sprintf("rcpt-4xx=%d", rcpt))
+	if r.rawPOP3 != nil {
+		net, netDetail = rcpt, []string{fmt.Sprintf("rcpt-4xx=%d", rcpt)}
+		for _, p := range []struct {
+			name string
+			st   faultproxy.RawStats
+		}{{"pop3", r.rawPOP3.Stats()}, {"smtp", r.rawSMTP.Stats()}} {
+			net += p.st.Cuts[0] + p.st.Cuts[1] + p.st.Stalls
+			netDetail = append(netDetail, p.name+": "+rawFigures(p.st))
+		}
+	}
 	ops := 0
 	var opDetail []string
 	for _, k := range sortedKeys(r.c.ops) {
@@ -224,6 +244,10 @@ func (r *run) report(chaosTime, total time.Duration) {
 		r.c.exits, collisions, len(stray), r.c.sigtermMax.Round(time.Millisecond), chaosTime.Round(time.Second), total.Round(time.Second))
 	if got.figures != "" {
 		fmt.Printf("chaos: %s\n", got.figures)
+	}
+	if r.rawPOP3 != nil {
+		popTLS, _, _ := r.pop.security()
+		fmt.Printf("chaos: tls pop3=%s smtp=starttls kills_in_handshake=%d\n", popTLS, r.c.inHandshake)
 	}
 	fmt.Print(histogram(r.c.killedWhile))
 	fmt.Printf("chaos: %s\n", Environment(r.f.Spool))

@@ -120,6 +120,7 @@ type Raw struct {
 	plan  Plan
 	armed bool
 	stats RawStats
+	live  map[*rawConn]bool
 }
 
 // StartRaw listens on a free loopback port and forwards every connection
@@ -130,7 +131,7 @@ func StartRaw(tb testing.TB, target string, plan Plan) *Raw {
 	if err != nil {
 		tb.Fatalf("faultproxy: %v", err)
 	}
-	r := &Raw{Addr: ln.Addr().String(), target: target, ln: ln, done: make(chan struct{}), plan: plan, armed: true}
+	r := &Raw{Addr: ln.Addr().String(), target: target, ln: ln, done: make(chan struct{}), plan: plan, armed: true, live: map[*rawConn]bool{}}
 	r.wg.Add(1)
 	go r.accept()
 	tb.Cleanup(r.Close)
@@ -205,6 +206,9 @@ func (r *Raw) serve(c net.Conn, f Fault, plan Plan) {
 		return
 	}
 	rc := &rawConn{r: r, client: c, server: s, fault: f}
+	r.mu.Lock()
+	r.live[rc] = true
+	r.mu.Unlock()
 	var pumps sync.WaitGroup
 	pumps.Add(2)
 	go func() { defer pumps.Done(); rc.pump(Up, c, s, plan.UpRate) }()
@@ -214,11 +218,39 @@ func (r *Raw) serve(c net.Conn, f Fault, plan Plan) {
 	rc.mu.Lock()
 	unfired := rc.fault.Kind != FaultNone
 	rc.mu.Unlock()
+	r.mu.Lock()
+	delete(r.live, rc)
 	if unfired {
-		r.mu.Lock()
 		r.stats.Unfired++
-		r.mu.Unlock()
 	}
+	r.mu.Unlock()
+}
+
+// InHandshake returns how many of the open connections are inside a TLS
+// handshake: TLS began and the client's first application-data record
+// has not passed yet (RawStats.Handshake).
+func (r *Raw) InHandshake() int {
+	r.mu.Lock()
+	conns := make([]*rawConn, 0, len(r.live))
+	for rc := range r.live {
+		conns = append(conns, rc)
+	}
+	r.mu.Unlock()
+	n := 0
+	for _, rc := range conns {
+		rc.mu.Lock()
+		if rc.handshaking() {
+			n++
+		}
+		rc.mu.Unlock()
+	}
+	return n
+}
+
+// handshaking reports whether the connection is inside its TLS
+// handshake. Called with rc.mu held.
+func (rc *rawConn) handshaking() bool {
+	return (rc.records[Up].on || rc.records[Down].on) && rc.records[Up].app == 0
 }
 
 func (rc *rawConn) close() {
@@ -311,8 +343,8 @@ func (rc *rawConn) fire(dir Dir, passed int64) bool {
 		return true
 	}
 	rc.fault.Kind = FaultNone
-	up, here := rc.records[Up], rc.records[dir]
-	plain := !rc.records[Up].on && !rc.records[Down].on
+	here := rc.records[dir]
+	plain, handshake := !rc.records[Up].on && !rc.records[Down].on, rc.handshaking()
 	rc.mu.Unlock()
 	st := &rc.r.stats
 	rc.r.mu.Lock()
@@ -326,7 +358,7 @@ func (rc *rawConn) fire(dir Dir, passed int64) bool {
 	switch {
 	case plain:
 		st.Plain++
-	case up.app == 0:
+	case handshake:
 		st.Handshake++
 	}
 	if here.on && !here.boundary() {

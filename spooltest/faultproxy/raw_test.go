@@ -214,6 +214,17 @@ func TestRawCutsInsideTLS(t *testing.T) {
 	if st := early.Stats(); st.Cuts[Up]+st.Cuts[Down] != 6 || st.Handshake != 6 || st.InRecord != 6 || st.Plain != 0 {
 		t.Fatalf("early cuts: %+v", st)
 	}
+	if n := early.InHandshake(); n != 0 {
+		t.Fatalf("%d connections in the handshake after all ended", n)
+	}
+	stall := StartRaw(t, ln.Addr().String(), Plan{Stall: 1, MaxUp: 40, MaxDown: 40, StallMin: time.Second, StallMax: time.Second})
+	go dial(stall.Addr)
+	if !waitFor(func() bool { return stall.InHandshake() == 1 }) {
+		t.Fatal("a connection stalled at byte ≤ 40 is not seen in its handshake")
+	}
+	if !waitFor(func() bool { return stall.InHandshake() == 0 && stall.Stats().Stalls == 1 }) {
+		t.Fatal("still in the handshake after the stall")
+	}
 	late := Plan{Seed: 11, CutUp: 0.5, CutDown: 0.5, MaxUp: 200 << 10, MaxDown: 200 << 10}
 	for late.Draw(1).At < 50<<10 { // a seed whose cut comes deep in the transfer
 		late.Seed++
@@ -229,4 +240,13 @@ func TestRawCutsInsideTLS(t *testing.T) {
 	if err := dial(clean.Addr); err != nil {
 		t.Fatalf("without faults: %v", err)
 	}
+}
+
+func waitFor(cond func() bool) bool {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return false
 }

@@ -91,6 +91,8 @@ type Options struct {
 	// "implicit" or "starttls". With TLS the flow's own POP3 server
 	// presents ServerTLS (from the first byte, or after STLS) and CAFile
 	// is the account's ca_file, the CA fetchd verifies the server with.
+	// Without ServerTLS the flow's own server stays plain (Via points
+	// fetchd elsewhere).
 	TLS       string
 	ServerTLS *tls.Config
 	CAFile    string
@@ -129,7 +131,7 @@ func New(dir, bins string, o Options) (*Flow, error) {
 		}
 	}
 	f.Server = &pop3srv.Server{Dir: f.Box, User: o.Username, Pass: o.Password}
-	if o.TLS != "" {
+	if o.TLS != "" && o.ServerTLS != nil {
 		f.Server.TLSConfig, f.Server.Implicit = o.ServerTLS, o.TLS == "implicit"
 	}
 	addr, err := f.Server.Start("127.0.0.1:0")
