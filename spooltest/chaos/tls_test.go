@@ -24,7 +24,7 @@ import (
 // bytes of either direction or stalls one, N log-uniform from 1 byte up,
 // so that cuts land inside the handshake and inside TLS records; and a
 // fifth of the kills wait first until the daemon's connection is in its
-// handshake. The same invariants hold: nothing lost, every duplicate
+// handshake, which the proxy holds there (faultproxy.Raw.Hold). The same invariants hold: nothing lost, every duplicate
 // covered by a W record, every message sent over TLS.
 // POPSPOOL_CHAOS_N sets the number of kills (default 30: a bounded run
 // for make test; make chaos N=... a long one), the other variables are
@@ -85,8 +85,8 @@ func smtpPlan(seed int64, rate int) faultproxy.Plan {
 
 // rawFigures is one raw proxy's line of figures.
 func rawFigures(st faultproxy.RawStats) string {
-	return fmt.Sprintf("conns=%d cuts_up=%d cuts_down=%d stalls=%d (cuts: before_tls=%d in_handshake=%d inside_a_record=%d) unfired=%d",
-		st.Conns, st.Cuts[faultproxy.Up], st.Cuts[faultproxy.Down], st.Stalls, st.Plain, st.Handshake, st.InRecord, st.Unfired)
+	return fmt.Sprintf("conns=%d cuts_up=%d cuts_down=%d stalls=%d (cuts: before_tls=%d in_handshake=%d inside_a_record=%d) unfired=%d handshakes_held=%d",
+		st.Conns, st.Cuts[faultproxy.Up], st.Cuts[faultproxy.Down], st.Stalls, st.Plain, st.Handshake, st.InRecord, st.Unfired, st.Holds)
 }
 
 // rawProxy is the raw proxy d's connections go through, nil if none.
@@ -100,14 +100,22 @@ func (r *run) rawProxy(d string) *faultproxy.Raw {
 	return nil
 }
 
-// waitInHandshake waits up to max until d has a connection inside its
-// TLS handshake, so that the kill lands there.
+// waitInHandshake has d's raw proxy hold the next TLS handshake (up to
+// 2 s before the server's first TLS bytes reach d) and waits up to max
+// for d to be in it, so that the kill lands inside the handshake. A
+// fetchd backing off after a cut session gets Retrieve Now pressed.
 func (r *run) waitInHandshake(d string, max time.Duration) {
 	p := r.rawProxy(d)
 	if p == nil {
 		return
 	}
-	for deadline := time.Now().Add(max); p.InHandshake() == 0 && time.Now().Before(deadline); {
+	p.Hold(2 * time.Second)
+	defer p.Unhold()
+	if l, ok := LastLine(r.logPath(d), r.logFrom[d]); d == "fetchd" && ok && l.Event == 2029 && r.retrieveNow() {
+		r.c.ops["retrieve-now"]++
+		max += time.Second // fetchd looks for the button every second
+	}
+	for deadline := time.Now().Add(max); p.Holding() == 0 && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
 }

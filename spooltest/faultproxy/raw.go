@@ -105,6 +105,8 @@ type RawStats struct {
 	// message, so this is the handshake). InRecord: inside a TLS record
 	// of the cut direction, not at a boundary between two.
 	Plain, Handshake, InRecord int
+	// Holds counts the handshakes Hold held.
+	Holds int
 }
 
 // Raw is a running raw proxy.
@@ -121,6 +123,8 @@ type Raw struct {
 	armed bool
 	stats RawStats
 	live  map[*rawConn]bool
+	hold  time.Duration // Hold: the next handshake waits this long
+	held  int           // connections being held now
 }
 
 // StartRaw listens on a free loopback port and forwards every connection
@@ -144,6 +148,26 @@ func (r *Raw) Disarm() {
 	r.mu.Lock()
 	r.armed = false
 	r.mu.Unlock()
+}
+
+// Hold makes the next connection that starts TLS wait d before the
+// server's first TLS bytes (its ServerHello) reach the client, which is
+// then inside its handshake for d: where a test can kill it. One
+// connection per call; Unhold takes back a hold not used yet.
+func (r *Raw) Hold(d time.Duration) {
+	r.mu.Lock()
+	r.hold = d
+	r.mu.Unlock()
+}
+
+// Unhold takes back a Hold no connection used yet.
+func (r *Raw) Unhold() { r.Hold(0) }
+
+// Holding returns how many connections Hold is holding now.
+func (r *Raw) Holding() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.held
 }
 
 // Stats returns the counts so far.
@@ -270,6 +294,9 @@ func (rc *rawConn) pump(dir Dir, src, dst net.Conn, rate int) {
 		n, err := src.Read(buf)
 		b := buf[:n]
 		first := true
+		if dir == Down && n > 0 {
+			rc.holdHandshake(b)
+		}
 		for len(b) > 0 {
 			chunk := rc.upTo(dir, b, passed)
 			if _, werr := dst.Write(chunk); werr != nil {
@@ -295,6 +322,35 @@ func (rc *rawConn) pump(dir Dir, src, dst net.Conn, rate int) {
 		}
 	}
 }
+
+// holdHandshake waits as Hold said if read b is the server's first TLS
+// bytes.
+func (rc *rawConn) holdHandshake(b []byte) {
+	rc.mu.Lock()
+	start := !rc.records[Down].on && startsTLS(b)
+	rc.mu.Unlock()
+	if !start {
+		return
+	}
+	r := rc.r
+	r.mu.Lock()
+	d := r.hold
+	r.hold = 0
+	if d > 0 {
+		r.stats.Holds++
+		r.held++
+	}
+	r.mu.Unlock()
+	if d > 0 {
+		rc.wait(d)
+		r.mu.Lock()
+		r.held--
+		r.mu.Unlock()
+	}
+}
+
+// startsTLS reports whether b begins with a handshake record's header.
+func startsTLS(b []byte) bool { return len(b) >= 2 && b[0] == 22 && b[1] == 3 }
 
 // upTo returns the part of b to forward before the fault is due.
 func (rc *rawConn) upTo(dir Dir, b []byte, passed int64) []byte {
@@ -385,7 +441,7 @@ type records struct {
 
 func (r *records) feed(b []byte, first bool) {
 	if !r.on {
-		if !first || len(b) < 2 || b[0] != 22 || b[1] != 3 {
+		if !first || !startsTLS(b) {
 			return
 		}
 		r.on = true

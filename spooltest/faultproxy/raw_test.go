@@ -3,6 +3,7 @@ package faultproxy
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -201,7 +202,7 @@ func TestRawCutsInsideTLS(t *testing.T) {
 			return err
 		}
 		if !bytes.Equal(back, msg) {
-			t.Fatal("echo differs")
+			return errors.New("echo differs")
 		}
 		return nil
 	}
@@ -224,6 +225,19 @@ func TestRawCutsInsideTLS(t *testing.T) {
 	}
 	if !waitFor(func() bool { return stall.InHandshake() == 0 && stall.Stats().Stalls == 1 }) {
 		t.Fatal("still in the handshake after the stall")
+	}
+	hold := StartRaw(t, ln.Addr().String(), Plan{})
+	hold.Hold(time.Second)
+	start := time.Now()
+	go dial(hold.Addr)
+	if !waitFor(func() bool { return hold.Holding() == 1 && hold.InHandshake() == 1 }) {
+		t.Fatal("the held handshake is not seen")
+	}
+	if !waitFor(func() bool { return hold.Holding() == 0 && hold.InHandshake() == 0 }) || time.Since(start) < time.Second {
+		t.Fatalf("the hold ended after %v", time.Since(start))
+	}
+	if err := dial(hold.Addr); err != nil || hold.Stats().Holds != 1 {
+		t.Fatalf("after the hold: %v, %+v", err, hold.Stats())
 	}
 	late := Plan{Seed: 11, CutUp: 0.5, CutDown: 0.5, MaxUp: 200 << 10, MaxDown: 200 << 10}
 	for late.Draw(1).At < 50<<10 { // a seed whose cut comes deep in the transfer
