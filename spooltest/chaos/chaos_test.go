@@ -427,7 +427,10 @@ func (r *run) netfault() {
 		r.smtp.armRcpt()
 		return
 	}
-	if r.rawPOP3 == nil { // the raw proxies of a TLS run draw their own faults
+	switch {
+	case r.rawPOP3 == nil:
 		r.faults.Arm(Kind(k), skip)
+	case Kind(k) == SMTPAfterDot: // the raw proxies of a TLS run draw their own cuts, but cannot find the dot
+		r.smtp.armAfterDot()
 	}
 }

@@ -107,11 +107,13 @@ func (p *postfixSide) security() (string, string) {
 	return "required", p.cert.CertFile
 }
 
-func (p *postfixSide) addr() string    { return p.pf.Addr }
-func (p *postfixSide) rcpt() string    { return p.pf.Address(postfixUser) }
-func (p *postfixSide) armRcpt() bool   { return p.cert == nil && p.faults.ArmRcpt() }
-func (p *postfixSide) disarmRcpt() int { return p.faults.DisarmRcpt() }
-func (p *postfixSide) queued() int     { return p.pf.Queued() }
+func (p *postfixSide) addr() string      { return p.pf.Addr }
+func (p *postfixSide) rcpt() string      { return p.pf.Address(postfixUser) }
+func (p *postfixSide) armRcpt() bool     { return p.cert == nil && p.faults.ArmRcpt() }
+func (p *postfixSide) disarmRcpt() int   { return p.faults.DisarmRcpt() }
+func (p *postfixSide) queued() int       { return p.pf.Queued() }
+func (p *postfixSide) armAfterDot() bool { return false }
+func (p *postfixSide) afterDots() int    { return 0 }
 
 // delivered reads the Maildirs and takes off what Postfix added on top
 // (postfix.Body). Each transaction Postfix accepted has its own queue id:

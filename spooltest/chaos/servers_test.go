@@ -50,6 +50,11 @@ type smtpSide interface {
 	// returns how many were given.
 	armRcpt() bool
 	disarmRcpt() int
+	// armAfterDot has the server drop the reply to the next accepted
+	// message (TLS runs, where no proxy finds the final dot); false if
+	// it cannot. afterDots is how many it dropped.
+	armAfterDot() bool
+	afterDots() int
 	// queued is how many accepted messages the server has yet to put in
 	// a mailbox.
 	queued() int
@@ -91,6 +96,7 @@ func spooltestServers(t *testing.T, env sideEnv) (pop3Side, smtpSide) {
 	t.Cleanup(func() { sink.Close() })
 	s := &sinkSide{sink: sink, tls: env.cert}
 	sink.SetRcptFault(s.rcptFault.hook)
+	sink.SetDataFault(s.afterDot.take)
 	return pop, s
 }
 
@@ -120,10 +126,38 @@ func (pop3srvSide) left(f *harness.Flow) int { return f.Server.Stats().Left }
 // sinkSide is the SMTP sink: it keeps what it accepts in memory and has
 // nothing queued. With tls it offers STARTTLS, which deliverd must use.
 type sinkSide struct {
-	sink *smtpsink.Sink
-	tls  *testcert.Cert
+	sink     *smtpsink.Sink
+	tls      *testcert.Cert
+	afterDot oneShot
 	rcptFault
 }
+
+func (s *sinkSide) armAfterDot() bool { return s.afterDot.arm() }
+func (s *sinkSide) afterDots() int    { return s.sink.Dropped() }
+
+// oneShot is a fault armed once that fires at its next chance.
+type oneShot struct {
+	mu    sync.Mutex
+	armed bool
+}
+
+func (o *oneShot) arm() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	was := o.armed
+	o.armed = true
+	return !was
+}
+
+func (o *oneShot) take() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	was := o.armed
+	o.armed = false
+	return was
+}
+
+func (o *oneShot) disarm() { o.take() }
 
 func (s *sinkSide) security() (string, string) {
 	if s.tls == nil {
@@ -135,7 +169,7 @@ func (s *sinkSide) security() (string, string) {
 func (s *sinkSide) addr() string    { return s.sink.Addr }
 func (s *sinkSide) rcpt() string    { return "" }
 func (s *sinkSide) armRcpt() bool   { return s.arm() }
-func (s *sinkSide) disarmRcpt() int { return s.disarm() }
+func (s *sinkSide) disarmRcpt() int { s.afterDot.disarm(); return s.disarm() }
 func (s *sinkSide) queued() int     { return 0 }
 
 func (s *sinkSide) delivered() (received, error) {

@@ -181,7 +181,7 @@ func (r *run) report(chaosTime, total time.Duration) {
 	cuts := fired[SMTPAfterDot] + fired[SMTPMidData]
 	if r.rawSMTP != nil {
 		st := r.rawSMTP.Stats()
-		cuts = st.Cuts[0] + st.Cuts[1]
+		cuts = st.Cuts[0] + st.Cuts[1] + r.smtp.afterDots()
 	}
 	if live > cuts {
 		r.violation("%d unknown outcomes (4006) on a live connection, but only %d SMTP cuts injected", live, cuts)
@@ -219,7 +219,8 @@ func (r *run) report(chaosTime, total time.Duration) {
 	}
 	netDetail = append(netDetail, fmt.Sprintf("rcpt-4xx=%d", rcpt))
 	if r.rawPOP3 != nil {
-		net, netDetail = rcpt, []string{fmt.Sprintf("rcpt-4xx=%d", rcpt)}
+		net = rcpt + r.smtp.afterDots()
+		netDetail = []string{fmt.Sprintf("rcpt-4xx=%d sink-reply-dropped-after-dot=%d", rcpt, r.smtp.afterDots())}
 		for _, p := range []struct {
 			name string
 			st   faultproxy.RawStats

@@ -41,6 +41,8 @@ type Sink struct {
 
 	mu        sync.Mutex
 	rcptFault func(rcpt string) *smtp.SMTPError
+	dataFault func() bool
+	dropped   int
 	msgs      []Message
 	sessions  int
 	refused   int
@@ -152,6 +154,23 @@ func (s *Sink) SetRcptFault(f func(rcpt string) *smtp.SMTPError) {
 	s.mu.Unlock()
 }
 
+// SetDataFault installs f, asked after each message is accepted (recorded)
+// and before the 250 goes out: true closes the connection instead, so the
+// client never learns that the message arrived (RFC 1047), even inside
+// TLS, where no proxy can find the final dot. nil removes the hook.
+func (s *Sink) SetDataFault(f func() bool) {
+	s.mu.Lock()
+	s.dataFault = f
+	s.mu.Unlock()
+}
+
+// Dropped returns how many replies SetDataFault's hook dropped.
+func (s *Sink) Dropped() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
+}
+
 // Messages returns a copy of the list of accepted messages, in order.
 func (s *Sink) Messages() []Message {
 	s.mu.Lock()
@@ -229,7 +248,15 @@ func (ss *session) Data(r io.Reader) error {
 	if _, ok := ss.conn.TLSConnectionState(); ok {
 		ss.s.tlsMsgs++
 	}
+	f := ss.s.dataFault
 	ss.s.mu.Unlock()
+	if f != nil && f() {
+		ss.s.mu.Lock()
+		ss.s.dropped++
+		ss.s.mu.Unlock()
+		_ = ss.conn.Conn().Close() // the reply's write fails; nothing else to tell
+		return errors.New("smtpsink: reply dropped after the message was accepted")
+	}
 	return nil
 }
 

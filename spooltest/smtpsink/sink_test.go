@@ -110,3 +110,25 @@ func TestStartTLS(t *testing.T) {
 		t.Fatalf("got %q, %d over TLS", msgs, s.TLSMessages())
 	}
 }
+
+// TestDataFaultDropsTheReply: the message is recorded, the client gets no
+// reply, and the next message goes through.
+func TestDataFaultDropsTheReply(t *testing.T) {
+	s, err := Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	armed := true
+	s.SetDataFault(func() bool { a := armed; armed = false; return a })
+	body := "Subject: t\r\n\r\nbody\r\n"
+	if err := smtp.SendMail(s.Addr, nil, "a@l", []string{"b@l"}, []byte(body)); err == nil || strings.Contains(err.Error(), "250") {
+		t.Fatalf("the dropped reply reached the client: %v", err)
+	}
+	if err := smtp.SendMail(s.Addr, nil, "a@l", []string{"b@l"}, []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	if s.Count() != 2 || s.Dropped() != 1 {
+		t.Fatalf("count %d dropped %d", s.Count(), s.Dropped())
+	}
+}
