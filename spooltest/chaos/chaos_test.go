@@ -71,6 +71,7 @@ func daemons(t *testing.T) string { return bins.Dir(t) }
 type counts struct {
 	kills, sigterm, stalls, exits int
 	inHandshake                   int // kills while the daemon's connection was in its TLS handshake
+	sigtermNetCuts                int // 4006s during a SIGTERM stop that an SMTP fault caused
 	ops                           map[string]int
 	sigtermMax                    time.Duration
 	killedWhile                   map[string]int // "daemon\tstep" -> kills
@@ -381,13 +382,37 @@ func (r *run) sigterm(d string) {
 	if _, ok := r.stalled[d]; ok || !r.f.Running(d) || !r.started(d) {
 		return
 	}
-	took, problems := sigtermStop(r.f, d, r.logPath(d))
+	took, problems := r.stop(d)
 	r.c.sigterm++
 	r.c.sigtermMax = max(r.c.sigtermMax, took)
 	for _, p := range problems {
 		r.violation("SIGTERM: %s", p)
 	}
 	r.start(d, "SIGTERM")
+}
+
+// stop is sigtermStop, with its deliveries cut after the final dot taken
+// as the network's when an SMTP cut fired during the stop (counted in
+// sigtermNetCuts), else as deliverd's.
+func (r *run) stop(d string) (time.Duration, []string) {
+	before := r.smtpCuts()
+	took, problems, afterDot := sigtermStop(r.f, d, r.logPath(d))
+	if r.smtpCuts() > before {
+		r.c.sigtermNetCuts += len(afterDot)
+		return took, problems
+	}
+	return took, append(problems, afterDot...)
+}
+
+// smtpCuts is how many SMTP connections the faults cut so far, after the
+// final dot or anywhere else.
+func (r *run) smtpCuts() int {
+	if r.rawSMTP != nil {
+		st := r.rawSMTP.Stats()
+		return st.Cuts[0] + st.Cuts[1] + r.smtp.afterDots()
+	}
+	fired := r.faults.Fired()
+	return fired[SMTPAfterDot] + fired[SMTPMidData]
 }
 
 // stall stops d with SIGSTOP for 0.2 to 2 s.

@@ -65,7 +65,7 @@ func (r *run) settled() bool {
 // waits for the SMTP server to have delivered what it accepted.
 func (r *run) stopAll() {
 	for _, d := range harness.Daemons {
-		if _, problems := sigtermStop(r.f, d, r.logPath(d)); len(problems) > 0 {
+		if _, problems := r.stop(d); len(problems) > 0 {
 			r.violation("final SIGTERM: %s", strings.Join(problems, "; "))
 		}
 	}
@@ -178,12 +178,7 @@ func (r *run) report(chaosTime, total time.Duration) {
 		w += n
 	}
 	fired := r.faults.Fired()
-	cuts := fired[SMTPAfterDot] + fired[SMTPMidData]
-	if r.rawSMTP != nil {
-		st := r.rawSMTP.Stats()
-		cuts = st.Cuts[0] + st.Cuts[1] + r.smtp.afterDots()
-	}
-	if live > cuts {
+	if cuts := r.smtpCuts(); live > cuts {
 		r.violation("%d unknown outcomes (4006) on a live connection, but only %d SMTP cuts injected", live, cuts)
 	}
 	got, err := r.smtp.delivered()
@@ -241,8 +236,8 @@ func (r *run) report(chaosTime, total time.Duration) {
 	fmt.Printf("chaos: operator %s\n", strings.Join(opDetail, " "))
 	fmt.Printf("chaos: delivered=%d in_failed=%d strange=%d garbage=%d dot_files=%d smtp_window: live=%d (SMTP cuts) at_start_after_sigkill=%d after_exit=%d after_sigterm=%d\n",
 		res.Delivered, res.Failed, res.Strange, len(r.garbage), len(r.dots), live, recovered["SIGKILL"], recovered["exit"], recovered["SIGTERM"])
-	fmt.Printf("chaos: self_exits=%d name_collisions=%d stray_ids=%d sigterm_max=%v chaos_time=%v total_time=%v\n",
-		r.c.exits, collisions, len(stray), r.c.sigtermMax.Round(time.Millisecond), chaosTime.Round(time.Second), total.Round(time.Second))
+	fmt.Printf("chaos: self_exits=%d name_collisions=%d stray_ids=%d sigterm_max=%v sigterm_net_cuts=%d chaos_time=%v total_time=%v\n",
+		r.c.exits, collisions, len(stray), r.c.sigtermMax.Round(time.Millisecond), r.c.sigtermNetCuts, chaosTime.Round(time.Second), total.Round(time.Second))
 	if got.figures != "" {
 		fmt.Printf("chaos: %s\n", got.figures)
 	}
