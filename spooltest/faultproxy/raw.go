@@ -217,9 +217,12 @@ type rawConn struct {
 	client, server net.Conn
 	once           sync.Once
 
+	upDone chan struct{} // closed when the client's side ended
+
 	mu      sync.Mutex
 	fault   Fault // Kind becomes FaultNone once it fired
 	records [2]records
+	gone    bool // the client's side ended: no handshake any more
 }
 
 func (r *Raw) serve(c net.Conn, f Fault, plan Plan) {
@@ -229,13 +232,20 @@ func (r *Raw) serve(c net.Conn, f Fault, plan Plan) {
 		_ = c.Close() // the client sees the refusal as a closed connection
 		return
 	}
-	rc := &rawConn{r: r, client: c, server: s, fault: f}
+	rc := &rawConn{r: r, client: c, server: s, fault: f, upDone: make(chan struct{})}
 	r.mu.Lock()
 	r.live[rc] = true
 	r.mu.Unlock()
 	var pumps sync.WaitGroup
 	pumps.Add(2)
-	go func() { defer pumps.Done(); rc.pump(Up, c, s, plan.UpRate) }()
+	go func() {
+		defer pumps.Done()
+		rc.pump(Up, c, s, plan.UpRate)
+		rc.mu.Lock()
+		rc.gone = true
+		rc.mu.Unlock()
+		close(rc.upDone)
+	}()
 	go func() { defer pumps.Done(); rc.pump(Down, s, c, plan.DownRate) }()
 	pumps.Wait()
 	rc.close()
@@ -274,7 +284,7 @@ func (r *Raw) InHandshake() int {
 // handshaking reports whether the connection is inside its TLS
 // handshake. Called with rc.mu held.
 func (rc *rawConn) handshaking() bool {
-	return (rc.records[Up].on || rc.records[Down].on) && rc.records[Up].app == 0
+	return !rc.gone && (rc.records[Up].on || rc.records[Down].on) && rc.records[Up].app == 0
 }
 
 func (rc *rawConn) close() {
@@ -342,7 +352,13 @@ func (rc *rawConn) holdHandshake(b []byte) {
 	}
 	r.mu.Unlock()
 	if d > 0 {
-		rc.wait(d)
+		t := time.NewTimer(d)
+		select { // a killed client ends the hold
+		case <-t.C:
+		case <-rc.upDone:
+		case <-r.done:
+		}
+		t.Stop()
 		r.mu.Lock()
 		r.held--
 		r.mu.Unlock()

@@ -215,8 +215,8 @@ func TestRawCutsInsideTLS(t *testing.T) {
 	if st := early.Stats(); st.Cuts[Up]+st.Cuts[Down] != 6 || st.Handshake != 6 || st.InRecord != 6 || st.Plain != 0 {
 		t.Fatalf("early cuts: %+v", st)
 	}
-	if n := early.InHandshake(); n != 0 {
-		t.Fatalf("%d connections in the handshake after all ended", n)
+	if !waitFor(func() bool { return early.InHandshake() == 0 }) {
+		t.Fatalf("%d connections in the handshake after all ended", early.InHandshake())
 	}
 	stall := StartRaw(t, ln.Addr().String(), Plan{Stall: 1, MaxUp: 40, MaxDown: 40, StallMin: time.Second, StallMax: time.Second})
 	go dial(stall.Addr)
@@ -238,6 +238,21 @@ func TestRawCutsInsideTLS(t *testing.T) {
 	}
 	if err := dial(hold.Addr); err != nil || hold.Stats().Holds != 1 {
 		t.Fatalf("after the hold: %v, %+v", err, hold.Stats())
+	}
+	// A client that goes away inside a held handshake (a kill) is no
+	// longer in it, and the hold ends.
+	hold.Hold(5 * time.Second)
+	raw, err := net.Dial("tcp", hold.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go tls.Client(raw, client).Handshake()
+	if !waitFor(func() bool { return hold.Holding() == 1 && hold.InHandshake() == 1 }) {
+		t.Fatal("the second held handshake is not seen")
+	}
+	raw.Close()
+	if !waitFor(func() bool { return hold.Holding() == 0 && hold.InHandshake() == 0 }) {
+		t.Fatalf("a closed client still counts: holding %d, in handshake %d", hold.Holding(), hold.InHandshake())
 	}
 	late := Plan{Seed: 11, CutUp: 0.5, CutDown: 0.5, MaxUp: 200 << 10, MaxDown: 200 << 10}
 	for late.Draw(1).At < 50<<10 { // a seed whose cut comes deep in the transfer
