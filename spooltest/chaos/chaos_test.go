@@ -263,7 +263,7 @@ func (r *run) chaos() {
 		if u := r.rng.Float64(); u < 0.5 {
 			r.waitInHand(d, time.Second)
 		} else if u < 0.7 && r.rawPOP3 != nil {
-			r.waitInHandshake(d, time.Second)
+			r.waitInHandshake(d, 2*time.Second)
 		}
 		r.kill(d)
 		if r.rng.Float64() < 0.06 {

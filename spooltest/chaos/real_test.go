@@ -82,6 +82,7 @@ func (d *dovecotSide) security() (string, string, *tls.Config) {
 	}
 	return "", "", nil
 }
+
 func (d *dovecotSide) login() (string, string) { return dovecotUser, dovecotPass }
 
 func (d *dovecotSide) put(_ *harness.Flow, _ int, _ string, msg []byte) error {

@@ -102,8 +102,9 @@ func (r *run) rawProxy(d string) *faultproxy.Raw {
 
 // waitInHandshake has d's raw proxy hold the next TLS handshake (up to
 // 2 s before the server's first TLS bytes reach d) and waits up to max
-// for d to be in it, so that the kill lands inside the handshake. A
-// fetchd backing off after a cut session gets Retrieve Now pressed.
+// for d to be in it, so that the kill lands inside the handshake. fetchd
+// gets Retrieve Now pressed, so that it connects now and not at its next
+// poll or after its back-off; deliverd connects when pickup/ has mail.
 func (r *run) waitInHandshake(d string, max time.Duration) {
 	p := r.rawProxy(d)
 	if p == nil {
@@ -111,7 +112,7 @@ func (r *run) waitInHandshake(d string, max time.Duration) {
 	}
 	p.Hold(2 * time.Second)
 	defer p.Unhold()
-	if l, ok := LastLine(r.logPath(d), r.logFrom[d]); d == "fetchd" && ok && l.Event == 2029 && r.retrieveNow() {
+	if d == "fetchd" && r.retrieveNow() {
 		r.c.ops["retrieve-now"]++
 		max += time.Second // fetchd looks for the button every second
 	}
