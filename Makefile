@@ -75,7 +75,8 @@ bench:
 # The long runs of layers 3 and 4 (docs/chaos.md): process chaos with N
 # kills (TestChaos, then TestChaosReal against a private Dovecot and
 # Postfix: as root it must run, and make deps installs them; skipped with
-# a reason otherwise), then EPISODES disk-full episodes (root only). make
+# a reason otherwise; then both again over TLS, TestChaosTLS and
+# TestChaosRealTLS), then EPISODES disk-full episodes (root only). make
 # test runs short ones; SEED=... replays a run.
 N        ?= 1000
 EPISODES ?= 20

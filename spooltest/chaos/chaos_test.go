@@ -15,6 +15,7 @@ import (
 
 	"example.org/popspool/spooltest/faultproxy"
 	"example.org/popspool/spooltest/harness"
+	"example.org/popspool/spooltest/testcert"
 )
 
 // TestChaos runs the whole pipeline under process and network chaos and
@@ -37,7 +38,10 @@ type mode struct {
 	// lines as servers=name.
 	name  string
 	kills int64 // default number of kills
-	sides func(t *testing.T, faults *Faults) (pop3Side, smtpSide)
+	sides func(t *testing.T, env sideEnv) (pop3Side, smtpSide)
+	// tls runs TLS on both legs, each behind a raw fault proxy
+	// (tls_test.go).
+	tls bool
 }
 
 // runChaos is one whole chaos run: the chaos, the settling, the final
@@ -66,6 +70,8 @@ func daemons(t *testing.T) string { return bins.Dir(t) }
 // counts are the figures of a run.
 type counts struct {
 	kills, sigterm, stalls, exits int
+	inHandshake                   int // kills while the daemon's connection was in its TLS handshake
+	sigtermNetCuts                int // 4006s during a SIGTERM stop that an SMTP fault caused
 	ops                           map[string]int
 	sigtermMax                    time.Duration
 	killedWhile                   map[string]int // "daemon\tstep" -> kills
@@ -84,6 +90,9 @@ type run struct {
 	pop    pop3Side
 	smtp   smtpSide
 	faults *Faults
+	// rawPOP3 and rawSMTP are the raw fault proxies of a TLS run, nil
+	// otherwise.
+	rawPOP3, rawSMTP *faultproxy.Raw
 
 	staging string
 	mail    [][]byte
@@ -130,16 +139,24 @@ func newRun(t *testing.T, md mode) *run {
 	// kills should land.
 	r.faults.POP3Rate, r.faults.SMTPRate = 4<<20, 8<<20
 	bins := daemons(t)
-	r.pop, r.smtp = md.sides(t, r.faults)
-	smtpProxy := faultproxy.StartFilter(t, r.smtp.addr(), r.faults.SMTPRule())
+	env := sideEnv{faults: r.faults, seed: seed}
+	if md.tls {
+		cert, err := testcert.Write(r.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.cert = cert
+	}
+	r.pop, r.smtp = md.sides(t, env)
+	smtpAddr, via := r.proxies(md.tls)
 	user, pass := r.pop.login()
+	popTLS, popCA, popServer := r.pop.security()
+	startTLS, smtpCA := r.smtp.security()
 	var err error
 	r.f, err = harness.New(r.dir, bins, harness.Options{
-		Target: "smtp://" + smtpProxy.Addr,
-		Via: func(own string) string {
-			return faultproxy.Start(t, r.pop.upstream(own), r.faults.POP3Rule()).Addr
-		},
+		Target: "smtp://" + smtpAddr, Via: via,
 		Username: user, Password: pass, DeliverTo: r.smtp.rcpt(),
+		TLS: popTLS, CAFile: popCA, ServerTLS: popServer, StartTLS: startTLS, DeliverCAFile: smtpCA,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +179,24 @@ func newRun(t *testing.T, md mode) *run {
 		r.start(d, "first start")
 	}
 	return r
+}
+
+// proxies puts a fault proxy in front of each server and returns the SMTP
+// one's address and the harness's Via for the POP3 one: in a plain run
+// the line proxies Faults drives, in a TLS run raw ones (tls_test.go),
+// which need not read the protocol.
+func (r *run) proxies(tls bool) (string, func(string) string) {
+	if tls {
+		r.rawSMTP = faultproxy.StartRaw(r.t, r.smtp.addr(), smtpPlan(r.seed, r.faults.SMTPRate))
+		return r.rawSMTP.Addr, func(own string) string {
+			r.rawPOP3 = faultproxy.StartRaw(r.t, r.pop.upstream(own), pop3Plan(r.seed, r.faults.POP3Rate))
+			return r.rawPOP3.Addr
+		}
+	}
+	smtp := faultproxy.StartFilter(r.t, r.smtp.addr(), r.faults.SMTPRule())
+	return smtp.Addr, func(own string) string {
+		return faultproxy.Start(r.t, r.pop.upstream(own), r.faults.POP3Rule()).Addr
+	}
 }
 
 func boxName(i int) string { return fmt.Sprintf("m%06d.eml", i) }
@@ -225,8 +260,10 @@ func (r *run) chaos() {
 		r.resumeDue()
 		r.superviseExits()
 		d := r.pick()
-		if r.rng.Float64() < 0.5 {
+		if u := r.rng.Float64(); u < 0.5 {
 			r.waitInHand(d, time.Second)
+		} else if u < 0.7 && r.rawPOP3 != nil {
+			r.waitInHandshake(d, 2*time.Second)
 		}
 		r.kill(d)
 		if r.rng.Float64() < 0.06 {
@@ -298,6 +335,10 @@ func (r *run) kill(d string) {
 	if r.inHand(d) {
 		what = "[in hand] " + what
 	}
+	if p := r.rawProxy(d); p != nil && p.InHandshake() > 0 {
+		what = "[in TLS handshake] " + what
+		r.c.inHandshake++
+	}
 	if err := r.f.Kill(d); err != nil {
 		r.t.Fatal(err)
 	}
@@ -341,13 +382,37 @@ func (r *run) sigterm(d string) {
 	if _, ok := r.stalled[d]; ok || !r.f.Running(d) || !r.started(d) {
 		return
 	}
-	took, problems := sigtermStop(r.f, d, r.logPath(d))
+	took, problems := r.stop(d)
 	r.c.sigterm++
 	r.c.sigtermMax = max(r.c.sigtermMax, took)
 	for _, p := range problems {
 		r.violation("SIGTERM: %s", p)
 	}
 	r.start(d, "SIGTERM")
+}
+
+// stop is sigtermStop, with its deliveries cut after the final dot taken
+// as the network's when an SMTP cut fired during the stop (counted in
+// sigtermNetCuts), else as deliverd's.
+func (r *run) stop(d string) (time.Duration, []string) {
+	before := r.smtpCuts()
+	took, problems, afterDot := sigtermStop(r.f, d, r.logPath(d))
+	if r.smtpCuts() > before {
+		r.c.sigtermNetCuts += len(afterDot)
+		return took, problems
+	}
+	return took, append(problems, afterDot...)
+}
+
+// smtpCuts is how many SMTP connections the faults cut so far, after the
+// final dot or anywhere else.
+func (r *run) smtpCuts() int {
+	if r.rawSMTP != nil {
+		st := r.rawSMTP.Stats()
+		return st.Cuts[0] + st.Cuts[1] + r.smtp.afterDots()
+	}
+	fired := r.faults.Fired()
+	return fired[SMTPAfterDot] + fired[SMTPMidData]
 }
 
 // stall stops d with SIGSTOP for 0.2 to 2 s.
@@ -387,5 +452,10 @@ func (r *run) netfault() {
 		r.smtp.armRcpt()
 		return
 	}
-	r.faults.Arm(Kind(k), skip)
+	switch {
+	case r.rawPOP3 == nil:
+		r.faults.Arm(Kind(k), skip)
+	case Kind(k) == SMTPAfterDot: // the raw proxies of a TLS run draw their own cuts, but cannot find the dot
+		r.smtp.armAfterDot()
+	}
 }

@@ -10,8 +10,10 @@
 //
 // The test is TestChaos (make test runs a bounded one, make chaos N=...
 // a long one); TestChaosReal is the same run between a real Dovecot and a
-// real Postfix, when they can run here. docs/chaos.md explains how to run
-// them and read their figures.
+// real Postfix, when they can run here. TestChaosTLS and TestChaosRealTLS
+// are the two with TLS on both legs, behind raw fault proxies that cut
+// and stall at the TCP level (faultproxy.StartRaw). docs/chaos.md explains
+// how to run them and read their figures.
 // The package's exported parts (Faults, Windows, Verify) are shared with
 // spooltest/diskfull.
 package chaos

@@ -3,6 +3,7 @@
 package chaos
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"example.org/popspool/spooltest/harness"
 	"example.org/popspool/spooltest/postfix"
 	"example.org/popspool/spooltest/smtpsink"
+	"example.org/popspool/spooltest/testcert"
 )
 
 // TestChaosReal is TestChaos between real servers: fetchd fetches from a
@@ -53,20 +55,34 @@ const (
 	postfixUser = "alice"
 )
 
-func realServers(t *testing.T, faults *Faults) (pop3Side, smtpSide) {
+func realServers(t *testing.T, env sideEnv) (pop3Side, smtpSide) {
 	dc := dovecot.Start(t, map[string]string{dovecotUser: dovecotPass})
 	pf := postfix.Start(t, postfix.Options{Users: []string{postfixUser}})
-	return &dovecotSide{t: t, dc: dc}, &postfixSide{pf: pf, faults: faults}
+	return &dovecotSide{t: t, dc: dc}, &postfixSide{pf: pf, faults: env.faults}
 }
 
 // dovecotSide is the private Dovecot: its plain POP3 port, one user,
-// whose Maildir the run fills.
+// whose Maildir the run fills; with implicit, its implicit-TLS port.
 type dovecotSide struct {
-	t  *testing.T
-	dc *dovecot.Dovecot
+	t        *testing.T
+	dc       *dovecot.Dovecot
+	implicit bool
 }
 
-func (d *dovecotSide) upstream(string) string  { return d.dc.Addr }
+func (d *dovecotSide) upstream(string) string {
+	if d.implicit {
+		return d.dc.TLSAddr
+	}
+	return d.dc.Addr
+}
+
+func (d *dovecotSide) security() (string, string, *tls.Config) {
+	if d.implicit {
+		return "implicit", d.dc.CAFile, nil
+	}
+	return "", "", nil
+}
+
 func (d *dovecotSide) login() (string, string) { return dovecotUser, dovecotPass }
 
 func (d *dovecotSide) put(_ *harness.Flow, _ int, _ string, msg []byte) error {
@@ -77,17 +93,28 @@ func (d *dovecotSide) put(_ *harness.Flow, _ int, _ string, msg []byte) error {
 func (d *dovecotSide) left(*harness.Flow) int { return d.dc.Count(d.t, dovecotUser) }
 
 // postfixSide is the private Postfix; the RCPT refusal comes from the
-// SMTP fault proxy.
+// SMTP fault proxy. With cert it offers STARTTLS with it, which deliverd
+// must use; the proxy then sees only TLS records and cannot refuse.
 type postfixSide struct {
 	pf     *postfix.Server
 	faults *Faults
+	cert   *testcert.Cert
 }
 
-func (p *postfixSide) addr() string    { return p.pf.Addr }
-func (p *postfixSide) rcpt() string    { return p.pf.Address(postfixUser) }
-func (p *postfixSide) armRcpt() bool   { return p.faults.ArmRcpt() }
-func (p *postfixSide) disarmRcpt() int { return p.faults.DisarmRcpt() }
-func (p *postfixSide) queued() int     { return p.pf.Queued() }
+func (p *postfixSide) security() (string, string) {
+	if p.cert == nil {
+		return "", ""
+	}
+	return "required", p.cert.CertFile
+}
+
+func (p *postfixSide) addr() string      { return p.pf.Addr }
+func (p *postfixSide) rcpt() string      { return p.pf.Address(postfixUser) }
+func (p *postfixSide) armRcpt() bool     { return p.cert == nil && p.faults.ArmRcpt() }
+func (p *postfixSide) disarmRcpt() int   { return p.faults.DisarmRcpt() }
+func (p *postfixSide) queued() int       { return p.pf.Queued() }
+func (p *postfixSide) armAfterDot() bool { return false }
+func (p *postfixSide) afterDots() int    { return 0 }
 
 // delivered reads the Maildirs and takes off what Postfix added on top
 // (postfix.Body). Each transaction Postfix accepted has its own queue id:
@@ -129,5 +156,12 @@ func (p *postfixSide) delivered() (received, error) {
 		out.problems = append(out.problems, fmt.Sprintf("%d Maildir files without Postfix's Received line", noID))
 	}
 	out.figures = fmt.Sprintf("postfix maildir_files=%d queue_ids=%d redelivered=%d (copies of one queue file)", files, len(copies), redelivered)
+	if p.cert != nil {
+		n := strings.Count(p.pf.Log(), "TLS connection established from")
+		out.figures += fmt.Sprintf(" tls_sessions=%d", n)
+		if n == 0 && len(out.msgs) > 0 {
+			out.problems = append(out.problems, "Postfix accepted mail but logged no TLS session")
+		}
+	}
 	return out, nil
 }

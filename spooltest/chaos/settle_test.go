@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"example.org/popspool/spooltest/faultproxy"
 	"example.org/popspool/spooltest/harness"
 )
 
@@ -19,6 +20,10 @@ import (
 // the last mail would.
 func (r *run) settle() {
 	r.faults.Disarm()
+	if r.rawPOP3 != nil {
+		r.rawPOP3.Disarm()
+		r.rawSMTP.Disarm()
+	}
 	r.smtp.disarmRcpt()
 	r.resumeAll()
 	r.copies.Wait()
@@ -60,7 +65,7 @@ func (r *run) settled() bool {
 // waits for the SMTP server to have delivered what it accepted.
 func (r *run) stopAll() {
 	for _, d := range harness.Daemons {
-		if _, problems := sigtermStop(r.f, d, r.logPath(d)); len(problems) > 0 {
+		if _, problems := r.stop(d); len(problems) > 0 {
 			r.violation("final SIGTERM: %s", strings.Join(problems, "; "))
 		}
 	}
@@ -173,7 +178,7 @@ func (r *run) report(chaosTime, total time.Duration) {
 		w += n
 	}
 	fired := r.faults.Fired()
-	if cuts := fired[SMTPAfterDot] + fired[SMTPMidData]; live > cuts {
+	if cuts := r.smtpCuts(); live > cuts {
 		r.violation("%d unknown outcomes (4006) on a live connection, but only %d SMTP cuts injected", live, cuts)
 	}
 	got, err := r.smtp.delivered()
@@ -208,6 +213,17 @@ func (r *run) report(chaosTime, total time.Duration) {
 		netDetail = append(netDetail, fmt.Sprintf("%s=%d", k, fired[k]))
 	}
 	netDetail = append(netDetail, fmt.Sprintf("rcpt-4xx=%d", rcpt))
+	if r.rawPOP3 != nil {
+		net = rcpt + r.smtp.afterDots()
+		netDetail = []string{fmt.Sprintf("rcpt-4xx=%d sink-reply-dropped-after-dot=%d", rcpt, r.smtp.afterDots())}
+		for _, p := range []struct {
+			name string
+			st   faultproxy.RawStats
+		}{{"pop3", r.rawPOP3.Stats()}, {"smtp", r.rawSMTP.Stats()}} {
+			net += p.st.Cuts[0] + p.st.Cuts[1] + p.st.Stalls
+			netDetail = append(netDetail, p.name+": "+rawFigures(p.st))
+		}
+	}
 	ops := 0
 	var opDetail []string
 	for _, k := range sortedKeys(r.c.ops) {
@@ -220,10 +236,14 @@ func (r *run) report(chaosTime, total time.Duration) {
 	fmt.Printf("chaos: operator %s\n", strings.Join(opDetail, " "))
 	fmt.Printf("chaos: delivered=%d in_failed=%d strange=%d garbage=%d dot_files=%d smtp_window: live=%d (SMTP cuts) at_start_after_sigkill=%d after_exit=%d after_sigterm=%d\n",
 		res.Delivered, res.Failed, res.Strange, len(r.garbage), len(r.dots), live, recovered["SIGKILL"], recovered["exit"], recovered["SIGTERM"])
-	fmt.Printf("chaos: self_exits=%d name_collisions=%d stray_ids=%d sigterm_max=%v chaos_time=%v total_time=%v\n",
-		r.c.exits, collisions, len(stray), r.c.sigtermMax.Round(time.Millisecond), chaosTime.Round(time.Second), total.Round(time.Second))
+	fmt.Printf("chaos: self_exits=%d name_collisions=%d stray_ids=%d sigterm_max=%v sigterm_net_cuts=%d chaos_time=%v total_time=%v\n",
+		r.c.exits, collisions, len(stray), r.c.sigtermMax.Round(time.Millisecond), r.c.sigtermNetCuts, chaosTime.Round(time.Second), total.Round(time.Second))
 	if got.figures != "" {
 		fmt.Printf("chaos: %s\n", got.figures)
+	}
+	if r.rawPOP3 != nil {
+		popTLS, _, _ := r.pop.security()
+		fmt.Printf("chaos: tls pop3=%s smtp=starttls kills_in_handshake=%d\n", popTLS, r.c.inHandshake)
 	}
 	fmt.Print(histogram(r.c.killedWhile))
 	fmt.Printf("chaos: %s\n", Environment(r.f.Spool))

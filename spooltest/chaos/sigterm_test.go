@@ -23,16 +23,17 @@ const stopBound = 15 * time.Second
 // (then SIGQUIT writes the goroutine stacks into its log before the
 // SIGKILL), a non-zero exit, or a file in hand not finished: a delivery
 // cut after its final dot (4006: the target may get it twice) or given up
-// and deferred ("canceled").
-func sigtermStop(f *harness.Flow, d, log string) (time.Duration, []string) {
+// and deferred ("canceled"). The deliveries that lost their connection
+// after the final dot (4006) come apart in afterDot: deliverd's doing if
+// no network fault came meanwhile, the network's if one did.
+func sigtermStop(f *harness.Flow, d, log string) (took time.Duration, problems, afterDot []string) {
 	from := Size(log)
 	t0 := time.Now()
 	if err := f.Signal(d, syscall.SIGTERM); err != nil {
-		return 0, []string{err.Error()}
+		return 0, []string{err.Error()}, nil
 	}
 	exited := harness.WaitFor(stopBound, func() bool { return f.Exited(d) })
-	took := time.Since(t0)
-	var problems []string
+	took = time.Since(t0)
 	if !exited {
 		f.Signal(d, syscall.SIGQUIT) // Go prints every goroutine's stack and exits
 		if !harness.WaitFor(3*time.Second, func() bool { return f.Exited(d) }) {
@@ -47,7 +48,7 @@ func sigtermStop(f *harness.Flow, d, log string) (time.Duration, []string) {
 	ScanLog(log, from, -1, func(l Line) {
 		switch {
 		case l.Event == 4006:
-			problems = append(problems, fmt.Sprintf("%s cut the delivery of %s after its final dot at SIGTERM instead of finishing it: %s", d, l.ID, l.Error))
+			afterDot = append(afterDot, fmt.Sprintf("%s cut the delivery of %s after its final dot at SIGTERM instead of finishing it: %s", d, l.ID, l.Error))
 		case l.Event == 4002 && strings.Contains(l.Error, "canceled"):
 			cancelled[l.ID] = true
 		}
@@ -55,7 +56,7 @@ func sigtermStop(f *harness.Flow, d, log string) (time.Duration, []string) {
 	if len(cancelled) > 0 {
 		problems = append(problems, fmt.Sprintf("%s gave up %d deliveries at SIGTERM (deferred, \"canceled\") instead of finishing the files in hand", d, len(cancelled)))
 	}
-	return took, problems
+	return took, problems, afterDot
 }
 
 // frames returns the project's functions named in a goroutine dump
@@ -136,7 +137,8 @@ func sigtermWhileWorking(t *testing.T, d string) {
 		t.Fatalf("%s never had work in hand and more waiting: sink %d, spool %v", d, sink.Count(), f.SpoolFiles())
 	}
 	log := f.Logs + "/" + d + ".log"
-	took, problems := sigtermStop(f, d, log)
+	took, problems, afterDot := sigtermStop(f, d, log)
+	problems = append(problems, afterDot...) // no network faults here
 	t.Logf("SIGTERM to %s with %d delivered: stopped after %v", d, sink.Count(), took.Round(time.Millisecond))
 	for _, p := range problems {
 		t.Error(p)

@@ -4,7 +4,9 @@
 // rule says so, both connections are closed at once and the line is not
 // forwarded, which is what a dropped link looks like to both ends.
 //
-// It sees clear text only: put it in front of a server's plain port.
+// It sees clear text only: put it in front of a server's plain port. In
+// front of a TLS port use StartRaw (raw.go), which cuts and stalls at the
+// TCP level, after N bytes, and reads no protocol.
 //
 //	p := faultproxy.Start(t, dc.Addr, func(conn int, dir faultproxy.Dir, line []byte) bool {
 //		return conn == 1 && dir == faultproxy.Up && string(line) == "QUIT\r\n"

@@ -5,6 +5,7 @@ package harness
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -86,6 +87,18 @@ type Options struct {
 	// Metrics gives each daemon a metrics endpoint on a free loopback
 	// port (Flow.Metrics).
 	Metrics bool
+	// TLS is the account's tls: "" (plain, with allow_plaintext),
+	// "implicit" or "starttls". With TLS the flow's own POP3 server
+	// presents ServerTLS (from the first byte, or after STLS) and CAFile
+	// is the account's ca_file, the CA fetchd verifies the server with.
+	// Without ServerTLS the flow's own server stays plain (Via points
+	// fetchd elsewhere).
+	TLS       string
+	ServerTLS *tls.Config
+	CAFile    string
+	// StartTLS is deliver.starttls ("" leaves the default) and
+	// DeliverCAFile deliver.ca_file.
+	StartTLS, DeliverCAFile string
 }
 
 // Flow is one running pipeline.
@@ -118,6 +131,9 @@ func New(dir, bins string, o Options) (*Flow, error) {
 		}
 	}
 	f.Server = &pop3srv.Server{Dir: f.Box, User: o.Username, Pass: o.Password}
+	if o.TLS != "" && o.ServerTLS != nil {
+		f.Server.TLSConfig, f.Server.Implicit = o.ServerTLS, o.TLS == "implicit"
+	}
 	addr, err := f.Server.Start("127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -183,8 +199,7 @@ level = %q
 [[account]]
 name = %q
 server = %q
-tls = "none"              # the local test server has no TLS
-allow_plaintext = true
+%s
 username = %q
 password_file = %q
 interval = %q
@@ -194,8 +209,8 @@ max_size = %q
 [deliver]
 target = %q
 retry = ["1s", "2s"]
-`, f.Spool, f.Opt.Rescan.String(), f.Opt.LogLevel, f.Opt.Account, server, f.Server.User, pass,
-		f.Opt.Interval.String(), f.Opt.MaxSize, f.routing(), f.target())
+%s`, f.Spool, f.Opt.Rescan.String(), f.Opt.LogLevel, f.Opt.Account, server, f.accountTLS(), f.Server.User, pass,
+		f.Opt.Interval.String(), f.Opt.MaxSize, f.routing(), f.target(), f.deliverTLS())
 	if f.Metrics != nil {
 		cfg += "\n[metrics]\n"
 		for _, d := range Daemons {
@@ -203,6 +218,30 @@ retry = ["1s", "2s"]
 		}
 	}
 	return os.WriteFile(f.Config, []byte(cfg), 0o600)
+}
+
+// accountTLS is the account's tls lines.
+func (f *Flow) accountTLS() string {
+	if f.Opt.TLS == "" {
+		return "tls = \"none\"              # the local test server has no TLS\nallow_plaintext = true"
+	}
+	out := fmt.Sprintf("tls = %q", f.Opt.TLS)
+	if f.Opt.CAFile != "" {
+		out += fmt.Sprintf("\nca_file = %q", f.Opt.CAFile)
+	}
+	return out
+}
+
+// deliverTLS is the [deliver] table's TLS lines, if any.
+func (f *Flow) deliverTLS() string {
+	out := ""
+	if f.Opt.StartTLS != "" {
+		out += fmt.Sprintf("starttls = %q\n", f.Opt.StartTLS)
+	}
+	if f.Opt.DeliverCAFile != "" {
+		out += fmt.Sprintf("ca_file = %q\n", f.Opt.DeliverCAFile)
+	}
+	return out
 }
 
 // routing is the account's routing: Options.Routing or deliver_to.

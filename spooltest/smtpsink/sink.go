@@ -9,11 +9,14 @@
 // RcptFault lets a test answer RCPT with a temporary failure (4xx), as a
 // real server with a full mailbox or a greylist would. StartDSN offers the
 // DSN extension and records each RCPT command line as it came over the
-// wire, ORCPT and its xtext encoding included.
+// wire, ORCPT and its xtext encoding included. StartTLS offers STARTTLS
+// (RFC 3207) with a given certificate, and counts the sessions that used
+// it.
 package smtpsink
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -38,20 +41,27 @@ type Sink struct {
 
 	mu        sync.Mutex
 	rcptFault func(rcpt string) *smtp.SMTPError
+	dataFault func() bool
+	dropped   int
 	msgs      []Message
 	sessions  int
 	refused   int
 	rcptLines []string
+	tlsMsgs   int
 }
 
 // Start listens on a free loopback port.
-func Start() (*Sink, error) { return start(false) }
+func Start() (*Sink, error) { return start(false, nil) }
 
 // StartDSN is Start with the DSN extension (RFC 3461) offered in EHLO and
 // every RCPT command line recorded as sent (RcptLines).
-func StartDSN() (*Sink, error) { return start(true) }
+func StartDSN() (*Sink, error) { return start(true, nil) }
 
-func start(dsn bool) (*Sink, error) {
+// StartTLS is Start with STARTTLS offered, the server presenting cfg's
+// certificate (spooltest/testcert).
+func StartTLS(cfg *tls.Config) (*Sink, error) { return start(false, cfg) }
+
+func start(dsn bool, cfg *tls.Config) (*Sink, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -62,6 +72,7 @@ func start(dsn bool) (*Sink, error) {
 	s.srv.MaxLineLength = 0 // no limit: the tests send lines of several KB
 	s.srv.MaxRecipients = 0
 	s.srv.EnableDSN = dsn
+	s.srv.TLSConfig = cfg
 	if dsn {
 		ln = tapListener{ln, s}
 	}
@@ -143,6 +154,23 @@ func (s *Sink) SetRcptFault(f func(rcpt string) *smtp.SMTPError) {
 	s.mu.Unlock()
 }
 
+// SetDataFault installs f, asked after each message is accepted (recorded)
+// and before the 250 goes out: true closes the connection instead, so the
+// client never learns that the message arrived (RFC 1047), even inside
+// TLS, where no proxy can find the final dot. nil removes the hook.
+func (s *Sink) SetDataFault(f func() bool) {
+	s.mu.Lock()
+	s.dataFault = f
+	s.mu.Unlock()
+}
+
+// Dropped returns how many replies SetDataFault's hook dropped.
+func (s *Sink) Dropped() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
+}
+
 // Messages returns a copy of the list of accepted messages, in order.
 func (s *Sink) Messages() []Message {
 	s.mu.Lock()
@@ -157,6 +185,13 @@ func (s *Sink) Count() int {
 	return len(s.msgs)
 }
 
+// TLSMessages returns how many accepted messages came over TLS.
+func (s *Sink) TLSMessages() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tlsMsgs
+}
+
 // Stats returns the number of sessions and of RCPTs refused by the fault.
 func (s *Sink) Stats() (sessions, refused int) {
 	s.mu.Lock()
@@ -166,15 +201,16 @@ func (s *Sink) Stats() (sessions, refused int) {
 
 type backend struct{ s *Sink }
 
-func (b backend) NewSession(*smtp.Conn) (smtp.Session, error) {
+func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	b.s.mu.Lock()
 	b.s.sessions++
 	b.s.mu.Unlock()
-	return &session{s: b.s}, nil
+	return &session{s: b.s, conn: c}, nil
 }
 
 type session struct {
 	s     *Sink
+	conn  *smtp.Conn
 	from  string
 	rcpts []string
 }
@@ -209,7 +245,18 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	ss.s.mu.Lock()
 	ss.s.msgs = append(ss.s.msgs, Message{From: ss.from, Rcpts: append([]string(nil), ss.rcpts...), Data: b})
+	if _, ok := ss.conn.TLSConnectionState(); ok {
+		ss.s.tlsMsgs++
+	}
+	f := ss.s.dataFault
 	ss.s.mu.Unlock()
+	if f != nil && f() {
+		ss.s.mu.Lock()
+		ss.s.dropped++
+		ss.s.mu.Unlock()
+		_ = ss.conn.Conn().Close() // the reply's write fails; nothing else to tell
+		return errors.New("smtpsink: reply dropped after the message was accepted")
+	}
 	return nil
 }
 
