@@ -78,6 +78,7 @@ func run(ctx context.Context, env *service.Env) error {
 	if err := q.Recover(); err != nil {
 		return err
 	}
+	env.Ready() // systemd's READY=1 and the status file: recovery is done
 	if err := q.Run(ctx, env.Once); err != nil {
 		return err
 	}

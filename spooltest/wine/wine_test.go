@@ -90,8 +90,8 @@ func (w *wine) boot() {
 	// the cleanup's wineserver -k.
 	persist := exec.CommandContext(ctx, find("wineserver", "/usr/lib/wine/wineserver"), "-p")
 	persist.Env = append(os.Environ(), "WINEPREFIX="+w.prefix)
-	if out, err := persist.CombinedOutput(); err != nil {
-		w.t.Fatalf("wineserver -p: %v\n%s", err, out)
+	if err := persist.Run(); err != nil { // no pipes: the server it leaves would hold them open
+		w.t.Fatalf("wineserver -p: %v", err)
 	}
 	cmd := exec.CommandContext(ctx, w.wine64, filepath.Join(w.bins, "fetchd.exe"), "-version")
 	cmd.Env = append(os.Environ(), "WINEPREFIX="+w.prefix, "WINEDEBUG=-all,err+eventlog,warn+eventlog,trace+eventlog", "WINEDLLOVERRIDES=mscoree,mshtml=")
