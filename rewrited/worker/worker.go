@@ -115,12 +115,14 @@ func suspectsFirst(paths []string, book *suspect.Book) []string {
 
 // stale reports whether the routed version of a claimed original already
 // went on (a crash came between the batch's commit and the removal): it
-// is in pickup/ or failed/, or deliverd has it in hand, deferred or
-// bounced it, under its id or a same-id copy's name. Once deliverd has
+// is in pickup/ or failed/, an operator moved it from failed/ back to
+// incoming/ (rewrited routes it from there, replacing its old lines), or
+// deliverd has it in hand, deferred or bounced it, under its id or a
+// same-id copy's name. Once deliverd has
 // delivered it, it is nowhere: the original is routed again and
 // deliverd's ledger drops the copy (event 4005).
 func (w *Worker) stale(id string) bool {
-	for _, dir := range []string{w.S.Dir(spool.Pickup), w.S.Dir(spool.Failed), w.S.Dir(spool.Deferred),
+	for _, dir := range []string{w.S.Dir(spool.Incoming), w.S.Dir(spool.Pickup), w.S.Dir(spool.Failed), w.S.Dir(spool.Deferred),
 		w.S.Dir(spool.Badmail), filepath.Join(w.S.Root, spool.Tmp, "deliverd")} {
 		if _, err := os.Stat(filepath.Join(dir, id+".eml")); err == nil {
 			return true

@@ -110,11 +110,14 @@ func TestBadFilesGoToFailedAndOthersFlow(t *testing.T) {
 	}
 }
 
-// An original claimed by rewrited whose routed version deliverd already
-// took on (in hand, deferred, bounced) is removed at start, not routed a
-// second time.
+// An original claimed by rewrited whose routed version went on (deliverd
+// took it on: in hand, deferred, bounced; or an operator moved it from
+// failed/ back to incoming/) is removed at start, not routed a second
+// time.
 func TestRecoverDropsOriginalRoutedBefore(t *testing.T) {
-	for _, dir := range []string{"deferred", "badmail", "tmp/deliverd", "pickup"} {
+	// incoming: an operator moved the routed version (from failed/) back
+	// before rewrited restarted; it is routed from there, once.
+	for _, dir := range []string{"deferred", "badmail", "tmp/deliverd", "pickup", "incoming"} {
 		w := setup(t, "office")
 		id := spool.NewID()
 		name := id + ".eml"
