@@ -137,7 +137,7 @@ install-check:
 	(cd $$d && find . -type f | sort) && \
 	grep -qx 'ExecStart=/usr/sbin/fetchd -config /etc/popspool/popspool.toml' $$d/lib/systemd/system/popspool-fetchd.service && \
 	test -x $$d/usr/sbin/deliverd && test -f $$d/etc/popspool/popspool.toml.example && \
-	{ $$d/usr/sbin/rewrited status -config $$d/etc/popspool/popspool.toml.example >/dev/null; [ $$? -le 1 ]; } && \
+	$$d/usr/sbin/rewrited -version | grep -q '^rewrited (popspool) ' && \
 	$(MAKE) --no-print-directory uninstall DESTDIR=$$d PREFIX=/usr >/dev/null && \
 	test -z "$$(find $$d -type f)" && rm -rf $$d && echo "install-check: ok"
 
