@@ -97,7 +97,7 @@ func TestCheckRealDovecotLMTP(t *testing.T) {
 		`starttls = "required"`, `ca_file = "` + dc.CAFile + `"`}
 
 	r := runCheck(t, loadConfig(t, append(base, `postmaster = "postmaster@popspool.test"`)...))
-	r.passed(t, "  lhlo:      ok 250 ", "STARTTLS", `  tls:       ok TLS 1.3, certificate "CN=localhost,O=popspool test Dovecot"`,
+	r.passed(t, "  lhlo:      ok 250 ", "STARTTLS", `  tls:       ok TLS 1.3, certificate "CN=localhost,O=popspool test server"`,
 		"  rcpt:      ok 250 2.1.5 OK\n", "  quit:      ok 221 2.0.0 Bye\n")
 
 	r = runCheck(t, loadConfig(t, append(base, `postmaster = "nobody@popspool.test"`)...))

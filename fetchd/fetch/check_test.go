@@ -86,7 +86,7 @@ func TestCheckDovecot(t *testing.T) {
 		}
 		r.setup(t, t.TempDir(), a, dcPass)
 		ok, out := runCheck(t, &r.cfg.Account[0])
-		if !ok || !strings.Contains(out, `certificate "CN=localhost,O=popspool test Dovecot"`) ||
+		if !ok || !strings.Contains(out, `certificate "CN=localhost,O=popspool test server"`) ||
 			!strings.Contains(out, `greeting:  ok "Dovecot (Debian) ready.`) || !strings.Contains(out, "stat:      ok 1 message (17 octets)") {
 			t.Fatalf("%s:\n%s", mode, out)
 		}
