@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -280,4 +282,34 @@ func gone(l located, err error) error {
 		return fmt.Errorf("%s was taken by a daemon (or moved) just now; run queue to see where it is", l)
 	}
 	return fmt.Errorf("%s: %w", l, err)
+}
+
+// actionsOn returns the records of status/actions.log about message id,
+// one line each: when, who, what.
+func actionsOn(root, id string) []string {
+	f, err := os.Open(filepath.Join(root, spool.Status, "actions.log"))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r struct {
+			Time, By, Action, ID, From, To, Message string
+		}
+		if json.Unmarshal(sc.Bytes(), &r) != nil || r.ID != id {
+			continue
+		}
+		what := r.Action
+		if what == "" {
+			what = r.Message // delete
+		}
+		line := fmt.Sprintf("%s %s by %s: %s", r.Time, what, r.By, r.From)
+		if r.To != "" {
+			line += " -> " + r.To
+		}
+		out = append(out, line)
+	}
+	return out
 }

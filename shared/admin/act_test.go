@@ -158,6 +158,10 @@ func TestDeleteIsRecorded(t *testing.T) {
 	if len(recs) != 1 || recs[0]["event"] != float64(event.AdminDeleted) || recs[0]["id"] != id || recs[0]["size"] == nil {
 		t.Fatalf("records %v", recs)
 	}
+	var show bytes.Buffer // the file is gone; show still tells who deleted it
+	if err := Show(&config.Config{Spool: root}, id, &show); err != nil || !strings.Contains(show.String(), "deleted by ") {
+		t.Fatalf("show of a deleted message: %v\n%s", err, show.String())
+	}
 }
 
 // What is not there, or is not an id, is said plainly and stops nothing.
@@ -237,7 +241,9 @@ func TestHeldIsListedAndShown(t *testing.T) {
 	if !strings.Contains(table.String(), id+"  pickup,held") {
 		t.Fatalf("queue:\n%s", table.String())
 	}
-	if err := Show(cfg, id, &show); err != nil || !strings.Contains(show.String(), ".hold-"+id) {
+	if err := Show(cfg, id, &show); err != nil || !strings.Contains(show.String(), ".hold-"+id) ||
+		!strings.Contains(show.String(), "operators' commands (status/actions.log)") ||
+		!strings.Contains(show.String(), " hold by ") || !strings.Contains(show.String(), "pickup/"+id+".eml -> pickup/.hold-"+id+".eml") {
 		t.Fatalf("show: %v\n%s", err, show.String())
 	}
 }

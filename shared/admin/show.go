@@ -34,6 +34,7 @@ type story struct {
 	ledger   [][]string
 	dsnFor   [][]string
 	deaths   []string
+	actions  []string // operators' commands on it (status/actions.log)
 	problems []string // records that could not be read
 	noLedger bool
 }
@@ -53,7 +54,7 @@ func Show(cfg *config.Config, id string, w io.Writer) error {
 		return fmt.Errorf("show: no message id given")
 	}
 	s.gather()
-	if len(s.copies) == 0 && len(s.fetch) == 0 && len(s.ledger) == 0 && len(s.dsnFor) == 0 {
+	if len(s.copies) == 0 && len(s.fetch) == 0 && len(s.ledger) == 0 && len(s.dsnFor) == 0 && len(s.actions) == 0 {
 		return fmt.Errorf("%s: %w in %s: not in any folder or a daemon's hands, nor in the delivery ledger or a UIDL journal (the ledger forgets delivered messages after 14 days, a UIDL journal forgets a message once the server no longer lists it)", s.id, ErrUnknown, root)
 	}
 	s.write(w)
@@ -75,6 +76,7 @@ func (s *story) gather() {
 		s.fetch, probs = findFetch(s.root, s.id)
 		s.problems = append(s.problems, probs...)
 		s.deaths = suspectDeaths(s.root, s.id)
+		s.actions = actionsOn(s.root, s.id)
 	}
 }
 
@@ -134,6 +136,12 @@ func (s *story) write(w io.Writer) {
 	s.download(p)
 	s.routing(p)
 	s.delivery(p)
+	if len(s.actions) > 0 {
+		p.section("operators' commands (status/actions.log)")
+		for _, a := range s.actions {
+			p.line("%s", a)
+		}
+	}
 	if len(s.deaths) > 0 {
 		p.section("crashes while handling it (suspect books)")
 		for _, d := range s.deaths {
