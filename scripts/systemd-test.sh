@@ -231,6 +231,12 @@ line=$(ct journalctl -u popspool-fetchd --since "$since" -o json | grep -m1 '\\"
 check "journal fields: SYSLOG_IDENTIFIER=fetchd, _SYSTEMD_UNIT=popspool-fetchd.service, MESSAGE with the event" \
 	bash -c 'grep -q "\"SYSLOG_IDENTIFIER\":\"fetchd\"" <<<"$1" && grep -q "\"_SYSTEMD_UNIT\":\"popspool-fetchd.service\"" <<<"$1"' - "$line"
 echo "      e.g. $(grep -o '"MESSAGE":"[^}]*}"' <<<"$line" | head -c 300)"
+found=
+for d in fetchd rewrited deliverd; do
+	ct journalctl --since "$since" POPSPOOL_EVENT=1015 SYSLOG_IDENTIFIER=$d PRIORITY=6 -o cat | grep -q '"event":1015' && found="$found $d"
+done
+check "journal fields: journalctl POPSPOOL_EVENT=1015 SYSLOG_IDENTIFIER=<daemon> PRIORITY=6 finds each reload (found:$found)" \
+	test "$found" = " fetchd rewrited deliverd"
 
 # --- the watchdog ----------------------------------------------------------
 before=$(ct systemctl show -p NRestarts --value popspool-rewrited)

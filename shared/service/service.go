@@ -102,7 +102,11 @@ func Run(name string, args []string, run func(ctx context.Context, env *Env) err
 	}
 	ctl := make(chan control, 4)
 	defer watchSignals(ctl)()
-	return newSupervisor(name, run, os.Stderr, ctl).serve(env)
+	var out io.Writer = os.Stderr
+	if j := journald(os.Stderr); j != nil {
+		out = j // under systemd: native journal entries with fields
+	}
+	return newSupervisor(name, run, out, ctl).serve(env)
 }
 
 func configInvalid(name string, w io.Writer, err error) {
