@@ -176,7 +176,7 @@ func TestSecurityHeaders(t *testing.T) {
 	}
 	resp.Body.Close()
 	for h, want := range map[string]string{"Content-Security-Policy": "default-src 'none'", "X-Content-Type-Options": "nosniff",
-		"Referrer-Policy": "no-referrer"} {
+		"Referrer-Policy": "same-origin", "X-Frame-Options": "DENY"} {
 		if got := resp.Header.Get(h); !strings.Contains(got, want) {
 			t.Errorf("%s: %q, want %q", h, got, want)
 		}
@@ -216,6 +216,7 @@ func TestChangesNeedCSRFAndOrigin(t *testing.T) {
 		{"no CSRF field", url.Values{"action": {"requeue"}, "id": {id}}, ""},
 		{"wrong CSRF field", url.Values{"action": {"requeue"}, "id": {id}, "csrf": {strings.Repeat("0", 64)}}, ""},
 		{"foreign Origin", url.Values{"action": {"requeue"}, "id": {id}, "csrf": {csrf}}, "http://evil.example"},
+		{"null Origin", url.Values{"action": {"requeue"}, "id": {id}, "csrf": {csrf}}, "null"},
 	}
 	for _, c := range cases {
 		if code, _ := f.post(t, "/act", c.form, c.origin); code != http.StatusForbidden {

@@ -37,7 +37,7 @@ form.inline{display:inline}
 <p>Spool {{.Spool}}</p>
 {{if .Error}}<p class="bad">{{.Error}}</p>{{end}}
 <h2>Daemons</h2>
-<table><tr><th>daemon</th><th>state</th><th>started</th><th>last error</th></tr>
+<table id="daemons"><tr><th>daemon</th><th>state</th><th>started</th><th>last error</th></tr>
 {{range .Daemons}}<tr><td>{{.Name}}</td><td>{{.State}}</td><td>{{.Since}}</td><td>{{.LastError}}</td></tr>
 {{end}}</table>
 <h2>Accounts</h2>
