@@ -242,8 +242,8 @@ func TestRequeueMovesTheFile(t *testing.T) {
 	f := newFixture(t)
 	id, path := f.deferred(t)
 	csrf := f.login(t)
-	code, body := f.post(t, "/act", url.Values{"action": {"requeue"}, "id": {id}, "csrf": {csrf}}, f.srv.URL)
-	if code != 200 {
+	code, body := f.post(t, "/act", url.Values{"action": {"requeue"}, "id": {id}, "csrf": {csrf}, "folder": {"deferred"}}, f.srv.URL)
+	if code != 200 || !strings.Contains(body, "Queue: deferred/") {
 		t.Fatalf("requeue: %d\n%s", code, body)
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -217,11 +218,15 @@ func (s *server) act(w http.ResponseWriter, r *http.Request, ss *session) {
 		http.Error(w, "act takes an action (requeue, hold, release, delete) and ids", http.StatusBadRequest)
 		return
 	}
+	back := "/queue"
+	if folder := r.PostFormValue("folder"); folder != "" {
+		back += "?folder=" + url.QueryEscape(folder)
+	}
 	var out bytes.Buffer
 	a, err := admin.Open(s.cfg.Spool, &out)
 	if err != nil {
 		s.setFlash(ss, &out, err.Error())
-		http.Redirect(w, r, "/queue", http.StatusSeeOther)
+		http.Redirect(w, r, back, http.StatusSeeOther)
 		return
 	}
 	n, _ := do(a, ids) // each failure is a line of out
@@ -230,7 +235,7 @@ func (s *server) act(w http.ResponseWriter, r *http.Request, ss *session) {
 		extra = append(extra, "status/actions.log: "+err.Error())
 	}
 	s.setFlash(ss, &out, extra...)
-	http.Redirect(w, r, "/queue", http.StatusSeeOther)
+	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
 // retrieve is Retrieve Now, for one account or (account empty) all.

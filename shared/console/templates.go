@@ -60,7 +60,7 @@ form.inline{display:inline}
 <p id="total">{{len .Rows}} message(s) listed of {{.Scanned}}</p>
 <table id="queue"><tr><th>id</th><th>where</th><th>age</th><th>size</th><th>account</th><th>sender</th><th>recipients</th><th>from</th><th>subject</th><th>attempts</th><th>next attempt</th><th>last error</th><th>actions</th></tr>
 {{range .Rows}}<tr id="row-{{.ID}}"><td><a href="/show?id={{.ID}}">{{.ID}}</a></td><td>{{.Where}}{{if .Held}} (held){{end}}{{if .Downloading}} (downloading){{end}}</td><td>{{.Age}}</td><td>{{.Size}}</td><td>{{.Account}}</td><td>&lt;{{.Sender}}&gt;</td><td>{{.Rcpts}}</td><td>{{.From}}</td><td>{{.Subject}}</td><td>{{.Attempts}}</td><td>{{.Next}}</td><td>{{.LastError}}{{.Failed}}{{range .Notes}} [{{.}}]{{end}}{{.Error}}</td>
-<td><form class="inline" method="post" action="/act"><input type="hidden" name="csrf" value="{{$.CSRF}}"><input type="hidden" name="id" value="{{.ID}}">
+<td><form class="inline" method="post" action="/act"><input type="hidden" name="csrf" value="{{$.CSRF}}"><input type="hidden" name="id" value="{{.ID}}"><input type="hidden" name="folder" value="{{$.Data.Folder}}">
 <button name="action" value="requeue" id="requeue-{{.ID}}">requeue</button>
 {{if .Held}}<button name="action" value="release">release</button>{{else}}<button name="action" value="hold">hold</button>{{end}}
 <button name="action" value="delete">delete</button></form></td></tr>

@@ -153,6 +153,9 @@ func TestConsoleRequeueInBrowser(t *testing.T) {
 	if flash := b.text("#flash"); !strings.Contains(flash, id+": deferred/ -> pickup/") {
 		t.Errorf("flash after requeue: %q", flash)
 	}
+	if h := b.text("h2"); h != "Queue: deferred/" {
+		t.Errorf("after requeue the page is %q, want back on the deferred queue", h)
+	}
 	save(t, shots, "console-requeued.png", b.shot())
 	if !harness.WaitFor(30*time.Second, func() bool {
 		got, _ := f.Delivered()
@@ -284,4 +287,3 @@ func save(t *testing.T, dir, name string, png []byte) {
 	}
 	t.Logf("screenshot %s (%d bytes)", p, len(png))
 }
-
