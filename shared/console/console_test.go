@@ -263,13 +263,20 @@ func TestRequeueMovesTheFile(t *testing.T) {
 	if _, body := f.get(t, "/queue"); strings.Contains(body, `id="flash"`) {
 		t.Error("the flash message is shown twice")
 	}
+	// Delete asks first, and deletes nothing until confirmed.
+	if code, body := f.post(t, "/act", url.Values{"action": {"delete"}, "id": {id}, "csrf": {csrf}}, ""); code != 200 || !strings.Contains(body, "Delete for good?") {
+		t.Fatalf("delete unconfirmed: %d\n%s", code, body)
+	}
+	if _, err := os.Stat(filepath.Join(f.cfg.Spool, spool.Pickup, id+".eml")); err != nil {
+		t.Fatalf("an unconfirmed delete removed the message: %v", err)
+	}
 	// Hold, then release, then delete.
 	for _, step := range []struct{ action, file string }{
 		{"hold", filepath.Join(spool.Pickup, ".hold-"+id+".eml")},
 		{"release", filepath.Join(spool.Pickup, id+".eml")},
 		{"delete", ""},
 	} {
-		if code, body := f.post(t, "/act", url.Values{"action": {step.action}, "id": {id}, "csrf": {csrf}}, ""); code != 200 {
+		if code, body := f.post(t, "/act", url.Values{"action": {step.action}, "id": {id}, "csrf": {csrf}, "confirm": {"yes"}}, ""); code != 200 {
 			t.Fatalf("%s: %d\n%s", step.action, code, body)
 		}
 		if step.file != "" {

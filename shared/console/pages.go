@@ -218,6 +218,10 @@ func (s *server) act(w http.ResponseWriter, r *http.Request, ss *session) {
 		http.Error(w, "act takes an action (requeue, hold, release, delete) and ids", http.StatusBadRequest)
 		return
 	}
+	if r.PostFormValue("action") == "delete" && r.PostFormValue("confirm") != "yes" {
+		s.render(w, "confirm", s.page(ss, "delete?", confirmData{IDs: ids, Folder: r.PostFormValue("folder")}))
+		return
+	}
 	back := "/queue"
 	if folder := r.PostFormValue("folder"); folder != "" {
 		back += "?folder=" + url.QueryEscape(folder)
@@ -236,6 +240,11 @@ func (s *server) act(w http.ResponseWriter, r *http.Request, ss *session) {
 	}
 	s.setFlash(ss, &out, extra...)
 	http.Redirect(w, r, back, http.StatusSeeOther)
+}
+
+type confirmData struct {
+	IDs    []string
+	Folder string
 }
 
 // retrieve is Retrieve Now, for one account or (account empty) all.

@@ -68,6 +68,18 @@ form.inline{display:inline}
 {{end}}
 {{template "foot" .}}{{end}}
 
+{{define "confirm"}}{{template "head" .}}
+{{with .Data}}
+<h2>Delete for good?</h2>
+<p>The ISP's server no longer has these messages: this is the only copy.</p>
+<ul>{{range .IDs}}<li>{{.}}</li>{{end}}</ul>
+<form method="post" action="/act"><input type="hidden" name="csrf" value="{{$.CSRF}}"><input type="hidden" name="action" value="delete">
+<input type="hidden" name="confirm" value="yes"><input type="hidden" name="folder" value="{{.Folder}}">
+{{range .IDs}}<input type="hidden" name="id" value="{{.}}">{{end}}
+<button id="confirm-delete">delete</button> <a href="/queue">keep them</a></form>
+{{end}}
+{{template "foot" .}}{{end}}
+
 {{define "show"}}{{template "head" .}}
 <h2>Message {{.Data.ID}}</h2>
 <pre id="story">{{.Data.Text}}</pre>
