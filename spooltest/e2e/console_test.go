@@ -117,6 +117,13 @@ func TestConsoleRequeueInBrowser(t *testing.T) {
 		t.Fatalf("deferred/ holds %d files before the requeue, want 1", n)
 	}
 
+	if !harness.WaitFor(20*time.Second, func() bool { // fetchd's status file names the account's polls
+		b, _ := os.ReadFile(filepath.Join(f.Spool, "status", "fetchd.json"))
+		return strings.Contains(string(b), `"last_poll"`)
+	}) {
+		t.Fatal("fetchd's status file never recorded a poll")
+	}
+
 	base := startConsole(t, f)
 	shots := artefacts(t)
 	ctx, cancel := browserContext(t, chrome)
@@ -127,7 +134,8 @@ func TestConsoleRequeueInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#token")))
 	b.do("log in", chromedp.SendKeys(chromedp.CSS("#token"), consoleToken), chromedp.Click(chromedp.CSS("#login")),
 		chromedp.WaitVisible(chromedp.CSS("#daemons")))
-	if overview := b.text("body"); !strings.Contains(overview, "Accounts") || !strings.Contains(overview, "demo") {
+	if overview := b.text("body"); !strings.Contains(overview, "Accounts") || !strings.Contains(overview, "demo") ||
+		!strings.Contains(overview, "since start)") || !strings.Contains(overview, "closed") || !strings.Contains(overview, "running") {
 		t.Errorf("overview after login:\n%s", overview)
 	}
 	b.do("see the deferred message", chromedp.Navigate(base+"/queue?folder=deferred"),
