@@ -64,7 +64,7 @@ func Serve(ctx context.Context, cfg *config.Config, opt Options, log zerolog.Log
 }
 
 func start(cfg *config.Config, opt Options, log zerolog.Logger) (net.Listener, http.Handler, error) {
-	h, err := New(cfg, opt.TokenFile, log)
+	h, err := newServer(cfg, opt.TokenFile, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -82,6 +82,7 @@ func start(cfg *config.Config, opt Options, log zerolog.Logger) (net.Listener, h
 	if err := checkLoopback(opt.Listen, opt.AllowRemote); err != nil {
 		return nil, nil, err
 	}
+	h.loopbackHost = !opt.AllowRemote
 	if opt.AllowRemote {
 		log.Warn().Str("addr", opt.Listen).Msg("console listens beyond loopback (-allow-remote): anyone who can reach it may try tokens, and the traffic is not encrypted; prefer ssh -L")
 	}

@@ -343,3 +343,26 @@ func TestListenLoopbackOnly(t *testing.T) {
 		t.Errorf("-allow-remote: %v", err)
 	}
 }
+
+func TestLoopbackHostOnly(t *testing.T) {
+	f := newFixture(t)
+	f.srv.Config.Handler.(*server).loopbackHost = true
+	req, _ := http.NewRequest("GET", f.srv.URL+"/login", nil)
+	req.Host = "rebound.evil.example:8025"
+	resp, err := f.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("a foreign Host: %d, want 421", resp.StatusCode)
+	}
+	for _, h := range []string{"127.0.0.1:8025", "localhost:8025", "[::1]:8025", "localhost"} {
+		if !loopbackName(h) {
+			t.Errorf("%s refused", h)
+		}
+	}
+	if code, _ := f.get(t, "/login"); code != 200 {
+		t.Errorf("GET /login on 127.0.0.1: %d", code)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -35,6 +36,10 @@ type server struct {
 	log       zerolog.Logger
 	mux       *http.ServeMux
 
+	// loopbackHost refuses a Host header that is not loopback: a page
+	// that rebinds its own name to 127.0.0.1 (DNS rebinding) gets nothing.
+	loopbackHost bool
+
 	mu       sync.Mutex
 	sessions map[string]*session
 }
@@ -42,6 +47,10 @@ type server struct {
 // New returns the console's handler; it checks the token file now (and
 // reads it again at each login).
 func New(cfg *config.Config, tokenFile string, log zerolog.Logger) (http.Handler, error) {
+	return newServer(cfg, tokenFile, log)
+}
+
+func newServer(cfg *config.Config, tokenFile string, log zerolog.Logger) (*server, error) {
 	if _, err := readToken(tokenFile); err != nil {
 		return nil, err
 	}
@@ -67,6 +76,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cache-Control", "no-store")
+	if s.loopbackHost && !loopbackName(r.Host) {
+		http.Error(w, "this console answers to a loopback address only (127.0.0.1, [::1] or localhost)", http.StatusMisdirectedRequest)
+		return
+	}
 	if r.Method == http.MethodPost {
 		if !sameOrigin(r) {
 			http.Error(w, "cross-site request refused", http.StatusForbidden)
@@ -94,6 +107,20 @@ func sameOrigin(r *http.Request) bool {
 	}
 	u, err := url.Parse(from)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host == r.Host
+}
+
+// loopbackName reports whether a Host header names this machine's
+// loopback.
+func loopbackName(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func newToken() string {
