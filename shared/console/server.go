@@ -40,6 +40,8 @@ type server struct {
 	// that rebinds its own name to 127.0.0.1 (DNS rebinding) gets nothing.
 	loopbackHost bool
 
+	loginMu sync.Mutex // one login checked at a time: a guesser gets two tries a second
+
 	mu       sync.Mutex
 	sessions map[string]*session
 }
@@ -181,6 +183,8 @@ func (s *server) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) login(w http.ResponseWriter, r *http.Request) {
+	s.loginMu.Lock()
+	defer s.loginMu.Unlock()
 	want, err := readToken(s.tokenFile)
 	if err != nil {
 		s.log.Error().Err(err).Msg("console: cannot read the token file")
