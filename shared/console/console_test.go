@@ -226,6 +226,12 @@ func TestChangesNeedCSRFAndOrigin(t *testing.T) {
 			t.Fatalf("%s: the message moved: %v", c.name, err)
 		}
 	}
+	if code, _ := f.get(t, "/act?action=requeue&csrf="+csrf+"&id="+id); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /act: %d, want 405", code)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("a GET moved the message: %v", err)
+	}
 	if code, _ := f.post(t, "/retrieve", url.Values{"account": {"office"}}, ""); code != http.StatusForbidden {
 		t.Errorf("retrieve without CSRF: %d, want 403", code)
 	}
