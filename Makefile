@@ -23,7 +23,7 @@ SYSUSERSDIR ?= /usr/lib/sysusers.d
 TMPFILESDIR ?= /usr/lib/tmpfiles.d
 UNITS       := $(addprefix dist/systemd/popspool-,$(addsuffix .service,$(DAEMONS))) dist/systemd/popspool.target
 
-.PHONY: all build test unit deps lint vulncheck windows demo bench bench-e2e clean install uninstall install-check deb deb-check systemd-test wine-test
+.PHONY: all build test unit deps lint vulncheck windows demo bench bench-e2e clean install uninstall install-check deb deb-check systemd-test wine-test console-test
 
 all: build
 
@@ -170,6 +170,14 @@ wine-test:
 		command -v $${t%%:*} >/dev/null || test -x $${t%%:*} || \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $${t#*:} >/dev/null || exit 1; done
 	POPSPOOL_REQUIRE_WINE=1 $(GO) test -count=1 -v -timeout 10m ./spooltest/wine
+
+# The console page in a real headless browser (Debian's chromium, as root
+# when it is missing); the screenshots go to $(ARTIFACTS).
+ARTIFACTS ?= $(CURDIR)/artifacts
+console-test:
+	@command -v chromium >/dev/null || command -v chromium-headless-shell >/dev/null || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null || exit 1
+	POPSPOOL_REQUIRE_BROWSER=1 POPSPOOL_ARTIFACTS=$(ARTIFACTS) $(GO) test -count=1 -run TestConsole -v ./spooltest/...
 
 clean:
 	rm -rf $(BIN)

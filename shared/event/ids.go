@@ -42,6 +42,9 @@ var (
 	AdminMoved      = def(1031, "message moved by an admin command", info)
 	AdminDeleted    = def(1032, "message deleted by an admin command", warn)
 	AdminRetrieve   = def(1033, "retrieve-now asked for by an admin command", info)
+	ConsoleOn       = def(1034, "console page listening", info)
+	ConsoleRefused  = def(1035, "console login refused", warn)
+	ConsoleFailed   = def(1036, "console page could not start", errl)
 )
 
 // fetchd.

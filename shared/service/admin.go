@@ -21,7 +21,7 @@ func adminCommands() []Command {
 	return []Command{queueCommand(), showCommand(), requeueCommand(),
 		idsCommand("hold", "keep messages where they are, untouched by the daemons, until release", (*admin.Actions).Hold),
 		idsCommand("release", "let held messages go on from where they were held", (*admin.Actions).Release),
-		deleteCommand(), retrieveNowCommand()}
+		deleteCommand(), retrieveNowCommand(), consoleCommand()}
 }
 
 func queueCommand() Command {

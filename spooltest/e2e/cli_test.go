@@ -13,7 +13,7 @@ import (
 )
 
 // everyDaemon are the commands each binary has, after its own.
-var everyDaemon = []string{"queue", "show", "requeue", "hold", "release", "delete", "retrieve-now", "status", "service", "help"}
+var everyDaemon = []string{"queue", "show", "requeue", "hold", "release", "delete", "retrieve-now", "console", "status", "service", "help"}
 
 // commandsOf is what each binary's -h must list, in order.
 var commandsOf = map[string][]string{
