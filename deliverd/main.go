@@ -63,13 +63,18 @@ func run(ctx context.Context, env *service.Env) error {
 		event.Emit(&env.Log, event.JournalTorn).Int64("bytes", l.Torn).Str("journal", "deliverd.ledger").Msg("a crash left a torn record; cut away")
 	}
 	l.Damage.Report(&env.Log)
-	target, err := newTarget(env.Config, env.Log)
+	target, err := newTarget(env.Config, env.Log, l)
 	if err != nil {
 		return err
 	}
 	if m, ok := target.(*queue.Maildirs); ok {
 		if n := m.Sweep(); n > 0 {
 			event.Emit(&env.Log, event.Recovered).Int("files", n).Msg("removed what a crash left of popspool's deliveries in Maildir tmp/ folders")
+		}
+	}
+	if p, ok := target.(*queue.Pickup); ok {
+		if n := p.Sweep(); n > 0 {
+			event.Emit(&env.Log, event.Recovered).Int("files", n).Msg("removed what a crash left of popspool's deliveries in the pickup staging folder")
 		}
 	}
 	defer target.Close()
