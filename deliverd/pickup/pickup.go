@@ -98,8 +98,13 @@ func (f *Folder) finish(stage, id string, retry bool) (bool, error) {
 	default:
 		return false, fmt.Errorf("pickup %s: %w", f.Dir, err)
 	}
-	if err := fs.SyncDir(f.Dir); err != nil {
-		return false, fmt.Errorf("pickup %s: %w", f.Dir, err)
+	// The staging folder first: once its old name is durably gone, the
+	// rename is durable whole, and a power cut cannot leave the copy in
+	// both folders to be placed again after the service took one.
+	for _, d := range []string{f.staging(), f.Dir} {
+		if err := fs.SyncDir(d); err != nil {
+			return false, fmt.Errorf("pickup %s: %w", d, err)
+		}
 	}
 	return retry, nil
 }
