@@ -26,7 +26,7 @@ import (
 
 func main() {
 	os.Exit(service.Run("deliverd", os.Args[1:], run, service.Command{
-		Name: "check", Help: "try the delivery target step by step (resolve, connect, EHLO, STARTTLS, AUTH, MAIL and RCPT for the postmaster, no DATA; for a Maildir, that it is writable)",
+		Name: "check", Help: "try the delivery target step by step (resolve, connect, EHLO, STARTTLS, AUTH, MAIL and RCPT for the postmaster, no DATA; for a Maildir, that it is writable; for a pickup folder, that it and its staging folder are writable on one volume)",
 		Run: func(ctx context.Context, env *service.Env) int {
 			if len(env.Args) > 0 {
 				fmt.Fprintln(os.Stderr, "usage: deliverd check [-config FILE]")
