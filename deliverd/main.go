@@ -26,7 +26,7 @@ import (
 
 func main() {
 	os.Exit(service.Run("deliverd", os.Args[1:], run, service.Command{
-		Name: "check", Help: "try the delivery target step by step (resolve, connect, EHLO, STARTTLS, AUTH, MAIL and RCPT for the postmaster, no DATA; for a Maildir, that it is writable)",
+		Name: "check", Help: "try the delivery target step by step (resolve, connect, EHLO, STARTTLS, AUTH, MAIL and RCPT for the postmaster, no DATA; for a Maildir, that it is writable; for a pickup folder, that it and its staging folder are writable on one volume)",
 		Run: func(ctx context.Context, env *service.Env) int {
 			if len(env.Args) > 0 {
 				fmt.Fprintln(os.Stderr, "usage: deliverd check [-config FILE]")
@@ -63,13 +63,18 @@ func run(ctx context.Context, env *service.Env) error {
 		event.Emit(&env.Log, event.JournalTorn).Int64("bytes", l.Torn).Str("journal", "deliverd.ledger").Msg("a crash left a torn record; cut away")
 	}
 	l.Damage.Report(&env.Log)
-	target, err := newTarget(env.Config, env.Log)
+	target, err := newTarget(env.Config, env.Log, l)
 	if err != nil {
 		return err
 	}
 	if m, ok := target.(*queue.Maildirs); ok {
 		if n := m.Sweep(); n > 0 {
 			event.Emit(&env.Log, event.Recovered).Int("files", n).Msg("removed what a crash left of popspool's deliveries in Maildir tmp/ folders")
+		}
+	}
+	if p, ok := target.(*queue.Pickup); ok {
+		if n := p.Sweep(); n > 0 {
+			event.Emit(&env.Log, event.Recovered).Int("files", n).Msg("removed what a crash left of popspool's deliveries in the pickup staging folder")
 		}
 	}
 	defer target.Close()

@@ -6,14 +6,17 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"example.org/popspool/deliverd/ledger"
+	"example.org/popspool/deliverd/pickup"
 	"example.org/popspool/deliverd/queue"
 	"example.org/popspool/deliverd/smtpc"
 	"example.org/popspool/shared/config"
 )
 
 // newTarget makes the delivery target of the config's deliver.target;
-// log gets the SMTP/LMTP transcripts at trace level.
-func newTarget(cfg *config.Config, log zerolog.Logger) (queue.Target, error) {
+// log gets the SMTP/LMTP transcripts at trace level; a pickup:// target
+// records in l.
+func newTarget(cfg *config.Config, log zerolog.Logger, l *ledger.Ledger) (queue.Target, error) {
 	d := cfg.Deliver
 	u, err := url.Parse(d.Target)
 	if err != nil {
@@ -21,6 +24,9 @@ func newTarget(cfg *config.Config, log zerolog.Logger) (queue.Target, error) {
 	}
 	if u.Scheme == "maildir" {
 		return &queue.Maildirs{Pattern: d.MaildirPattern(), MayCreate: cfg.MaildirMayCreate}, nil
+	}
+	if u.Scheme == "pickup" {
+		return &queue.Pickup{Folder: pickup.Folder{Dir: d.PickupDir(), Ledger: l}}, nil
 	}
 	t, err := smtpc.ParseTarget(d.Target)
 	if err != nil {

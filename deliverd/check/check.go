@@ -6,7 +6,8 @@
 // authenticates if configured, and asks MAIL FROM:<> and RCPT TO the
 // postmaster, then RSET and QUIT: never DATA, so nothing is delivered. For
 // a maildir:// target it checks that the Maildir root is a directory
-// deliverd can write into. It prints one line per step and logs an event
+// deliverd can write into; for a pickup:// target, that the pickup folder
+// is writable and its staging folder can be made on the same volume. It prints one line per step and logs an event
 // (4030–4039) for the step that fails.
 package check
 
@@ -37,6 +38,9 @@ func Run(ctx context.Context, cfg *config.Config, w io.Writer, log zerolog.Logge
 	if pattern := cfg.Deliver.MaildirPattern(); pattern != "" {
 		fmt.Fprintf(w, "deliver target %s\n", cfg.Deliver.Target)
 		ok = ck.maildir(cfg, pattern)
+	} else if dir := cfg.Deliver.PickupDir(); dir != "" {
+		fmt.Fprintf(w, "deliver target %s\n", cfg.Deliver.Target)
+		ok = ck.pickupFolder(dir)
 	} else {
 		ok = ck.smtp(ctx, &cfg.Deliver)
 	}

@@ -3,7 +3,8 @@
 // that records, per message id, that a delivery attempt started (S), which
 // recipients were accepted (R), that the message was delivered (D), and
 // that the outcome of an attempt was unknown (W: the connection was lost
-// after the final dot, RFC 1047), and that it failed (F), with the id of
+// after the final dot, RFC 1047), that a complete copy was about to be
+// renamed into a pickup folder (P), and that it failed (F), with the id of
 // the delivery status notification sent for the failed recipients, so a
 // crash and a retry never send a second one. An id recorded as delivered
 // is never sent again, so a copy resurrected by a crash costs a log line,
@@ -45,6 +46,7 @@ type Ledger struct {
 	accepted  map[string]map[string]bool   // recipients already delivered
 	bounced   map[string]map[string]string // recipient -> id of the DSN sent for it
 	windows   map[string]int               // W records per id: unknown outcomes seen
+	placed    map[string]bool              // P: a complete copy was about to be renamed into a pickup folder
 	Torn      int64                        // bytes of a torn tail cut at Open
 	Damage    journal.Damage               // damaged records skipped at Open
 	fs        journal.FS
@@ -95,7 +97,7 @@ func OpenFS(path string, fs journal.FS) (*Ledger, error) {
 	}
 	l := &Ledger{j: j, path: path, fs: fs, Torn: torn, Damage: j.Damage(), delivered: map[string]bool{},
 		started: map[string]int{}, tried: map[string]bool{}, accepted: map[string]map[string]bool{},
-		bounced: map[string]map[string]string{}, windows: map[string]int{}}
+		bounced: map[string]map[string]string{}, windows: map[string]int{}, placed: map[string]bool{}}
 	for _, r := range recs {
 		l.apply(r)
 	}
@@ -125,6 +127,9 @@ func (l *Ledger) apply(r []string) {
 		delete(l.tried, id)
 		delete(l.accepted, id)
 		delete(l.bounced, id)
+		delete(l.placed, id)
+	case "P":
+		l.placed[id] = true
 	case "R":
 		if len(r) > 2 {
 			if k, ok := fieldKey(r[2]); ok {
@@ -284,6 +289,19 @@ func (l *Ledger) Fail(id, code, dsnID string, rcpts []string) error {
 	return l.commit(recs...)
 }
 
+// Placing records, durably, that a complete copy of id is about to be
+// renamed into a pickup folder (the pickup:// target): after a crash,
+// Placed tells a staged copy that may be renamed in from one that may be
+// partial, and a missing staged copy from one never written.
+func (l *Ledger) Placing(id string) error { return l.commit([]string{"P", id}) }
+
+// Placed reports whether Placing was recorded for id since its last D.
+func (l *Ledger) Placed(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.placed[id]
+}
+
 // Window records an attempt whose outcome is unknown.
 func (l *Ledger) Window(id string) error { return l.commit([]string{"W", id}) }
 
@@ -421,6 +439,13 @@ func (l *Ledger) compact() error {
 		for k := range m {
 			recs = append(recs, []string{"R", id, k})
 		}
+	}
+	for id := range l.placed {
+		if spool.ValidID(id) && !spool.IDTime(id).After(cutoff) {
+			delete(l.placed, id)
+			continue
+		}
+		recs = append(recs, []string{"P", id})
 	}
 	// The new journal is written beside the open one (write, fsync,
 	// rename, fsync the folder): a failure before the rename leaves the

@@ -369,3 +369,31 @@ func TestCompactionOnFullDisk(t *testing.T) {
 		}
 	}
 }
+
+// TestPlacedSurvivesReopenAndCompaction: a P record (pickup:// target)
+// outlives a restart and a compaction until the id's D clears it.
+func TestPlacedSurvivesReopenAndCompaction(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "deliverd.ledger")
+	l, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := spool.NewID(), spool.NewID()
+	l.Start(a, 1)
+	l.Placing(a)
+	l.Start(b, 1)
+	l.Placing(b)
+	l.Done(b)
+	if err := l.compact(); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if !l.Placed(a) || l.Placed(b) || !l.Delivered(b) || !l.Unfinished(a) {
+		t.Fatalf("placed a=%v b=%v, delivered b=%v, unfinished a=%v", l.Placed(a), l.Placed(b), l.Delivered(b), l.Unfinished(a))
+	}
+}

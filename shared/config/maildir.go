@@ -46,9 +46,17 @@ func (d *Deliver) MaildirPattern() string {
 	return maildirPattern(d.Target, runtime.GOOS)
 }
 
-func maildirPattern(target, goos string) string {
+func maildirPattern(target, goos string) string { return filePath(target, "maildir", goos) }
+
+// PickupDir is the folder of a pickup:// target, "" for another target.
+// On Windows pickup:///C:/inetpub/mailroot/Pickup is
+// C:\inetpub\mailroot\Pickup, as for maildir://.
+func (d *Deliver) PickupDir() string { return filePath(d.Target, "pickup", runtime.GOOS) }
+
+// filePath is the path of a target URL of scheme, "" for another scheme.
+func filePath(target, scheme, goos string) string {
 	u, err := url.Parse(target)
-	if err != nil || u.Scheme != "maildir" {
+	if err != nil || u.Scheme != scheme {
 		return ""
 	}
 	if goos != "windows" {

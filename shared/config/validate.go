@@ -183,6 +183,23 @@ func (a *Account) fixServer() error {
 	return nil
 }
 
+// validatePickup checks a pickup:// target: an absolute folder that
+// exists (the IIS SMTP or Exchange Transport service makes it; deliverd
+// never does).
+func (d *Deliver) validatePickup(p *problems) {
+	dir := d.PickupDir()
+	switch {
+	case dir == "":
+		p.add("deliver.target", "%q has no path", d.Target)
+	case runtime.GOOS == "windows" && !hasDrive(dir):
+		p.add("deliver.target", "%q names no drive: write pickup:///C:/inetpub/mailroot/Pickup (a service's current drive is not the one you expect)", d.Target)
+	default:
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			p.add("deliver.target", "pickup folder %s does not exist or is not a folder; the IIS SMTP or Exchange Transport service makes it", dir)
+		}
+	}
+}
+
 func (d *Deliver) validate(p *problems) {
 	u, err := url.Parse(d.Target)
 	if err != nil {
@@ -194,6 +211,8 @@ func (d *Deliver) validate(p *problems) {
 		if u.Host == "" {
 			p.add("deliver.target", "%q has no host:port", d.Target)
 		}
+	case "pickup":
+		d.validatePickup(p)
 	case "lmtp+unix", "maildir":
 		if u.Path == "" {
 			p.add("deliver.target", "%q has no path", d.Target)
@@ -202,7 +221,7 @@ func (d *Deliver) validate(p *problems) {
 			p.add("deliver.target", "%q names no drive: write maildir:///C:/Mail/{user} (a service's current drive is not the one you expect)", d.Target)
 		}
 	default:
-		p.add("deliver.target", "%q: scheme must be smtp, smtps, lmtp, lmtp+unix or maildir", d.Target)
+		p.add("deliver.target", "%q: scheme must be smtp, smtps, lmtp, lmtp+unix, maildir or pickup", d.Target)
 	}
 	if !oneOf(d.StartTLS, "opportunistic", "required", "none") {
 		p.add("deliver.starttls", "%q is not opportunistic, required or none", d.StartTLS)
