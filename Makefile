@@ -33,9 +33,10 @@ build:
 	@echo "built $(DAEMONS) $(VERSION) into $(BIN)"
 
 # Unit, end-to-end, crash and real-server tests. As root (CI) the real
-# Dovecot and Postfix are installed and their tests must run, not skip.
+# Dovecot and Postfix (and chromium for the console's browser test) are
+# installed and their tests must run, not skip.
 test: deps lint
-	@if [ "$$(id -u)" = 0 ]; then export POPSPOOL_REQUIRE_REAL=1; fi; \
+	@if [ "$$(id -u)" = 0 ]; then export POPSPOOL_REQUIRE_REAL=1 POPSPOOL_REQUIRE_BROWSER=1; fi; \
 	$(GO) test -race -shuffle=on -count=1 -timeout 20m $(PKGS)
 
 # Unit tests only: fast, no real servers, no crash runs.

@@ -2,12 +2,13 @@
 # Installs what the tests need beyond Go: Debian's Dovecot (POP3, LMTP) and
 # Postfix, for the integration tests against real servers, and the MinGW
 # binutils, whose windmc and windres check the Event Log message table
-# (shared/service/msgtable). Needs root and
+# (shared/service/msgtable), and chromium, the headless browser of the
+# console's test (spooltest/e2e TestConsoleRequeueInBrowser). Needs root and
 # apt-get; elsewhere it says why those tests will skip. Nothing is started
 # here: the tests start private instances on loopback high ports.
 set -euo pipefail
 
-pkgs=(dovecot-core dovecot-pop3d dovecot-lmtpd postfix binutils-mingw-w64-x86-64)
+pkgs=(dovecot-core dovecot-pop3d dovecot-lmtpd postfix binutils-mingw-w64-x86-64 chromium)
 
 missing=()
 for p in "${pkgs[@]}"; do

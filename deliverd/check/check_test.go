@@ -25,7 +25,7 @@ func init() {
 
 // stepLine is the shape of every line after the header: "ok ..." or
 // "FAILED: what — what to do (event N)".
-var stepLine = regexp.MustCompile(`^  [a-z]+: +(ok .+|FAILED: .+ — .+ \(event 40[3][0-9]\))$`)
+var stepLine = regexp.MustCompile(`^  [a-z]+: +(ok .+|FAILED: .+ — .+ \(event 40(3[0-9]|40)\))$`)
 
 const secret = "hunter2-Sekrit"
 

@@ -16,33 +16,33 @@ func (ck *checker) pickupFolder(dir string) bool {
 	fi, err := os.Stat(dir)
 	switch {
 	case err != nil:
-		return ck.failed("folder", event.CheckMaildir, err.Error(),
+		return ck.failed("folder", event.CheckPickup, err.Error(),
 			"start the IIS SMTP or Exchange Transport service once (it makes its Pickup folder), or fix the path in deliver.target")
 	case !fi.IsDir():
-		return ck.failed("folder", event.CheckMaildir, dir+" is not a folder",
+		return ck.failed("folder", event.CheckPickup, dir+" is not a folder",
 			"deliver.target must name the pickup folder itself, such as pickup:///C:/inetpub/mailroot/Pickup")
 	}
 	ck.ok("folder", "%s is a folder", dir)
 	if err := writable(dir); err != nil {
-		return ck.failed("writable", event.CheckMaildir, err.Error(),
+		return ck.failed("writable", event.CheckPickup, err.Error(),
 			"give deliverd's user (the service account) write and delete permission on the pickup folder")
 	}
 	ck.ok("writable", "deliverd's user may write into %s", dir)
 	staging := pickup.Staging(dir)
 	if err := os.MkdirAll(staging, 0o700); err != nil {
-		return ck.failed("staging", event.CheckMaildir, err.Error(),
+		return ck.failed("staging", event.CheckPickup, err.Error(),
 			"let deliverd's user create "+staging+" beside the pickup folder, or create it for that user")
 	}
 	if err := probeWrite(staging); err != nil {
-		return ck.failed("staging", event.CheckMaildir, err.Error(),
+		return ck.failed("staging", event.CheckPickup, err.Error(),
 			"give deliverd's user write permission on "+staging+", and check the volume is neither read-only nor full")
 	}
 	same, err := sameVolume(staging, dir)
 	if err != nil {
-		return ck.failed("staging", event.CheckMaildir, err.Error(), "check the staging folder "+staging)
+		return ck.failed("staging", event.CheckPickup, err.Error(), "check the staging folder "+staging)
 	}
 	if !same {
-		return ck.failed("staging", event.CheckMaildir, staging+" is on another volume than "+dir,
+		return ck.failed("staging", event.CheckPickup, staging+" is on another volume than "+dir,
 			"a message is renamed from the staging folder into the pickup folder, which must be atomic: do not mount another file system at "+staging)
 	}
 	ck.ok("staging", "created and removed a probe file in %s, on the pickup folder's volume; messages are written there and renamed in when complete", staging)

@@ -38,7 +38,7 @@ func TestCheckPickup(t *testing.T) {
 		}
 		defer os.Remove(staging)
 		r := runCheck(t, cfg)
-		r.failedWith(t, "  staging:   FAILED: mkdir "+staging+": not a directory — let deliverd's user create "+staging, 4038)
+		r.failedWith(t, "  staging:   FAILED: mkdir "+staging+": not a directory — let deliverd's user create "+staging, 4040)
 	})
 	t.Run("folder gone after start", func(t *testing.T) {
 		other := filepath.Join(t.TempDir(), "Pickup")
@@ -46,7 +46,7 @@ func TestCheckPickup(t *testing.T) {
 		cfg := loadConfig(t, `target = "pickup://`+other+`"`)
 		os.Remove(other)
 		r := runCheck(t, cfg)
-		r.failedWith(t, "  folder:    FAILED: stat "+other+": no such file or directory — start the IIS SMTP or Exchange Transport service once", 4038)
+		r.failedWith(t, "  folder:    FAILED: stat "+other+": no such file or directory — start the IIS SMTP or Exchange Transport service once", 4040)
 	})
 	t.Run("folder read-only", func(t *testing.T) {
 		if os.Geteuid() == 0 {
@@ -55,7 +55,7 @@ func TestCheckPickup(t *testing.T) {
 		ro := filepath.Join(t.TempDir(), "Pickup")
 		os.Mkdir(ro, 0o555)
 		r := runCheck(t, loadConfig(t, `target = "pickup://`+ro+`"`))
-		r.failedWith(t, "is not writable: permission denied — give deliverd's user", 4038)
+		r.failedWith(t, "is not writable: permission denied — give deliverd's user", 4040)
 		if strings.Contains(r.out, "staging:") {
 			t.Error("went on after a failed step")
 		}

@@ -150,4 +150,5 @@ var (
 	CheckRecipient    = def(4037, "deliverd check: the target refused RCPT TO the postmaster", errl)
 	CheckMaildir      = def(4038, "deliverd check: the Maildir root is missing or not writable", errl)
 	CheckSession      = def(4039, "deliverd check: the session broke off, timed out or was not understood", errl)
+	CheckPickup       = def(4040, "deliverd check: the Pickup folder or its staging folder is missing or not writable", errl)
 )
