@@ -87,15 +87,16 @@ chaos: deps
 	$(GO) test -count=1 -p 1 -timeout 0 -v -run 'TestChaos|TestDiskFull' ./spooltest/chaos ./spooltest/diskfull
 
 # End to end against real servers: a private Dovecot (POP3) into a private
-# Postfix (SMTP), popspool's three daemons vs Debian's stock fetchmail,
-# plain and TLS, N x 10 KB (POPSPOOL_BENCH_N, default 1000) and 20 x 1 MB.
-# As root; installs fetchmail when missing. docs/benchmarks.md.
+# Postfix (SMTP), popspool's three daemons vs Debian's stock fetchmail and
+# vs Postfix's own smtp-source, and into a Maildir vs mpop; plain and TLS,
+# N x 10 KB (POPSPOOL_BENCH_N, default 1000) and 20 x 1 MB. As root;
+# installs fetchmail and mpop when missing. docs/benchmarks.md.
 bench-e2e: deps
-	@if [ "$$(id -u)" = 0 ] && ! command -v fetchmail >/dev/null; then \
-		echo "bench-e2e: installing fetchmail"; \
+	@if [ "$$(id -u)" = 0 ] && ! { command -v fetchmail && command -v mpop; } >/dev/null; then \
+		echo "bench-e2e: installing fetchmail and mpop"; \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get install -y -qq --no-install-recommends fetchmail >/dev/null 2>&1 || \
-		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends fetchmail >/dev/null; }; \
+		apt-get install -y -qq --no-install-recommends fetchmail mpop >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends fetchmail mpop >/dev/null; }; \
 	fi
 	$(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -timeout 30m ./spooltest/bench
 

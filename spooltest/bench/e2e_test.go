@@ -41,11 +41,14 @@ import (
 // where its time went (from the daemons' logs), and one per transport the
 // ratio of the two clients.
 //
-// With POPSPOOL_BENCH_DIAG=1 two diagnostics run as well: popspool-staged
-// runs each daemon alone with -once, one after the other, which gives
-// each stage's own rate; postfix-alone has Postfix's smtp-source (1 and 4
-// sessions) send the workload straight to the same Postfix, which is the
-// most any SMTP client can get through it here.
+// Per workload it also runs the ceiling, postfix-alone: Postfix's
+// smtp-source (1 and 4 sessions) sends the workload straight to the same
+// Postfix, the most any SMTP client gets through it here, with a ratio
+// line for popspool; and maildir: popspool with a maildir:// target
+// against mpop, both over POP3S into the same Maildir, with a ratio line.
+// With POPSPOOL_BENCH_DIAG=1 popspool-staged runs as well: each daemon
+// alone with -once, one after the other, which gives each stage's own
+// rate.
 //
 // It needs root, dovecot-pop3d and postfix, and for the fetchmail runs
 // fetchmail; it skips (with the reason) without. docs/benchmarks.md has
@@ -71,6 +74,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	r.rcpt = r.pf.Address(rcptUser)
 	fetchmail, fmErr := exec.LookPath("fetchmail")
+	mpop, mpopErr := exec.LookPath("mpop")
 	diag := os.Getenv("POPSPOOL_BENCH_DIAG") == "1"
 
 	for _, w := range []workload{{n: n, size: 10 << 10, label: "10KB"}, {n: 20, size: 1 << 20, label: "1MB"}} {
@@ -92,13 +96,26 @@ func BenchmarkEndToEnd(b *testing.B) {
 					})
 				})
 			}
-			if diag {
-				b.Run("postfix-alone", func(b *testing.B) {
-					for _, sessions := range []int{1, 4} {
-						b.Run(fmt.Sprintf("smtp-source-s%d", sessions), func(b *testing.B) { r.smtpSource(b, w, sessions) })
+			// The ceiling: what Postfix takes from its own load generator,
+			// in the same run (issue 12 measures popspool against it).
+			b.Run("postfix-alone", func(b *testing.B) {
+				for _, sessions := range []int{1, 4} {
+					b.Run(fmt.Sprintf("smtp-source-s%d", sessions), func(b *testing.B) { r.smtpSource(b, w, sessions) })
+				}
+				r.ceiling(w)
+			})
+			// Without a mail server: into a Maildir, popspool against mpop,
+			// the tool such a user would pick instead, over POP3S.
+			b.Run("maildir", func(b *testing.B) {
+				b.Run("popspool", func(b *testing.B) { r.bench(b, w, "tls", "popspool-maildir", r.popspool) })
+				b.Run("mpop", func(b *testing.B) {
+					if mpopErr != nil {
+						b.Skipf("skipping: mpop is not installed (apt-get install mpop): %v", mpopErr)
 					}
+					r.bench(b, w, "tls", "mpop", func(b *testing.B, rn *run) runStats { return r.mpop(b, rn, mpop) })
+					r.ratioOf(w, "tls", "popspool-maildir", "mpop")
 				})
-			}
+			})
 		})
 	}
 	r.mu.Lock()
@@ -137,6 +154,7 @@ type rig struct {
 // run is one timed pass: its mailbox content and where its files go.
 type run struct {
 	id        string // unique per run, the prefix of every X-Bench-Id
+	client    string // popspool, popspool-maildir, fetchmail, mpop, ...
 	w         workload
 	transport string // plain or tls
 	dir       string
@@ -219,14 +237,25 @@ func key(w workload, transport, client string) string {
 
 // ratio prints popspool's rate over fetchmail's for one workload and
 // transport, when both ran.
-func (r *rig) ratio(w workload, transport string) {
+func (r *rig) ratio(w workload, transport string) { r.ratioOf(w, transport, "popspool", "fetchmail") }
+
+// ratioOf prints client a's rate over client b's, when both ran.
+func (r *rig) ratioOf(w workload, transport, a, b string) {
 	r.mu.Lock()
-	p, okP := r.results[key(w, transport, "popspool")]
-	f, okF := r.results[key(w, transport, "fetchmail")]
+	p, okP := r.results[key(w, transport, a)]
+	f, okF := r.results[key(w, transport, b)]
 	r.mu.Unlock()
 	if okP && okF && f > 0 {
-		r.say("e2e: ratio %s msgs=%d size=%s popspool %.1f msgs/s / fetchmail %.1f msgs/s = %.2fx",
-			transport, w.n, w.label, p, f, p/f)
+		r.say("e2e: ratio %s msgs=%d size=%s %s %.1f msgs/s / %s %.1f msgs/s = %.2fx",
+			transport, w.n, w.label, a, p, b, f, p/f)
+	}
+}
+
+// ceiling prints popspool's rate into Postfix over what smtp-source -s 4
+// got through the same Postfix, for each transport that ran.
+func (r *rig) ceiling(w workload) {
+	for _, tr := range []string{"plain", "tls"} {
+		r.ratioOf(w, tr, "popspool", "smtp-source-s4")
 	}
 }
 
@@ -259,8 +288,8 @@ func (r *rig) fill(b *testing.B, w workload, transport, client string, iter int)
 		}
 	}
 	rn := &run{
-		id: fmt.Sprintf("%s-%s-%s-%d-%d", w.label, transport, client, iter, time.Now().UnixNano()),
-		w:  w, transport: transport, dir: b.TempDir(),
+		id:     fmt.Sprintf("%s-%s-%s-%d-%d", w.label, transport, client, iter, time.Now().UnixNano()),
+		client: client, w: w, transport: transport, dir: b.TempDir(),
 	}
 	for i := 0; i < w.n; i++ {
 		r.dc.Put(b, popUser, message(rn.id, i, w.size))
@@ -368,7 +397,7 @@ func (r *rig) verify(b *testing.B, rn *run) {
 			continue
 		}
 		seen[id]++
-		if !bytes.HasSuffix(m.Data, []byte("\nend of "+id+"\n")) {
+		if !bytes.HasSuffix(m.Data, []byte("\nend of "+id+"\n")) && !bytes.HasSuffix(m.Data, []byte("\nend of "+id+"\r\n")) {
 			broken = append(broken, id)
 		}
 	}

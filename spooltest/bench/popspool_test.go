@@ -123,11 +123,21 @@ deliver_to = [%q]
 [deliver]
 target = %q
 retry = ["1s", "2s"]
-`, f.Spool, server, tlsLines, popUser, pass, r.rcpt, "smtp://"+r.pf.Addr)
+`, f.Spool, server, tlsLines, popUser, pass, r.rcpt, r.target(rn))
 	if err := os.WriteFile(f.Config, []byte(cfg), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	return f
+}
+
+// target is deliverd's target for rn: the Postfix, or for the Maildir
+// runs the recipient's Maildir itself (the one Postfix delivers to, so the
+// same checks count it).
+func (r *rig) target(rn *run) string {
+	if rn.client == "popspool-maildir" {
+		return "maildir://" + filepath.Dir(r.pf.MaildirOf(r.rcpt)) + "/{user}"
+	}
+	return "smtp://" + r.pf.Addr
 }
 
 func logTails(f *harness.Flow) string {
@@ -257,9 +267,9 @@ func ms(d time.Duration) string {
 	return fmt.Sprintf("%.1fs", d.Seconds())
 }
 
-// smtpSource is a diagnostic baseline: Postfix's own load generator
-// sends w straight to the Postfix (no POP3 side at all), timed until all
-// of it is in the Maildir.
+// smtpSource is the ceiling: Postfix's own load generator sends w
+// straight to the Postfix (no POP3 side at all), timed until all of it is
+// in the Maildir.
 func (r *rig) smtpSource(b *testing.B, w workload, sessions int) {
 	bin := "/usr/sbin/smtp-source"
 	if _, err := os.Stat(bin); err != nil {
@@ -300,4 +310,12 @@ func (r *rig) smtpSource(b *testing.B, w workload, sessions int) {
 	b.ReportMetric(mbs, "MB/s")
 	r.say("e2e: postfix-alone smtp-source -s %d msgs=%d size=%s %.2fs %.0f msgs/s %.2f MB/s (count checked)",
 		sessions, w.n, w.label, per.Seconds(), msgs, mbs)
+	r.mu.Lock()
+	if r.results == nil {
+		r.results = map[string]float64{}
+	}
+	for _, tr := range []string{"plain", "tls"} { // the ceiling for either transport
+		r.results[key(w, tr, fmt.Sprintf("smtp-source-s%d", sessions))] = msgs
+	}
+	r.mu.Unlock()
 }
