@@ -288,6 +288,9 @@ func (f *Flow) Close() {
 	f.Server.Close()
 }
 
+// Bins is the folder of the daemons the flow runs.
+func (f *Flow) Bins() string { return f.bins }
+
 // UserMaildir is the Maildir the flow delivers into.
 func (f *Flow) UserMaildir() string { return filepath.Join(f.Mail, f.Opt.User) }
 

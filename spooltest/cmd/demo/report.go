@@ -38,6 +38,9 @@ func report(f *harness.Flow, names []string, garbage string, elapsed time.Durati
 	if reason := failedReason(f); reason != "" {
 		fmt.Printf("  failed/  %s\n", reason)
 	}
+	bin := filepath.Join(f.Bins(), "fetchd")
+	fmt.Printf("\n  look at it as an operator would (docs/operations.md):\n    %s status -config %s\n    %s queue -config %s\n    %s show -config %s ID\n",
+		bin, f.Config, bin, f.Config, bin, f.Config)
 	var problems []string
 	if !settled {
 		problems = append(problems, "the flow did not settle in time")
