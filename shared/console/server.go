@@ -187,7 +187,7 @@ func (s *server) login(w http.ResponseWriter, r *http.Request) {
 	defer s.loginMu.Unlock()
 	want, err := readToken(s.tokenFile)
 	if err != nil {
-		s.log.Error().Err(err).Msg("console: cannot read the token file")
+		event.Emit(&s.log, event.ConsoleFailed).Err(err).Msg("console: cannot read the token file; logins refused until it is mended")
 		http.Error(w, "the console cannot read its token file; see the log", http.StatusInternalServerError)
 		return
 	}
