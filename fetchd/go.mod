@@ -9,6 +9,7 @@ replace example.org/popspool/shared => ../shared
 require (
 	example.org/popspool/spooltest v0.0.0
 	github.com/rs/zerolog v1.35.1
+	golang.org/x/oauth2 v0.38.0
 )
 
 require (
@@ -16,7 +17,6 @@ require (
 	github.com/fsnotify/fsnotify v1.10.1 // indirect
 	github.com/mattn/go-colorable v0.1.14 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect
-	golang.org/x/oauth2 v0.38.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 )
 

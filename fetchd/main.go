@@ -3,11 +3,17 @@
 //
 //	fetchd [-config FILE] [-once]
 //	fetchd check [-config FILE] [-list] [ACCOUNT]
+//	fetchd oauth [-config FILE] login ACCOUNT
 //
 // "fetchd check" connects to each account (or the one named) step by step
 // and says plainly which step fails and what to do; it exits 0 only when
 // every step of every account passed. With -list it also says what the
 // next poll would do with each message on the server.
+//
+// "fetchd oauth login ACCOUNT" authorizes fetchd for an account with
+// built-in OAuth (oauth_provider) by the device-code flow: it prints a
+// URL and a code, waits for the sign-in and stores the refresh token in
+// the spool's state/ folder (docs/oauth.md).
 package main
 
 import (
@@ -16,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/rs/zerolog"
 
@@ -26,7 +33,7 @@ import (
 )
 
 func main() {
-	os.Exit(service.Run("fetchd", os.Args[1:], run, checkCommand()))
+	os.Exit(service.Run("fetchd", os.Args[1:], run, checkCommand(), oauthCommand()))
 }
 
 // checkCommand is "fetchd check [-list] [ACCOUNT]".
@@ -42,6 +49,39 @@ func checkCommand() service.Command {
 			return checkAccounts(ctx, env.Config, env.Log, env.Args, *list)
 		},
 	}
+}
+
+// oauthCommand is "fetchd oauth login ACCOUNT".
+func oauthCommand() service.Command {
+	return service.Command{
+		Name: "oauth", Args: "login ACCOUNT",
+		Help: "sign in to the account's OAuth provider (device code: prints a URL and a code, waits) and store the refresh token in state/",
+		Run: func(ctx context.Context, env *service.Env) int {
+			return oauthLogin(ctx, env.Config, env.Log, env.Args)
+		},
+	}
+}
+
+func oauthLogin(ctx context.Context, cfg *config.Config, log zerolog.Logger, args []string) int {
+	if len(args) != 2 || args[0] != "login" {
+		fmt.Fprintln(os.Stderr, "usage: fetchd oauth [-config FILE] login ACCOUNT")
+		return 2
+	}
+	a, ok := cfg.AccountNamed(args[1])
+	if !ok {
+		fmt.Fprintf(os.Stderr, "%s: no account named %q\n", cfg.File, args[1])
+		return 2
+	}
+	state := filepath.Join(cfg.Spool, spool.State)
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := fetch.OAuthLogin(ctx, a, state, os.Stdout, log); err != nil {
+		fmt.Fprintf(os.Stderr, "fetchd oauth login %s: %v\n", a.Name, err)
+		return 1
+	}
+	return 0
 }
 
 // memory outlives config reloads (service.Run calls run again): a
