@@ -121,7 +121,7 @@ func checkAccounts(ctx context.Context, cfg *config.Config, log zerolog.Logger, 
 		if list {
 			ok = fetch.CheckList(ctx, a, cfg.Spool, os.Stdout, log)
 		} else {
-			ok = fetch.Check(ctx, a, os.Stdout, log)
+			ok = fetch.Check(ctx, a, cfg.Spool, os.Stdout, log)
 		}
 		if !ok {
 			code = 1

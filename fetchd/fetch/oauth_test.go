@@ -392,3 +392,32 @@ func TestOAuthDeviceLogin(t *testing.T) {
 		}
 	}
 }
+
+// TestOAuthCheck: fetchd check uses the spool's token cache, refreshes a
+// stale token once, and names the command to run when there is none or
+// it was revoked.
+func TestOAuthCheck(t *testing.T) {
+	o := newOAuthRig(t)
+	a := &o.cfg.Account[0]
+	run := func() (bool, string) {
+		var out bytes.Buffer
+		ok := check(context.Background(), a, o.s.Root, &out, zerolog.Nop(), nil)
+		return ok, out.String()
+	}
+	if ok, out := run(); ok || !strings.Contains(out, "run fetchd oauth login office (event 2041)") {
+		t.Fatalf("no cache: %v\n%s", ok, out)
+	}
+	o.store(t, tokenCache{RefreshToken: o.idp.refresh, AccessToken: "at-stale-" + strings.Repeat("s", 40), Expiry: time.Now().Add(time.Hour)})
+	if ok, out := run(); !ok || o.idp.counts() != 1 || o.authCount() != 2 {
+		t.Fatalf("stale token: %v, %d refreshes, %d AUTH\n%s", ok, o.idp.counts(), o.authCount(), out)
+	}
+	o.idp.mu.Lock()
+	o.idp.revoked = true
+	o.idp.mu.Unlock()
+	o.store(t, tokenCache{RefreshToken: o.idp.refresh})
+	ok, out := run()
+	if ok || !strings.Contains(out, "invalid_grant") || !strings.Contains(out, "run fetchd oauth login office (event 2040)") {
+		t.Fatalf("revoked: %v\n%s", ok, out)
+	}
+	o.idp.noSecrets(t, out)
+}
