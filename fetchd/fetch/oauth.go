@@ -39,7 +39,8 @@ type tokenCache struct {
 	Expiry       time.Time `json:"expiry,omitzero"`
 }
 
-// errNoLogin says there is no refresh token to use.
+// errNoLogin says there is no refresh token to use: no cache, or one
+// that cannot be read.
 var errNoLogin = errors.New("no OAuth authorization stored yet")
 
 // revokedError is the token endpoint's refusal of the refresh token
@@ -63,11 +64,11 @@ func readCache(path string) (*tokenCache, error) {
 		return nil, errNoLogin
 	}
 	if err != nil {
-		return nil, fmt.Errorf("OAuth token cache: %w", err)
+		return nil, fmt.Errorf("%w: OAuth token cache: %w", errNoLogin, err)
 	}
 	var c tokenCache
 	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("OAuth token cache %s is damaged (%s): run fetchd oauth login again", path, jsonProblem(err))
+		return nil, fmt.Errorf("%w: OAuth token cache %s is damaged (%s)", errNoLogin, path, jsonProblem(err))
 	}
 	if c.RefreshToken == "" {
 		return nil, errNoLogin

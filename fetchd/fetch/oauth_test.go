@@ -321,12 +321,19 @@ func TestOAuthRevoked(t *testing.T) {
 	o.idp.noSecrets(t, o.log.String())
 }
 
-// TestOAuthNoLogin: without a cache, event 2041 and nothing sent.
+// TestOAuthNoLogin: without a cache, or with a damaged one, event 2041
+// and nothing sent; the damaged file's text is not quoted.
 func TestOAuthNoLogin(t *testing.T) {
 	o := newOAuthRig(t)
 	_, err := o.poll(t)
 	if kindOf(err) != failOther || len(o.log.events(event.OAuthNoLogin)) != 1 || o.authCount() != 0 || o.idp.counts() != 0 {
 		t.Fatalf("%v\n%s", err, o.log)
+	}
+	os.WriteFile(o.cachePath(), []byte(`{"refresh_token": "rt-torn-secret-value`), 0o600)
+	_, err = o.poll(t)
+	if kindOf(err) != failOther || len(o.log.events(event.OAuthNoLogin)) != 2 || !strings.Contains(err.Error(), "damaged") ||
+		strings.Contains(o.log.String(), "rt-torn") || o.authCount() != 0 {
+		t.Fatalf("damaged: %v\n%s", err, o.log)
 	}
 }
 
