@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/oauth2"
@@ -49,7 +48,7 @@ func oauthLogin(ctx context.Context, a *config.Account, stateDir string, out io.
 		fmt.Fprintf(out, "  (or open %s)\n\n", da.VerificationURIComplete)
 	}
 	if !da.Expiry.IsZero() {
-		fmt.Fprintf(out, "The code is valid until %s. Waiting...\n", da.Expiry.Format(time.Kitchen))
+		fmt.Fprintf(out, "The code is valid until %s. Waiting...\n", da.Expiry.Local().Format("15:04 MST"))
 	}
 	t, err := cfg.DeviceAccessToken(ctx, da)
 	if err != nil {
