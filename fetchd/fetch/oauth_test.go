@@ -263,6 +263,11 @@ func TestOAuthRefresh(t *testing.T) {
 // login fails after exactly two AUTH and one refresh.
 func TestOAuthRetryOnce(t *testing.T) {
 	o := newOAuthRig(t)
+	log, err := event.NewLogger(o.log, "fetchd", "trace", "json") // with the POP3 transcript
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.f.Log = log
 	o.store(t, tokenCache{RefreshToken: o.idp.refresh, AccessToken: "at-revoked-early-" + strings.Repeat("x", 30), Expiry: time.Now().Add(time.Hour)})
 	if st, err := o.poll(t); err != nil || st.Fetched != 1 {
 		t.Fatalf("poll %+v %v\n%s", st, err, o.log)
@@ -273,9 +278,12 @@ func TestOAuthRetryOnce(t *testing.T) {
 	o.mu.Lock()
 	o.deny = true // the server takes no token now, not even a new one
 	o.mu.Unlock()
-	_, err := o.poll(t)
+	_, err = o.poll(t)
 	if kindOf(err) != failRefused || o.idp.counts() != 2 || o.authCount() != 4 || len(o.log.events(event.LoginFailed)) != 1 {
 		t.Fatalf("refused twice: %v, %d refreshes (want 2), %d AUTH (want 4)\n%s", err, o.idp.counts(), o.authCount(), o.log)
+	}
+	if !strings.Contains(o.log.String(), "AUTH XOAUTH2") {
+		t.Fatalf("no transcript in the log:\n%s", o.log)
 	}
 	o.idp.noSecrets(t, o.log.String()+err.Error())
 }
