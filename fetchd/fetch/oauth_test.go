@@ -19,6 +19,7 @@ import (
 	"example.org/popspool/shared/config"
 	"example.org/popspool/shared/event"
 	"example.org/popspool/shared/spool"
+	"example.org/popspool/shared/spool/faultfs"
 )
 
 // fakeIdP is an OAuth 2.0 authorization server on loopback: the token
@@ -435,4 +436,38 @@ func TestOAuthCheck(t *testing.T) {
 		t.Fatalf("revoked: %v\n%s", ok, out)
 	}
 	o.idp.noSecrets(t, out)
+}
+
+// TestOAuthCacheWriteFaults: an I/O error at any step of replacing the
+// cache is reported and leaves the old cache or the new one whole, with
+// no temporary file behind.
+func TestOAuthCacheWriteFaults(t *testing.T) {
+	old := tokenCache{RefreshToken: "rt-old", AccessToken: "at-old", Expiry: time.Now().Add(time.Hour).Round(time.Second)}
+	next := tokenCache{RefreshToken: "rt-new", AccessToken: "at-new", Expiry: time.Now().Add(2 * time.Hour).Round(time.Second)}
+	for _, fault := range faultfs.Faults {
+		t.Run(fault.String(), func(t *testing.T) {
+			path := CachePath(t.TempDir(), "office")
+			if err := writeCache(spool.OS{}, path, &old); err != nil {
+				t.Fatal(err)
+			}
+			ffs := faultfs.New(fault, 1)
+			err := writeCache(ffs, path, &next)
+			if ffs.Hit() == "" {
+				if err != nil {
+					t.Fatalf("no fault hit, yet %v", err)
+				}
+				return // this kind of call is not made (a leftover's Remove)
+			}
+			if err == nil && fault.Kind != faultfs.Remove {
+				t.Fatalf("%s failed, writeCache said nothing", fault)
+			}
+			c, rerr := readCache(path)
+			if rerr != nil || (c.AccessToken != old.AccessToken && c.AccessToken != next.AccessToken) {
+				t.Fatalf("after %s: %v %+v", fault, rerr, c)
+			}
+			if _, err := os.Stat(path + ".new"); !os.IsNotExist(err) && fault.Kind != faultfs.Remove {
+				t.Fatalf("temporary file left after %s", fault)
+			}
+		})
+	}
 }
