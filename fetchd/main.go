@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/rs/zerolog"
 
@@ -53,18 +54,34 @@ func checkCommand() service.Command {
 
 // oauthCommand is "fetchd oauth login ACCOUNT".
 func oauthCommand() service.Command {
+	var from *string
 	return service.Command{
-		Name: "oauth", Args: "login ACCOUNT",
+		Name: "oauth", Args: "login [-refresh-token-file FILE] ACCOUNT",
 		Help: "sign in to the account's OAuth provider (device code: prints a URL and a code, waits) and store the refresh token in state/",
+		Flags: func(fs *flag.FlagSet) {
+			from = fs.String("refresh-token-file", "", "instead of signing in, take the refresh token in FILE (obtained by another flow), try it and store it")
+		},
 		Run: func(ctx context.Context, env *service.Env) int {
-			return oauthLogin(ctx, env.Config, env.Log, env.Args)
+			args, file := oauthArgs(env.Args, *from)
+			return oauthLogin(ctx, env.Config, env.Log, args, file)
 		},
 	}
 }
 
-func oauthLogin(ctx context.Context, cfg *config.Config, log zerolog.Logger, args []string) int {
+// oauthArgs also takes -refresh-token-file after the word login, where
+// the usage line puts it (the flag set stops at the first word).
+func oauthArgs(args []string, from string) ([]string, string) {
+	if len(args) >= 3 && args[0] == "login" && (args[1] == "-refresh-token-file" || args[1] == "--refresh-token-file") {
+		return append([]string{"login"}, args[3:]...), args[2]
+	}
+	return args, from
+}
+
+// oauthLogin is "fetchd oauth login ACCOUNT": the device flow, or the
+// import of the refresh token in file from.
+func oauthLogin(ctx context.Context, cfg *config.Config, log zerolog.Logger, args []string, from string) int {
 	if len(args) != 2 || args[0] != "login" {
-		fmt.Fprintln(os.Stderr, "usage: fetchd oauth [-config FILE] login ACCOUNT")
+		fmt.Fprintln(os.Stderr, "usage: fetchd oauth [-config FILE] login [-refresh-token-file FILE] ACCOUNT")
 		return 2
 	}
 	a, ok := cfg.AccountNamed(args[1])
@@ -76,6 +93,17 @@ func oauthLogin(ctx context.Context, cfg *config.Config, log zerolog.Logger, arg
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	if from != "" {
+		b, err := os.ReadFile(from)
+		if err == nil {
+			err = fetch.OAuthImport(ctx, a, state, strings.TrimSpace(string(b)), os.Stdout, log)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "fetchd oauth login %s: %v\n", a.Name, err)
+			return 1
+		}
+		return 0
 	}
 	if err := fetch.OAuthLogin(ctx, a, state, os.Stdout, log); err != nil {
 		fmt.Fprintf(os.Stderr, "fetchd oauth login %s: %v\n", a.Name, err)

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -49,15 +50,26 @@ deliver_to = ["a@l"]
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{nil, {"login"}, {"logout", "office"}, {"login", "nobody"}} {
-		if code := oauthLogin(context.Background(), cfg, zerolog.Nop(), args); code != 2 {
+		if code := oauthLogin(context.Background(), cfg, zerolog.Nop(), args, ""); code != 2 {
 			t.Errorf("%q: exit %d, want 2", args, code)
 		}
 	}
-	if code := oauthLogin(context.Background(), cfg, zerolog.Nop(), []string{"login", "office"}); code != 0 {
+	cache := filepath.Join(dir, "spool", "state", "oauth-office.json")
+	if code := oauthLogin(context.Background(), cfg, zerolog.Nop(), []string{"login", "office"}, ""); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	fi, err := os.Stat(filepath.Join(dir, "spool", "state", "oauth-office.json"))
+	fi, err := os.Stat(cache)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("cache: %v %v", err, fi)
+	}
+	os.Remove(cache)
+	rt := filepath.Join(dir, "rt")
+	os.WriteFile(rt, []byte("rt-from-elsewhere\n"), 0o600)
+	args, from := oauthArgs([]string{"login", "-refresh-token-file", rt, "office"}, "")
+	if code := oauthLogin(context.Background(), cfg, zerolog.Nop(), args, from); code != 0 || from != rt {
+		t.Fatalf("import: exit %d, args %q %q", code, args, from)
+	}
+	if b, err := os.ReadFile(cache); err != nil || !strings.Contains(string(b), `"refresh_token":"rt-cmd"`) {
+		t.Fatalf("imported cache: %v", err)
 	}
 }

@@ -471,3 +471,30 @@ func TestOAuthCacheWriteFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestOAuthImport: a refresh token from elsewhere is tried once and
+// stored; one the provider refuses is an error naming invalid_grant, and
+// no cache.
+func TestOAuthImport(t *testing.T) {
+	o := newOAuthRig(t)
+	a := &o.cfg.Account[0]
+	var out bytes.Buffer
+	dir := o.s.Dir(spool.State)
+	if err := oauthImport(context.Background(), a, dir, "rt-wrong-"+strings.Repeat("w", 30), &out, zerolog.Nop(), o.idp.srv.Client()); err == nil ||
+		!strings.Contains(err.Error(), "invalid_grant") || strings.Contains(err.Error(), "rt-wrong") {
+		t.Fatalf("wrong token: %v", err)
+	}
+	if _, err := os.Stat(o.cachePath()); !os.IsNotExist(err) {
+		t.Fatal("a refused token was stored")
+	}
+	if err := oauthImport(context.Background(), a, dir, o.idp.refresh, &out, zerolog.Nop(), o.idp.srv.Client()); err != nil {
+		t.Fatal(err)
+	}
+	if c := o.cache(t); c.RefreshToken != o.idp.refresh || !o.idp.takes(c.AccessToken) {
+		t.Fatal("imported cache wrong")
+	}
+	if st, err := o.poll(t); err != nil || st.Fetched != 1 || o.idp.counts() != 2 {
+		t.Fatalf("poll after import %+v %v, %d refreshes", st, err, o.idp.counts())
+	}
+	o.idp.noSecrets(t, out.String()+o.log.String())
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/oauth2"
@@ -87,4 +88,42 @@ func deviceError(step string, err error) error {
 		return fmt.Errorf("%s: the provider refused the app: %s %s (check oauth_client_id, oauth_scopes and that the app registration allows public client flows)", step, re.ErrorCode, re.ErrorDescription)
 	}
 	return fmt.Errorf("%s: the provider answered %s %s", step, re.ErrorCode, re.ErrorDescription)
+}
+
+// OAuthImport is "fetchd oauth login -refresh-token-file FILE ACCOUNT":
+// for a provider whose device flow does not grant the POP3 scope (Google
+// grants https://mail.google.com/ only to other flows), a refresh token
+// obtained elsewhere is tried once at the token endpoint and stored.
+func OAuthImport(ctx context.Context, a *config.Account, stateDir, refreshToken string, out io.Writer, log zerolog.Logger) error {
+	return oauthImport(ctx, a, stateDir, refreshToken, out, log, nil)
+}
+
+func oauthImport(ctx context.Context, a *config.Account, stateDir, refreshToken string, out io.Writer, log zerolog.Logger, client *http.Client) error {
+	if !a.BuiltInOAuth() {
+		return fmt.Errorf("account %s has no oauth_provider: built-in OAuth is not set up for it (docs/oauth.md)", a.Name)
+	}
+	if refreshToken == "" || strings.ContainsAny(refreshToken, " \t\r\n\x00") {
+		return errors.New("the refresh token file must hold one token on one line")
+	}
+	cfg, err := oauthConfig(a)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(httpContext(ctx, client), a.Timeout.D())
+	defer cancel()
+	t, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+	if err != nil {
+		return refreshError(err)
+	}
+	c := &tokenCache{RefreshToken: t.RefreshToken, AccessToken: t.AccessToken, TokenType: t.TokenType, Expiry: t.Expiry}
+	if c.RefreshToken == "" {
+		c.RefreshToken = refreshToken
+	}
+	path := CachePath(stateDir, a.Name)
+	if err := writeCache(spool.OS{}, path, c); err != nil {
+		return err
+	}
+	event.Emit(&log, event.OAuthLoggedIn).Str("account", a.Name).Str("cache", path).Msg("refresh token imported; fetchd uses it at its next poll")
+	fmt.Fprintf(out, "The refresh token works. It is in %s (mode 0600); fetchd uses it at its next poll. Delete the file it came from.\n", path)
+	return nil
 }
