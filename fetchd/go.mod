@@ -9,6 +9,7 @@ replace example.org/popspool/shared => ../shared
 require (
 	example.org/popspool/spooltest v0.0.0
 	github.com/rs/zerolog v1.35.1
+	golang.org/x/oauth2 v0.38.0
 )
 
 require (

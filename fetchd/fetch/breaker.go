@@ -130,7 +130,7 @@ func (f *Fetcher) loadAccount(r []string, salt []byte) {
 		return
 	}
 	st.stopped, st.stopText = true, string(text)
-	print := fingerprint(a)
+	print := f.fingerprint(a)
 	if keyed(f.mem.key, print) == r[3] || salt != nil && salted(salt, print) == r[3] {
 		st.stopPrint = print
 	} // else no print matches: mayResume resumes it

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"example.org/popspool/fetchd/pop3"
 	"example.org/popspool/shared/config"
 	"example.org/popspool/shared/event"
+	"example.org/popspool/shared/spool"
 )
 
 // certWarning is how close to its expiry a server certificate is reported.
@@ -30,13 +32,15 @@ const certWarning = 21 * 24 * time.Hour
 // happened — what to do (event N)", stops at the first failure and
 // reports whether every step passed. It deletes nothing and downloads
 // nothing. At trace level log gets the POP3 transcript.
-func Check(ctx context.Context, a *config.Account, out io.Writer, log zerolog.Logger) bool {
-	return check(ctx, a, out, log, nil)
+// spoolRoot is the spool, whose state/ folder has the token cache of an
+// account with built-in OAuth.
+func Check(ctx context.Context, a *config.Account, spoolRoot string, out io.Writer, log zerolog.Logger) bool {
+	return check(ctx, a, spoolRoot, out, log, nil)
 }
 
 // check runs the steps of Check, then more, if not nil, after STAT.
-func check(ctx context.Context, a *config.Account, out io.Writer, log zerolog.Logger, more func(*checker) bool) bool {
-	ck := &checker{ctx: ctx, a: a, out: out, log: log, more: more}
+func check(ctx context.Context, a *config.Account, spoolRoot string, out io.Writer, log zerolog.Logger, more func(*checker) bool) bool {
+	ck := &checker{ctx: ctx, a: a, out: out, log: log, more: more, spoolRoot: spoolRoot}
 	fmt.Fprintf(out, "account %s: %s as %s, tls = %s\n", a.Name, a.Server, a.Username, a.TLS)
 	ok := ck.run()
 	if ck.c != nil {
@@ -56,6 +60,8 @@ type checker struct {
 	opts pop3.Options
 	more func(*checker) bool // a step after STAT, if any (CheckList)
 	log  zerolog.Logger
+	// spoolRoot is the spool, for built-in OAuth's token cache.
+	spoolRoot string
 }
 
 func (ck *checker) ok(step, format string, args ...any) {
@@ -203,12 +209,17 @@ func (ck *checker) login() bool {
 	if err != nil {
 		return ck.failed("login", event.ProtocolError, err.Error(), "the server's reply was not understood")
 	}
-	s := &session{f: &Fetcher{Log: zerolog.Nop(), mem: NewMemory()}, a: ck.a, c: ck.c}
+	f := &Fetcher{Log: zerolog.Nop(), mem: NewMemory(), oauthDir: filepath.Join(ck.spoolRoot, spool.State)}
+	s := &session{f: f, a: ck.a, c: ck.c}
 	method, err := chooseAuth(ck.a, caps, ck.c)
 	if err != nil {
 		return ck.failed("login", event.AuthNotOffered, err.Error(), "set auth to a method the server offers")
 	}
-	if err := s.authenticate(method); err != nil {
+	err = s.authenticate(method)
+	if err != nil && s.retryOAuth(err) {
+		err = s.authenticate(method)
+	}
+	if err != nil {
 		return ck.loginFailed(method, err)
 	}
 	ck.ok("login", "as %s (%s)", ck.a.Username, methodName(method))
@@ -217,7 +228,14 @@ func (ck *checker) login() bool {
 
 func (ck *checker) loginFailed(method string, err error) bool {
 	var pe *pollError
+	var rev *revokedError
 	switch {
+	case errors.As(err, &pe) && ck.a.BuiltInOAuth() && errors.As(err, &rev):
+		return ck.failed("login", event.OAuthRevoked, err.Error(), "run fetchd oauth login "+ck.a.Name)
+	case errors.As(err, &pe) && ck.a.BuiltInOAuth() && errors.Is(err, errNoLogin):
+		return ck.failed("login", event.OAuthNoLogin, err.Error(), "run fetchd oauth login "+ck.a.Name)
+	case errors.As(err, &pe) && ck.a.BuiltInOAuth():
+		return ck.failed("login", event.OAuthFailed, err.Error(), "check the network path to oauth_token_url, oauth_client_id and oauth_client_secret_file")
 	case errors.As(err, &pe) && ck.a.OAuth():
 		return ck.failed("login", event.TokenFailed, err.Error(), "check token_file or token_command")
 	case errors.As(err, &pe):

@@ -26,7 +26,7 @@ func runCheck(t *testing.T, a *config.Account) (bool, string) {
 func runCheckLogged(t *testing.T, a *config.Account, log zerolog.Logger) (bool, string) {
 	t.Helper()
 	var out bytes.Buffer
-	ok := Check(context.Background(), a, &out, log)
+	ok := Check(context.Background(), a, t.TempDir(), &out, log)
 	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
 	for _, l := range lines[1:] {
 		if !stepLine.MatchString(l) {

@@ -26,7 +26,7 @@ import (
 // (TOP only for a server without UIDL, as a poll does) and deletes
 // nothing, so it may run while fetchd does.
 func CheckList(ctx context.Context, a *config.Account, spoolRoot string, out io.Writer, log zerolog.Logger) bool {
-	return check(ctx, a, out, log, func(ck *checker) bool { return ck.list(spoolRoot) })
+	return check(ctx, a, spoolRoot, out, log, func(ck *checker) bool { return ck.list(spoolRoot) })
 }
 
 // planned is what the next poll would do with one listed message.

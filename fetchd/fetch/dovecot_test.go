@@ -13,6 +13,7 @@ import (
 
 	"example.org/popspool/shared/config"
 	"example.org/popspool/shared/event"
+	"example.org/popspool/shared/spool"
 	"example.org/popspool/spooltest/dovecot"
 	"example.org/popspool/spooltest/faultproxy"
 	"example.org/popspool/spooltest/samples"
@@ -332,5 +333,49 @@ func TestDovecotUnreadableMessage(t *testing.T) {
 	}
 	if left := dc.Count(t, dcUser); left != 1 {
 		t.Fatalf("Dovecot holds %d messages, want the unreadable one alone\n%s", left, dc.Log())
+	}
+}
+
+// TestDovecotBuiltInOAuth logs in to Dovecot's oauth2 passdb with tokens
+// fetchd got itself from a loopback authorization server, which Dovecot
+// asks (introspection) whether they are active. The cached access token
+// is one the server no longer takes: fetchd refreshes it and logs in on
+// the second AUTH of the same session, with each SASL mechanism.
+func TestDovecotBuiltInOAuth(t *testing.T) {
+	idp := startIdP(t)
+	intro := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		w.Header().Set("Content-Type", "application/json")
+		if idp.takes(r.Form.Get("token")) {
+			fmt.Fprintf(w, `{"active": true, "username": %q}`, dcUser)
+			return
+		}
+		fmt.Fprint(w, `{"active": false}`)
+	}))
+	t.Cleanup(intro.Close)
+	dc := dovecot.StartWith(t, map[string]string{dcUser: dcPass}, dovecot.Options{OAuth2URL: intro.URL + "/introspect"})
+	for i, method := range []string{"xoauth2", "oauthbearer"} {
+		t.Run(method, func(t *testing.T) {
+			r := &rig{}
+			a := config.Account{TLS: "implicit", Server: dc.TLSAddr, CAFile: dc.CAFile, Username: dcUser}
+			a.Auth = method
+			a.OAuthOptions = config.OAuthOptions{Provider: "custom", ClientID: testClient,
+				Scopes: []string{"pop", "offline_access"}, TokenURL: idp.srv.URL + "/token"}
+			r.setup(t, t.TempDir(), a, "")
+			r.f.httpClient = idp.srv.Client()
+			stale := &tokenCache{RefreshToken: idp.refresh, AccessToken: "at-stale-" + strings.Repeat("s", 1200), Expiry: time.Now().Add(time.Hour)}
+			if err := writeCache(spool.OS{}, CachePath(r.s.Dir(spool.State), "office"), stale); err != nil {
+				t.Fatal(err)
+			}
+			dc.Put(t, dcUser, []byte("Subject: via built-in "+method+"\r\n\r\nhello\r\n"))
+			st, err := r.poll(t)
+			if err != nil || st.Fetched != 1 || dc.Count(t, dcUser) != 0 {
+				t.Fatalf("poll %+v %v\n%s\n%s", st, err, r.log, dc.Log())
+			}
+			if idp.counts() != i+1 || !strings.Contains(dc.Log(), "method="+strings.ToUpper(method)) {
+				t.Fatalf("%d refreshes; Dovecot's log:\n%s", idp.counts(), dc.Log())
+			}
+			idp.noSecrets(t, r.log.String())
+		})
 	}
 }

@@ -6,6 +6,7 @@ package fetch
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +37,11 @@ type Fetcher struct {
 	// stopGrace and listingBudget, if set, replace stopGrace and each
 	// session's listingBudget (tests).
 	stopGrace, listingBudget time.Duration
+
+	// httpClient, if set, makes the OAuth token requests (tests);
+	// oauthDir is the state folder when there is no spool (fetchd check).
+	httpClient *http.Client
+	oauthDir   string
 
 	mem *Memory
 }

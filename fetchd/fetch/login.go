@@ -141,7 +141,11 @@ func (s *session) login(caps pop3.Caps) error {
 		return classify(err, failOther)
 	}
 	s.f.Log.Debug().Str("account", a.Name).Str("auth", method).Msg("logging in")
-	if err := s.authenticate(method); err != nil {
+	err = s.authenticate(method)
+	if err != nil && s.retryOAuth(err) {
+		err = s.authenticate(method)
+	}
+	if err != nil {
 		return s.loginError(err)
 	}
 	return nil
@@ -173,6 +177,9 @@ func (s *session) authenticate(method string) error {
 // credential reads the password, or for OAuth the access token, afresh.
 func (s *session) credential() (string, error) {
 	a := s.a
+	if a.BuiltInOAuth() {
+		return s.oauthCredential()
+	}
 	if a.OAuth() {
 		tok, err := readToken(a)
 		if err != nil {

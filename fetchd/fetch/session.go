@@ -41,6 +41,9 @@ type session struct {
 	partial  bool        // the listing was cut at max_listing: the journal keeps what it did not see
 	stopping atomic.Bool // fetchd is stopping and cut the session: no failure is the message's
 	stats    Stats
+	// forceRefresh asks built-in OAuth for a new access token (one retry
+	// of a refused login); tokenFresh says the one in hand is new.
+	forceRefresh, tokenFresh bool
 }
 
 type sealed struct {

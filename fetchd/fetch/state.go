@@ -92,7 +92,7 @@ func (f *Fetcher) countRefusal(a *config.Account, loggedIn bool, err error) bool
 	}
 	st.refused++
 	if st.refused >= breakerTrips && !st.stopped {
-		st.stopped, st.stopText, st.stopPrint = true, err.Error(), fingerprint(a)
+		st.stopped, st.stopText, st.stopPrint = true, err.Error(), f.fingerprint(a)
 		f.remindStopped(a, st)
 	}
 	return true
@@ -137,7 +137,7 @@ func (f *Fetcher) resume(a *config.Account) (resumed, ok bool) {
 		return false, true
 	}
 	fresh := f.freshAccount(a)
-	if fingerprint(fresh) == st.stopPrint {
+	if f.fingerprint(fresh) == st.stopPrint {
 		f.remindStopped(a, st)
 		return false, false
 	}

@@ -14,6 +14,9 @@ type FetchOptions struct {
 	// token refreshed by another program is picked up.
 	TokenFile    string `toml:"token_file"`
 	TokenCommand string `toml:"token_command"`
+	// OAuthOptions (oauth_provider, oauth_client_id, ...) make fetchd
+	// refresh the token itself instead: oauth.go.
+	OAuthOptions
 	// Oversize says what happens to a message larger than max_size:
 	// "leave" (default) leaves it on the server with an event; "headers"
 	// also stores its header with a notice as the body, for the
@@ -31,6 +34,7 @@ func (o *FetchOptions) defaults() {
 	if o.Oversize == "" {
 		o.Oversize = "leave"
 	}
+	o.OAuthOptions.defaults()
 }
 
 func (a *Account) validateFetch(p *problems, key, file string) {
@@ -46,6 +50,7 @@ func (a *Account) validateFetch(p *problems, key, file string) {
 	default:
 		p.add(key+".auth", "%q is not user, apop, plain, login, xoauth2 or oauthbearer (or leave auth out: the best the server offers)", o.Auth)
 	}
+	a.validateOAuth(p, key)
 	if !oneOf(o.Oversize, "leave", "headers") {
 		p.add(key+".oversize", "%q is not leave or headers", o.Oversize)
 	}
@@ -54,14 +59,16 @@ func (a *Account) validateFetch(p *problems, key, file string) {
 func (a *Account) validateToken(p *problems, key string) {
 	o := &a.FetchOptions
 	if a.Password != "" || a.PasswordFile != "" || a.PasswordEnv != "" || a.PasswordCommand != "" {
-		p.add(key+".password_file", "not used with auth = %q: the access token comes from token_file or token_command", o.Auth)
+		p.add(key+".password_file", "not used with auth = %q: the access token comes from token_file, token_command or oauth_provider", o.Auth)
 	}
 	switch {
+	case o.BuiltInOAuth():
+		// validateOAuth
 	case o.TokenFile != "" && o.TokenCommand != "":
 		p.add(key+".token_file", "set token_file or token_command, not both")
 	case o.TokenFile != "":
 		checkSecretFile(p, key+".token_file", o.TokenFile)
 	case o.TokenCommand == "":
-		p.add(key+".token_file", "missing: auth = %q needs token_file or token_command (the OAuth 2.0 access token)", o.Auth)
+		p.add(key+".token_file", "missing: auth = %q needs token_file or token_command (the OAuth 2.0 access token), or oauth_provider", o.Auth)
 	}
 }

@@ -85,6 +85,11 @@ var (
 	SetAsideRetried = def(2033, "retrieve-now: messages set aside tried again", info)
 	RetrieveSkipped = def(2034, "retrieve-now left an account stopped by refused logins stopped", warn)
 	ListingCut      = def(2035, "mailbox listing longer than max_listing; the first messages taken this session", warn)
+
+	OAuthRevoked  = def(2040, "OAuth refresh token refused; run fetchd oauth login", errl)
+	OAuthNoLogin  = def(2041, "no OAuth authorization yet; run fetchd oauth login", errl)
+	OAuthFailed   = def(2042, "OAuth token refresh failed; trying again later", warn)
+	OAuthLoggedIn = def(2043, "OAuth authorization stored by fetchd oauth login", info)
 )
 
 // rewrited.
