@@ -56,7 +56,7 @@ func checkCommand() service.Command {
 func oauthCommand() service.Command {
 	var from *string
 	return service.Command{
-		Name: "oauth", Args: "login [-refresh-token-file FILE] ACCOUNT",
+		Name: "oauth", Args: "login ACCOUNT",
 		Help: "sign in to the account's OAuth provider (device code: prints a URL and a code, waits) and store the refresh token in state/",
 		Flags: func(fs *flag.FlagSet) {
 			from = fs.String("refresh-token-file", "", "instead of signing in, take the refresh token in FILE (obtained by another flow), try it and store it")

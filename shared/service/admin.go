@@ -26,8 +26,8 @@ func adminCommands() []Command {
 
 func queueCommand() Command {
 	var f *admin.Filter
-	return Command{Name: "queue", Args: "[-folder F] [-account A] [-older D] [-newer D] [-sender S] [-rcpt R] [-json]",
-		Help:  "the mailq of popspool: every message in the spool, one line each, and a total",
+	return Command{Name: "queue", Args: "[FILTERS] [-json]",
+		Help:  "the mailq of popspool: every message in the spool, one line each, and a total (filters: -folder -account -older -newer -sender -rcpt; queue -h)",
 		Flags: func(fs *flag.FlagSet) { f = admin.QueueFlags(fs) },
 		Run: func(_ context.Context, env *Env) int {
 			if len(env.Args) > 0 {

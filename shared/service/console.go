@@ -14,7 +14,7 @@ import (
 // an operator runs it, on loopback unless told otherwise.
 func consoleCommand() Command {
 	var opt console.Options
-	return Command{Name: "console", Args: "[-listen ADDR] [-token-file FILE] [-allow-remote]",
+	return Command{Name: "console", Args: "[-listen ADDR] [-token-file FILE]",
 		Help: "the web console: accounts, folders, queue, show, and the admin actions as buttons (token login; loopback by default)",
 		Flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&opt.Listen, "listen", console.DefaultListen, "host:port to listen on, or unix:/path for a Unix socket")

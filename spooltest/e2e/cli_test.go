@@ -17,7 +17,7 @@ var everyDaemon = []string{"queue", "show", "requeue", "hold", "release", "delet
 
 // commandsOf is what each binary's -h must list, in order.
 var commandsOf = map[string][]string{
-	"fetchd":   append([]string{"check"}, everyDaemon...),
+	"fetchd":   append([]string{"check", "oauth"}, everyDaemon...),
 	"rewrited": append([]string{"explain"}, everyDaemon...),
 	"deliverd": append([]string{"check"}, everyDaemon...),
 }
