@@ -33,6 +33,8 @@ type fakePOP struct {
 	mu     sync.Mutex
 	msgs   []fakeMsg
 	conns  int
+	active int // connections open now
+	peak   int // most connections open at once
 	logins []time.Time
 	wg     sync.WaitGroup
 }
@@ -79,6 +81,13 @@ func (p *fakePOP) left() []string {
 	return out
 }
 
+// peakConns returns the most connections that were open at once.
+func (p *fakePOP) peakConns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.peak
+}
+
 func (p *fakePOP) loginTimes() []time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -95,11 +104,18 @@ func (p *fakePOP) accept() {
 		p.mu.Lock()
 		p.conns++
 		n := p.conns
+		p.active++
+		p.peak = max(p.peak, p.active)
 		p.mu.Unlock()
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			defer c.Close()
+			defer func() {
+				c.Close()
+				p.mu.Lock()
+				p.active--
+				p.mu.Unlock()
+			}()
 			p.serve(n, c)
 		}()
 	}

@@ -85,6 +85,7 @@ var (
 	SetAsideRetried = def(2033, "retrieve-now: messages set aside tried again", info)
 	RetrieveSkipped = def(2034, "retrieve-now left an account stopped by refused logins stopped", warn)
 	ListingCut      = def(2035, "mailbox listing longer than max_listing; the first messages taken this session", warn)
+	PollLimit       = def(2046, "poll stopped at max_messages or max_bytes; the rest wait for the next polls", info)
 )
 
 // rewrited.
