@@ -81,6 +81,12 @@ func (p *fakePOP) left() []string {
 	return out
 }
 
+func (p *fakePOP) ended() {
+	p.mu.Lock()
+	p.active--
+	p.mu.Unlock()
+}
+
 // peakConns returns the most connections that were open at once.
 func (p *fakePOP) peakConns() int {
 	p.mu.Lock()
@@ -110,12 +116,7 @@ func (p *fakePOP) accept() {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			defer func() {
-				c.Close()
-				p.mu.Lock()
-				p.active--
-				p.mu.Unlock()
-			}()
+			defer c.Close()
 			p.serve(n, c)
 		}()
 	}
@@ -134,6 +135,7 @@ func (p *fakePOP) serve(n int, c net.Conn) {
 	r := bufio.NewReader(c)
 	w := bufio.NewWriter(c)
 	defer w.Flush()
+	defer p.ended() // before the last reply goes out: a client waiting for it sees the count down
 	w.WriteString("+OK fake POP3 ready <1.2@fake>\r\n")
 	w.Flush()
 	p.mu.Lock()
