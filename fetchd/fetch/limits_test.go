@@ -179,3 +179,25 @@ func (r *rig) checkFake(t *testing.T) {
 	}
 	r.check(t)
 }
+
+// TestDovecotMaxMessages: against a real Dovecot holding the 24 samples,
+// max_messages = 10 empties the mailbox in three polls (10, 10, 4), each
+// message landing once and the server keeping what a poll did not take.
+func TestDovecotMaxMessages(t *testing.T) {
+	r, dc := newDovecotRig(t, "implicit", dcPass)
+	r.cfg.Account[0].MaxMessages = 10
+	for i, fetched := range []int{10, 10, 4} {
+		st, err := r.poll(t)
+		if err != nil {
+			t.Fatalf("poll %d: %v\n%s", i+1, err, r.log)
+		}
+		left := 24 - 10*(i+1)
+		if st.Fetched != fetched || st.Deleted != fetched || dc.Count(t, dcUser) != max(left, 0) {
+			t.Fatalf("poll %d: %+v, %d left in Dovecot; want %d fetched and deleted, %d left", i+1, st, dc.Count(t, dcUser), fetched, max(left, 0))
+		}
+	}
+	r.check(t)
+	if n := len(r.log.events(event.PollLimit)); n != 2 {
+		t.Fatalf("%d events 2046, want 2", n)
+	}
+}
