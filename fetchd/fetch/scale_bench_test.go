@@ -40,7 +40,7 @@ import (
 // The servers run in the same process: CPU, RSS and fds include their
 // share, so the figures are upper bounds for fetchd.
 //
-//	go test -run '^$' -bench ThousandAccounts -benchtime 3x ./fetch
+//	go test -run '^$' -bench 'ThousandAccounts$' -benchtime 3x ./fetch
 func BenchmarkThousandAccounts(b *testing.B) {
 	for _, sessions := range []int{config.DefaultSessions, 32} {
 		b.Run(fmt.Sprintf("sessions=%d", sessions), func(b *testing.B) { benchAccounts(b, sessions) })
@@ -295,5 +295,54 @@ func (r *scaleRig) checkRound(b *testing.B, i int, err error) {
 	want := fmt.Sprintf("[%s %s]", r.cfg.Account[scaleAccounts-2].Name, r.cfg.Account[scaleAccounts-1].Name)
 	if err == nil || !strings.Contains(err.Error(), "acct0998") || !strings.Contains(err.Error(), "acct0999") {
 		b.Fatalf("round %d: Once: %v, want the failed accounts %s", i, err, want)
+	}
+}
+
+// BenchmarkThousandAccountsRun is the same rig under Run for 70 s, a
+// minute's interval and the start of the next: every account must be
+// polled at least once, the good ones twice (at the start and a minute
+// later), and no more than sessions open at once. It reports the polls
+// made, CPU per poll and the peaks, over the whole 70 s.
+//
+//	go test -run '^$' -bench ThousandAccountsRun -benchtime 1x ./fetch
+func BenchmarkThousandAccountsRun(b *testing.B) {
+	r := newScaleRig(b, config.DefaultSessions)
+	r.fill(0)
+	base := openFDs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		fds := watchFDs()
+		c0 := cpuTime(syscall.RUSAGE_SELF)
+		ctx, cancel := context.WithCancel(context.Background()) // as a stop: Run returns nil
+		stop := time.AfterFunc(70*time.Second, cancel)
+		err := r.f.Run(ctx)
+		stop.Stop()
+		cancel()
+		peak, sampling := fds()
+		cpu := cpuTime(syscall.RUSAGE_SELF) - c0 - sampling
+		if err != nil {
+			b.Fatal(err)
+		}
+		polls := int(r.hung.Load())
+		for k, srv := range r.servers {
+			if srv == nil {
+				continue
+			}
+			n := srv.Stats().Sessions
+			polls += n
+			if n < 1 || (k != scaleAccounts-2 && n < 2*(i+1)) {
+				b.Fatalf("account %d had %d sessions in %d minutes of Run: it starved", k, n, i+1)
+			}
+		}
+		if p := r.peak.Load(); p > config.DefaultSessions {
+			b.Fatalf("%d sessions open at once, more than %d", p, config.DefaultSessions)
+		}
+		b.ReportMetric(float64(polls), "polls")
+		b.ReportMetric(float64(cpu.Microseconds())/float64(polls), "cpu-µs/poll")
+		b.ReportMetric(float64(vmHWM())/(1<<20), "peak-RSS-MiB")
+		b.ReportMetric(float64(peak-base), "peak-fds")
+		b.ReportMetric(float64(r.peak.Load()), "peak-sessions")
+		b.Logf("Run, 1,000 accounts, interval 1m, 70 s: %d polls, %.0f µs CPU a poll (%.2f s in all), peak RSS %.0f MiB, %d fds over the baseline at peak, at most %d sessions at once",
+			polls, float64(cpu.Microseconds())/float64(polls), cpu.Seconds(), float64(vmHWM())/(1<<20), peak-base, r.peak.Load())
 	}
 }
