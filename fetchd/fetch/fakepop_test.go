@@ -33,6 +33,8 @@ type fakePOP struct {
 	mu     sync.Mutex
 	msgs   []fakeMsg
 	conns  int
+	active int // connections open now
+	peak   int // most connections open at once
 	logins []time.Time
 	wg     sync.WaitGroup
 }
@@ -79,6 +81,19 @@ func (p *fakePOP) left() []string {
 	return out
 }
 
+func (p *fakePOP) ended() {
+	p.mu.Lock()
+	p.active--
+	p.mu.Unlock()
+}
+
+// peakConns returns the most connections that were open at once.
+func (p *fakePOP) peakConns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.peak
+}
+
 func (p *fakePOP) loginTimes() []time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -95,6 +110,8 @@ func (p *fakePOP) accept() {
 		p.mu.Lock()
 		p.conns++
 		n := p.conns
+		p.active++
+		p.peak = max(p.peak, p.active)
 		p.mu.Unlock()
 		p.wg.Add(1)
 		go func() {
@@ -118,6 +135,7 @@ func (p *fakePOP) serve(n int, c net.Conn) {
 	r := bufio.NewReader(c)
 	w := bufio.NewWriter(c)
 	defer w.Flush()
+	defer p.ended() // before the last reply goes out: a client waiting for it sees the count down
 	w.WriteString("+OK fake POP3 ready <1.2@fake>\r\n")
 	w.Flush()
 	p.mu.Lock()

@@ -16,13 +16,19 @@ import (
 	"example.org/popspool/shared/spool"
 )
 
-// maxSessions bounds the POP3 connections open at once.
-const maxSessions = 4
+// sessions is how many POP3 connections may be open at once: [fetch]
+// sessions, or its default for a Config not read by config.Load.
+func (f *Fetcher) sessions() int {
+	if n := f.Cfg.Fetch.Sessions; n > 0 {
+		return n
+	}
+	return config.DefaultSessions
+}
 
-// Once polls every account once, up to maxSessions at a time, and returns
-// an error naming the accounts that failed.
+// Once polls every account once, up to [fetch] sessions at a time, and
+// returns an error naming the accounts that failed.
 func (f *Fetcher) Once(ctx context.Context) error {
-	sem := make(chan struct{}, maxSessions)
+	sem := make(chan struct{}, f.sessions())
 	var mu sync.Mutex
 	var failed []string
 	var wg sync.WaitGroup
@@ -57,7 +63,7 @@ func (f *Fetcher) Once(ctx context.Context) error {
 func (f *Fetcher) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	sem := make(chan struct{}, maxSessions)
+	sem := make(chan struct{}, f.sessions())
 	kicks := make([]chan struct{}, len(f.Cfg.Account))
 	names := make([]string, len(f.Cfg.Account)) // read here: a loop may replace its account's settings
 	var wg sync.WaitGroup

@@ -39,6 +39,7 @@ type session struct {
 	listed   []message   // nil until the listing succeeded
 	release  bool        // retrieve-now: try the messages set aside once more
 	partial  bool        // the listing was cut at max_listing: the journal keeps what it did not see
+	limit    pollLimit   // max_messages, max_bytes: limits.go
 	stopping atomic.Bool // fetchd is stopping and cut the session: no failure is the message's
 	stats    Stats
 	// forceRefresh asks built-in OAuth for a new access token (one retry
@@ -76,7 +77,7 @@ func (f *Fetcher) Poll(stop context.Context, a *config.Account) (Stats, error) {
 	ev := event.Emit(&f.Log, event.FetchSession).Str("account", a.Name).Int("listed", s.stats.Listed).
 		Int("fetched", s.stats.Fetched).Int("deleted", s.stats.Deleted).Int("skipped", s.stats.Skipped).
 		Int("stubbed", s.stats.Stubbed).Int("failed", s.stats.Failed).Int64("bytes", s.stats.Bytes).
-		Float64(event.Elapsed, event.Since(start))
+		Bool("at_limit", s.limit.reached).Float64(event.Elapsed, event.Since(start))
 	if s.listed != nil {
 		s.stats.SetAside = s.setAside()
 		ev = ev.Int("set_aside", s.stats.SetAside)
@@ -103,6 +104,9 @@ func (s *session) run(stop context.Context) error {
 	for _, m := range s.order(msgs) {
 		if stop.Err() != nil {
 			break
+		}
+		if s.needsDownload(m) && !s.wants(m) {
+			continue // on the server for the next poll; known ones are still deleted
 		}
 		if err := s.one(m); err != nil {
 			// What is durable moves on; nothing more is deleted, and the

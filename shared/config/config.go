@@ -22,6 +22,7 @@ type Config struct {
 	Spool   string    `toml:"spool"`
 	Rescan  Duration  `toml:"rescan"`
 	Log     Log       `toml:"log"`
+	Fetch   Fetch     `toml:"fetch"`
 	Account []Account `toml:"account"`
 	Deliver Deliver   `toml:"deliver"`
 	Filter  Filter    `toml:"filter"`
@@ -60,10 +61,28 @@ type Account struct {
 	// MaxListing bounds how many messages of the mailbox one session
 	// takes in (and so the memory of its LIST and UIDL listings); the
 	// rest wait for the next sessions. Default 100,000.
-	MaxListing   int `toml:"max_listing"`
-	FetchOptions     // auth, token_file, token_command, oversize: fetch.go
-	Routing          // deliver_to, or multi-drop: routing.go
+	MaxListing int `toml:"max_listing"`
+	// MaxMessages and MaxBytes bound what one poll downloads (POPcon's
+	// "max emails per pass"); 0, the default, is no limit. The messages
+	// past a limit stay on the server for the next polls, oldest first.
+	// MaxBytes bounds the sum of the messages' listed sizes, but a poll
+	// always takes its first message, however large (up to max_size), so
+	// no mailbox is stuck behind one big message.
+	MaxMessages  int  `toml:"max_messages"`
+	MaxBytes     Size `toml:"max_bytes"`
+	FetchOptions      // auth, token_file, token_command, oversize: fetch.go
+	Routing           // deliver_to, or multi-drop: routing.go
 }
+
+// Fetch configures fetchd as a whole (the [fetch] table).
+type Fetch struct {
+	// Sessions is how many POP3 sessions fetchd runs at once, over all
+	// accounts (default 4, 1 to 256).
+	Sessions int `toml:"sessions"`
+}
+
+// DefaultSessions is [fetch] sessions when it is not set.
+const DefaultSessions = 4
 
 // Deliver configures deliverd.
 type Deliver struct {

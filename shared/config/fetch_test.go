@@ -68,3 +68,33 @@ func TestTokenFileMode(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestFetchSessionsAndPollLimits(t *testing.T) {
+	c, err := Load(write(t, good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Fetch.Sessions != DefaultSessions || c.Account[0].MaxMessages != 0 || c.Account[0].MaxBytes != 0 {
+		t.Fatalf("defaults: sessions %d, max_messages %d, max_bytes %d", c.Fetch.Sessions, c.Account[0].MaxMessages, c.Account[0].MaxBytes)
+	}
+	set := strings.Replace(good, "[[account]]", "[fetch]\nsessions = 32\n\n[[account]]", 1)
+	set = strings.Replace(set, `max_size = "10MB"`, "max_size = \"10MB\"\nmax_messages = 50\nmax_bytes = \"20MB\"", 1)
+	c, err = Load(write(t, set))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Fetch.Sessions != 32 || c.Account[0].MaxMessages != 50 || c.Account[0].MaxBytes != 20<<20 {
+		t.Fatalf("set: sessions %d, max_messages %d, max_bytes %d", c.Fetch.Sessions, c.Account[0].MaxMessages, c.Account[0].MaxBytes)
+	}
+	for _, x := range []struct{ from, to, want string }{
+		{"[[account]]", "[fetch]\nsessions = 257\n\n[[account]]", ":7: fetch.sessions: must be from 1 to 256"},
+		{"[[account]]", "[fetch]\nsessions = -1\n\n[[account]]", ":7: fetch.sessions: must be from 1 to 256"},
+		{"[[account]]", "[fetch]\nsesions = 2\n\n[[account]]", ":7: fetch.sesions: unknown key"},
+		{`max_size = "10MB"`, "max_size = \"10MB\"\nmax_messages = -3", ":13: account.office.max_messages: must be 0 (no limit) or more"},
+	} {
+		_, err := Load(write(t, strings.Replace(good, x.from, x.to, 1)))
+		if err == nil || !strings.Contains(err.Error(), x.want) {
+			t.Errorf("want %q, got:\n%v", x.want, err)
+		}
+	}
+}

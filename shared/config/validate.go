@@ -31,6 +31,9 @@ func (c *Config) defaults() {
 	if c.Log.EventLogLevel == "" {
 		c.Log.EventLogLevel = "warn"
 	}
+	if c.Fetch.Sessions == 0 {
+		c.Fetch.Sessions = DefaultSessions
+	}
 	for i := range c.Account {
 		a := &c.Account[i]
 		if a.TLS == "" {
@@ -87,6 +90,9 @@ func (c *Config) validate(p *problems) {
 	}
 	if !oneOf(c.Log.Format, "json", "console") {
 		p.add("log.format", "%q is not json or console", c.Log.Format)
+	}
+	if c.Fetch.Sessions < 1 || c.Fetch.Sessions > 256 {
+		p.add("fetch.sessions", "must be from 1 to 256")
 	}
 	seen := map[string]bool{}
 	for i := range c.Account {
@@ -147,6 +153,12 @@ func (a *Account) validate(p *problems, key, file string) {
 	}
 	if a.MaxListing < 100 || a.MaxListing > 1<<20 {
 		p.add(key+".max_listing", "must be from 100 to 1048576")
+	}
+	if a.MaxMessages < 0 {
+		p.add(key+".max_messages", "must be 0 (no limit) or more")
+	}
+	if a.MaxBytes < 0 {
+		p.add(key+".max_bytes", "must be 0 (no limit) or more")
 	}
 	a.validateRouting(p, key)
 }

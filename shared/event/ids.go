@@ -90,6 +90,7 @@ var (
 	OAuthNoLogin  = def(2041, "no OAuth authorization yet; run fetchd oauth login", errl)
 	OAuthFailed   = def(2042, "OAuth token refresh failed; trying again later", warn)
 	OAuthLoggedIn = def(2043, "OAuth authorization stored by fetchd oauth login", info)
+	PollLimit     = def(2046, "poll stopped at max_messages or max_bytes; the rest wait for the next polls", info)
 )
 
 // rewrited.

@@ -51,6 +51,12 @@ type Server struct {
 	// Timeout bounds each wait for a command and the handling of it;
 	// 0 means DefaultTimeout.
 	Timeout time.Duration
+	// OnSession, if set, is called with +1 when a connection is taken
+	// and -1 when the session ends, before its last reply is sent (so a
+	// client that waits for the reply to QUIT sees the count already
+	// down): several servers can share one count of the sessions open at
+	// once.
+	OnSession func(delta int)
 	// Logf, if set, receives one line per command and per status reply,
 	// with the PASS argument masked. Message data is never logged.
 	Logf func(format string, args ...any)
@@ -231,6 +237,9 @@ func (s *Server) track(conn net.Conn) bool {
 func (s *Server) handle(raw net.Conn) {
 	defer s.wg.Done()
 	s.n.sessions.Add(1)
+	if s.OnSession != nil {
+		s.OnSession(+1)
+	}
 	err := newSession(s, raw).run()
 	s.mu.Lock()
 	delete(s.conns, raw)

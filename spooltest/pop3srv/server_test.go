@@ -391,3 +391,34 @@ func TestWireStuffing(t *testing.T) {
 		}
 	}
 }
+
+// TestOnSessionCounts: OnSession sees +1 per connection taken and -1 by
+// the time the client has the reply to QUIT, so a shared count is back
+// to zero as soon as the clients have quit.
+func TestOnSessionCounts(t *testing.T) {
+	var mu sync.Mutex
+	open, peak := 0, 0
+	_, addr := startServer(t, three, func(s *Server) {
+		s.OnSession = func(d int) {
+			mu.Lock()
+			open += d
+			peak = max(peak, open)
+			mu.Unlock()
+		}
+	})
+	a, b := dial(t, addr), dial(t, addr)
+	a.listing("CAPA")
+	b.listing("CAPA")
+	mu.Lock()
+	if open != 2 {
+		t.Errorf("two sessions greeted: %d open", open)
+	}
+	mu.Unlock()
+	a.expect("QUIT", "+OK")
+	b.expect("QUIT", "+OK")
+	mu.Lock()
+	defer mu.Unlock()
+	if open != 0 || peak != 2 {
+		t.Fatalf("after two sessions quit: %d open, peak %d; want 0 and 2", open, peak)
+	}
+}

@@ -61,6 +61,9 @@ func (c *session) run() error {
 	if c.drop != nil {
 		c.s.unlock()
 	}
+	if c.s.OnSession != nil {
+		c.s.OnSession(-1)
+	}
 	if ferr := c.w.Flush(); ferr != nil && err == nil {
 		err = fmt.Errorf("flush: %w", ferr)
 	}
