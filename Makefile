@@ -89,7 +89,8 @@ chaos: deps
 # End to end against real servers: a private Dovecot (POP3) into a private
 # Postfix (SMTP), popspool's three daemons vs Debian's stock fetchmail and
 # vs Postfix's own smtp-source, and into a Maildir vs mpop; plain and TLS,
-# N x 10 KB (POPSPOOL_BENCH_N, default 1000) and 20 x 1 MB. As root;
+# N x 10 KB (POPSPOOL_BENCH_N, default 1000) and 200 x 1 MB (POPSPOOL_BENCH_N_1MB),
+# with CPU and peak RSS per daemon and a strace pass (system calls per message). As root;
 # installs fetchmail and mpop when missing. docs/benchmarks.md.
 bench-e2e: deps
 	@if [ "$$(id -u)" = 0 ] && ! { command -v fetchmail && command -v mpop; } >/dev/null; then \

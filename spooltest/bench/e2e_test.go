@@ -28,7 +28,7 @@ import (
 //	EndToEnd/<size>x<count>/<transport>/<client>
 //
 // with workloads of POPSPOOL_BENCH_N (default 1000) messages of 10 KB and
-// of 20 messages of 1 MB, transports plain (USER/PASS on the plain port,
+// of POPSPOOL_BENCH_N_1MB (default 200) messages of 1 MB, transports plain (USER/PASS on the plain port,
 // allow_plaintext) and tls (implicit TLS, the test certificate as CA), and
 // clients popspool (fetchd, rewrited and deliverd as processes on a fresh
 // spool, target smtp://postfix) and fetchmail (Debian's, stock, one run
@@ -46,6 +46,10 @@ import (
 // Postfix, the most any SMTP client gets through it here, with a ratio
 // line for popspool; and maildir: popspool with a maildir:// target
 // against mpop, both over POP3S into the same Maildir, with a ratio line.
+// Each popspool line gives each daemon's CPU per message and peak RSS;
+// popspool-strace runs (plain into Postfix, TLS into the Maildir) run the
+// daemons under strace -c and print their system calls per message,
+// fsyncs first (not a rate: ptrace slows them).
 // With POPSPOOL_BENCH_DIAG=1 popspool-staged runs as well: each daemon
 // alone with -once, one after the other, which gives each stage's own
 // rate.
@@ -59,14 +63,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	dovecot.Require(b)
 	postfix.Require(b)
-	n := 1000
-	if s := os.Getenv("POPSPOOL_BENCH_N"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 1 {
-			b.Fatalf("POPSPOOL_BENCH_N=%q: want a positive number of messages", s)
-		}
-		n = v
-	}
+	n := countFromEnv(b, "POPSPOOL_BENCH_N", 1000)
+	big := countFromEnv(b, "POPSPOOL_BENCH_N_1MB", 200)
 	r := &rig{
 		bins: bins.Dir(b),
 		dc:   dovecot.Start(b, map[string]string{popUser: popPass}),
@@ -77,11 +75,14 @@ func BenchmarkEndToEnd(b *testing.B) {
 	mpop, mpopErr := exec.LookPath("mpop")
 	diag := os.Getenv("POPSPOOL_BENCH_DIAG") == "1"
 
-	for _, w := range []workload{{n: n, size: 10 << 10, label: "10KB"}, {n: 20, size: 1 << 20, label: "1MB"}} {
+	for _, w := range []workload{{n: n, size: 10 << 10, label: "10KB"}, {n: big, size: 1 << 20, label: "1MB"}} {
 		b.Run(fmt.Sprintf("%sx%d", w.label, w.n), func(b *testing.B) {
 			for _, tr := range []string{"plain", "tls"} {
 				b.Run(tr, func(b *testing.B) {
 					b.Run("popspool", func(b *testing.B) { r.bench(b, w, tr, "popspool", r.popspool) })
+					if tr == "plain" {
+						b.Run("popspool-strace", func(b *testing.B) { r.bench(b, w, tr, "popspool-strace", r.popspoolStrace) })
+					}
 					if diag {
 						b.Run("popspool-staged", func(b *testing.B) { r.bench(b, w, tr, "popspool-staged", r.popspoolStaged) })
 					}
@@ -108,6 +109,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			// the tool such a user would pick instead, over POP3S.
 			b.Run("maildir", func(b *testing.B) {
 				b.Run("popspool", func(b *testing.B) { r.bench(b, w, "tls", "popspool-maildir", r.popspool) })
+				b.Run("popspool-strace", func(b *testing.B) { r.bench(b, w, "tls", "popspool-maildir-strace", r.popspoolStrace) })
 				b.Run("mpop", func(b *testing.B) {
 					if mpopErr != nil {
 						b.Skipf("skipping: mpop is not installed (apt-get install mpop): %v", mpopErr)
@@ -126,6 +128,20 @@ func BenchmarkEndToEnd(b *testing.B) {
 			fmt.Println(l)
 		}
 	}
+}
+
+// countFromEnv is the positive number in the environment variable name,
+// or def when it is unset.
+func countFromEnv(b *testing.B, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 1 {
+		b.Fatalf("%s=%q: want a positive number of messages", name, s)
+	}
+	return v
 }
 
 const (
@@ -158,6 +174,7 @@ type run struct {
 	w         workload
 	transport string // plain or tls
 	dir       string
+	wrap      func(daemon string, argv []string) []string // harness.Options.Wrap
 
 	start, end     time.Time
 	cpu0, cpu1     cpuSample

@@ -51,7 +51,7 @@ func (r *rig) popspool(b *testing.B, rn *run) runStats {
 	}
 	st := stages(b, f, rn.start)
 	r.say("e2e: popspool %s msgs=%d size=%s where the time went: %s", rn.transport, rn.w.n, rn.w.label, st.describe(rn.end.Sub(rn.start)))
-	return runStats{notes: " cpu " + cpuOf(f)}
+	return runStats{notes: " cpu " + cpuOf(f, rn.w.n)}
 }
 
 // popspoolStaged is a diagnostic: fetchd -once, then rewrited -once,
@@ -79,7 +79,7 @@ func (r *rig) popspoolStaged(b *testing.B, rn *run) runStats {
 		b.Errorf("popspool-staged %s: files left in the spool after delivery: %v", rn.transport, left)
 	}
 	r.say("e2e: popspool-staged %s msgs=%d size=%s stages alone: %s", rn.transport, rn.w.n, rn.w.label, strings.Join(parts, ", "))
-	return runStats{notes: " cpu " + cpuOf(f)}
+	return runStats{notes: " cpu " + cpuOf(f, rn.w.n)}
 }
 
 // flow prepares a harness flow (fresh spool, logs) and replaces its
@@ -94,6 +94,7 @@ func (r *rig) flow(b *testing.B, rn *run) *harness.Flow {
 	f, err := harness.New(rn.dir, r.bins, harness.Options{
 		Target: "smtp://" + r.pf.Addr,
 		Via:    func(string) string { return server }, // the harness's own POP3 server stays idle
+		Wrap:   rn.wrap,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -134,7 +135,7 @@ retry = ["1s", "2s"]
 // runs the recipient's Maildir itself (the one Postfix delivers to, so the
 // same checks count it).
 func (r *rig) target(rn *run) string {
-	if rn.client == "popspool-maildir" {
+	if strings.HasPrefix(rn.client, "popspool-maildir") {
 		return "maildir://" + filepath.Dir(r.pf.MaildirOf(r.rcpt)) + "/{user}"
 	}
 	return "smtp://" + r.pf.Addr
@@ -152,16 +153,21 @@ func logTails(f *harness.Flow) string {
 	return s.String()
 }
 
-// cpuOf is each daemon's CPU time over its run: user+system, and each.
-func cpuOf(f *harness.Flow) string {
+// cpuOf is each daemon's CPU time over its run of n messages (user+system,
+// each, and per message) and its peak resident memory (ru_maxrss), and the
+// three daemons' CPU per message.
+func cpuOf(f *harness.Flow, n int) string {
 	var parts []string
+	sum := 0.0
 	for _, d := range harness.Daemons {
 		if ru, ok := f.Usage(d).(*syscall.Rusage); ok {
-			parts = append(parts, fmt.Sprintf("%s=%.2fs(user %.2f sys %.2f)", d, rusageSeconds(ru),
-				time.Duration(ru.Utime.Nano()).Seconds(), time.Duration(ru.Stime.Nano()).Seconds()))
+			sum += rusageSeconds(ru)
+			parts = append(parts, fmt.Sprintf("%s=%.2fs(user %.2f sys %.2f, %.2f ms/msg, peak RSS %.1f MB)", d, rusageSeconds(ru),
+				time.Duration(ru.Utime.Nano()).Seconds(), time.Duration(ru.Stime.Nano()).Seconds(),
+				rusageSeconds(ru)*1000/float64(n), float64(ru.Maxrss)/1024))
 		}
 	}
-	return strings.Join(parts, " ")
+	return fmt.Sprintf("%s; 3 daemons %.2f ms/msg", strings.Join(parts, " "), sum*1000/float64(n))
 }
 
 func rusageSeconds(ru *syscall.Rusage) float64 {

@@ -99,6 +99,10 @@ type Options struct {
 	// StartTLS is deliver.starttls ("" leaves the default) and
 	// DeliverCAFile deliver.ca_file.
 	StartTLS, DeliverCAFile string
+	// Wrap, if set, is given a daemon's name and command line and returns
+	// the one to run: a tracer in front of it (the benchmark's strace
+	// pass). Usage then reports the wrapper's process.
+	Wrap func(name string, argv []string) []string
 }
 
 // Flow is one running pipeline.

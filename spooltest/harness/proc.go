@@ -31,8 +31,11 @@ func (f *Flow) StartEnv(name string, env []string, extra ...string) error {
 	if err != nil {
 		return err
 	}
-	args := append([]string{"-config", f.Config}, extra...)
-	cmd := exec.Command(filepath.Join(f.bins, exe(name)), args...)
+	argv := append([]string{filepath.Join(f.bins, exe(name)), "-config", f.Config}, extra...)
+	if f.Opt.Wrap != nil {
+		argv = f.Opt.Wrap(name, argv)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
@@ -96,7 +99,15 @@ func (f *Flow) Stop(name string, timeout time.Duration) error {
 	if p == nil || p.Exited() {
 		return nil
 	}
-	if err := terminate(p.cmd.Process); err != nil {
+	proc := p.cmd.Process
+	if f.Opt.Wrap != nil { // the daemon is the wrapper's child: it gets the signal
+		child, err := wrapped(proc)
+		if err != nil {
+			return fmt.Errorf("stop %s: %w", name, err)
+		}
+		proc = child
+	}
+	if err := terminate(proc); err != nil {
 		return err
 	}
 	select {
