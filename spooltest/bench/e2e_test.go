@@ -45,7 +45,8 @@ import (
 // smtp-source (1 and 4 sessions) sends the workload straight to the same
 // Postfix, the most any SMTP client gets through it here, with a ratio
 // line for popspool; and maildir: popspool with a maildir:// target
-// against mpop, both over POP3S into the same Maildir, with a ratio line.
+// against mpop, both plain and over POP3S into the same Maildir, with a
+// ratio line.
 // Each popspool line gives each daemon's CPU per message and peak RSS;
 // popspool-strace runs (plain into Postfix, TLS into the Maildir) run the
 // daemons under strace -c and print their system calls per message,
@@ -108,15 +109,21 @@ func BenchmarkEndToEnd(b *testing.B) {
 			// Without a mail server: into a Maildir, popspool against mpop,
 			// the tool such a user would pick instead, over POP3S.
 			b.Run("maildir", func(b *testing.B) {
-				b.Run("popspool", func(b *testing.B) { r.bench(b, w, "tls", "popspool-maildir", r.popspool) })
-				b.Run("popspool-strace", func(b *testing.B) { r.bench(b, w, "tls", "popspool-maildir-strace", r.popspoolStrace) })
-				b.Run("mpop", func(b *testing.B) {
-					if mpopErr != nil {
-						b.Skipf("skipping: mpop is not installed (apt-get install mpop): %v", mpopErr)
-					}
-					r.bench(b, w, "tls", "mpop", func(b *testing.B, rn *run) runStats { return r.mpop(b, rn, mpop) })
-					r.ratioOf(w, "tls", "popspool-maildir", "mpop")
-				})
+				for _, tr := range []string{"plain", "tls"} {
+					b.Run(tr, func(b *testing.B) {
+						b.Run("popspool", func(b *testing.B) { r.bench(b, w, tr, "popspool-maildir", r.popspool) })
+						if tr == "tls" {
+							b.Run("popspool-strace", func(b *testing.B) { r.bench(b, w, tr, "popspool-maildir-strace", r.popspoolStrace) })
+						}
+						b.Run("mpop", func(b *testing.B) {
+							if mpopErr != nil {
+								b.Skipf("skipping: mpop is not installed (apt-get install mpop): %v", mpopErr)
+							}
+							r.bench(b, w, tr, "mpop", func(b *testing.B, rn *run) runStats { return r.mpop(b, rn, mpop) })
+							r.ratioOf(w, tr, "popspool-maildir", "mpop")
+						})
+					})
+				}
 			})
 		})
 	}

@@ -11,14 +11,19 @@ import (
 	"testing"
 )
 
-// mpop runs Debian's mpop once against the Dovecot account over implicit
-// TLS (the test certificate as trust file), delivering into the same
+// mpop runs Debian's mpop once against the Dovecot account over rn's
+// transport (plain, or implicit TLS with the test certificate as trust
+// file), delivering into the same
 // Maildir popspool's Maildir runs use, with keep off: the tool a user
 // without a mail server would pick instead of popspool (issue 12). mpop
 // writes each message into tmp/, fsyncs it and links it into new/; it
 // does not fsync the folder.
 func (r *rig) mpop(b *testing.B, rn *run, bin string) runStats {
-	_, port, _ := strings.Cut(r.dc.TLSAddr, ":")
+	addr, tlsLines := r.dc.TLSAddr, "tls on\ntls_starttls off\ntls_trust_file "+r.dc.CAFile
+	if rn.transport == "plain" {
+		addr, tlsLines = r.dc.Addr, "tls off"
+	}
+	_, port, _ := strings.Cut(addr, ":")
 	md := r.pf.MaildirOf(r.rcpt)
 	for _, sub := range []string{"tmp", "new", "cur"} {
 		if err := os.MkdirAll(filepath.Join(md, sub), 0o700); err != nil {
@@ -30,16 +35,14 @@ func (r *rig) mpop(b *testing.B, rn *run, bin string) runStats {
 account bench
 host 127.0.0.1
 port %s
-tls on
-tls_starttls off
-tls_trust_file %s
+%s
 auth user
 user %s
 password %s
 delivery maildir %s
 keep off
 uidls_file %s
-`, port, r.dc.CAFile, popUser, popPass, md, filepath.Join(rn.dir, "uidls"))
+`, port, tlsLines, popUser, popPass, md, filepath.Join(rn.dir, "uidls"))
 	if err := os.WriteFile(rc, []byte(text), 0o600); err != nil {
 		b.Fatal(err)
 	}
