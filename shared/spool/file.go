@@ -36,6 +36,7 @@ type Part struct {
 	ID     string
 	fs     FS
 	daemon string
+	group  *Group // nil: sealed on its own (Seal)
 }
 
 // Write writes b to the part.
