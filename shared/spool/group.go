@@ -83,6 +83,9 @@ func (p *Part) Close() error {
 		p.f.Close()
 		return fmt.Errorf("seal %s: %w", name, err)
 	}
+	if p.n >= writebackFrom {
+		startWriteback(p.f)
+	}
 	if err := p.f.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", name, err)
 	}
@@ -92,7 +95,17 @@ func (p *Part) Close() error {
 
 // CopyFrom appends the rest of src to the part, in the kernel where it
 // can (src an *os.File, or an *io.LimitedReader of one).
-func (p *Part) CopyFrom(src io.Reader) (int64, error) { return p.fs.Copy(p.f, src) }
+func (p *Part) CopyFrom(src io.Reader) (int64, error) {
+	n, err := p.fs.Copy(p.f, src)
+	p.n += n
+	return n, err
+}
+
+// writebackFrom is the size from which a closed part's writeback is
+// started at once (sync_file_range(2) on Linux, a hint that promises
+// nothing), so that the group's sync does not find a batch of big
+// messages all still in memory.
+const writebackFrom = 256 << 10
 
 // syncEach opens and fsyncs each file (write access: Windows'
 // FlushFileBuffers needs it).
