@@ -48,7 +48,6 @@ func benchRewrite(b *testing.B, count int, body string) {
 	}
 }
 
-
 // BenchmarkRewrite100MB routes one 100 MB message and reports the peak heap
 // while doing it: the message is streamed, so the heap must stay small.
 func BenchmarkRewrite100MB(b *testing.B) {
