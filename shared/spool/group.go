@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -112,6 +113,9 @@ const writebackFrom = 256 << 10
 func syncEach(paths []string) error {
 	for _, p := range paths {
 		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed since it was written: nothing to keep
+		}
 		if err != nil {
 			return fmt.Errorf("fsync %s: %w", p, err)
 		}

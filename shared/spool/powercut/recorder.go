@@ -164,6 +164,9 @@ func (r *Recorder) SyncGroup(anchor *os.File, paths []string) error {
 	}
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed since it was written: nothing to keep
+		}
 		if err != nil {
 			return err
 		}
