@@ -17,13 +17,20 @@ import (
 // Before, syncfs returned 0 whatever happened, so each file is fsynced.
 var syncfsReports = kernelAtLeast(5, 8)
 
+// syncfsFrom is the smallest group synced with one syncfs(2).
+const syncfsFrom = 4
+
 // syncGroup makes the named files' data durable with one syncfs(2) on
 // anchor, an open folder of the spool taken before the files were
 // written: a writeback error on the filesystem since then, theirs
 // included, is returned (one of another program's files too: the caller
 // then redoes the group, which is safe).
+//
+// A group of fewer than syncfsFrom files is fsynced file by file: syncfs
+// also writes back every other program's dirty data on the filesystem,
+// which a single message (an idle pipeline) should not wait for.
 func syncGroup(anchor *os.File, paths []string) error {
-	if !syncfsReports {
+	if !syncfsReports || len(paths) < syncfsFrom {
 		return syncEach(paths)
 	}
 	if err := unix.Syncfs(int(anchor.Fd())); err != nil {
