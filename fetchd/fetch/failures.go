@@ -92,14 +92,11 @@ func (s *session) failed(m message, me *msgError) error {
 	return classify(me.err, failMessage)
 }
 
-// syncJournal makes the journal durable now; the names of the pending
-// parts first, as flush does.
+// syncJournal makes the journal durable now; the pending parts' data
+// and names first, as flush does.
 func (s *session) syncJournal() error {
 	if len(s.pending) > 0 {
-		if err := s.f.S.SyncTmp(); err != nil {
-			event.Emit(&s.f.Log, event.DirSyncFailed).Str("account", s.a.Name).Err(err).Msg("fetchd stops so recovery runs at start")
-			return classify(err, failFatal)
-		}
+		return s.syncParts()
 	}
 	if err := s.j.sync(); err != nil {
 		return s.journalError(err)

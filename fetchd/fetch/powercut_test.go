@@ -54,6 +54,20 @@ func TestPowerCutCatchesMissingTmpSync(t *testing.T) {
 	}
 }
 
+// TestPowerCutCatchesMissingDataSync: without the batch's data sync
+// (spool.Group), the journal can record, and the server delete, a
+// message whose file holds nothing after the cut.
+func TestPowerCutCatchesMissingDataSync(t *testing.T) {
+	rec, cfg, msgs := recordFetch(t, func(r *powercut.Recorder) spool.FS { return noGroupSync{r} })
+	if _, _, violations := checkFetchStates(t, rec, cfg, msgs); violations == 0 {
+		t.Fatal("without the data sync no crash state broke the promise: the model is blind")
+	}
+}
+
+type noGroupSync struct{ *powercut.Recorder }
+
+func (noGroupSync) SyncGroup(*os.File, []string) error { return nil }
+
 type noTmpSync struct{ *powercut.Recorder }
 
 func (n noTmpSync) SyncDir(dir string) error {

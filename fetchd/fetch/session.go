@@ -34,7 +34,8 @@ type session struct {
 	j        *uidls
 	caps     pop3.Caps // after the login
 	loggedIn bool
-	pending  []sealed // sealed and recorded, not yet moved and DELE'd
+	pending  []sealed     // written and recorded, not yet moved and DELE'd
+	group    *spool.Group // the pending downloads' data, durable at flush
 	dele     []int
 	listed   []message   // nil until the listing succeeded
 	release  bool        // retrieve-now: try the messages set aside once more
@@ -68,8 +69,9 @@ type Stats struct {
 // Every error has been logged with its event when Poll returns.
 func (f *Fetcher) Poll(stop context.Context, a *config.Account) (Stats, error) {
 	start := time.Now()
-	s := &session{f: f, a: a, j: f.journals[a.Name], release: f.takeRelease(a.Name)}
+	s := &session{f: f, a: a, j: f.journals[a.Name], release: f.takeRelease(a.Name), group: f.S.NewGroup()}
 	err := s.run(stop)
+	s.group.Release()
 	if s.cut != nil {
 		s.cut(nil)
 	}
@@ -231,11 +233,12 @@ func uidlHash(u string) string {
 }
 
 // download streams RETR into tmp/fetchd/<id>.part after the trace header
-// lines, and seals it.
+// lines, and closes it in the session's group: flush makes the data of
+// the batch durable together.
 func (s *session) download(m message) (string, error) {
 	start := time.Now()
 	id := spool.NewID()
-	p, err := s.f.S.Create(id)
+	p, err := s.group.Create(id)
 	if err != nil {
 		return "", s.spoolError(err)
 	}
@@ -255,7 +258,7 @@ func (s *session) download(m message) (string, error) {
 		p.Abort()
 		return "", s.spoolError(err)
 	}
-	if err := p.Seal(); err != nil {
+	if err := p.Close(); err != nil {
 		os.Remove(p.Name())
 		return "", s.spoolError(err)
 	}
@@ -320,23 +323,21 @@ func (s *session) spoolError(err error) error {
 	return err
 }
 
-// flush makes the pending messages durable (one journal fsync), moves them
-// into incoming/ (one fsync per folder) and then, if dele, deletes them on
-// the server: durable before irreversible.
+// flush makes the pending messages durable (one data sync for the batch,
+// one journal fsync), moves them into incoming/ (one fsync per folder)
+// and then, if dele, deletes them on the server: durable before
+// irreversible.
 func (s *session) flush(dele bool) error {
 	if len(s.pending) == 0 {
+		s.group.Release()
 		return nil
 	}
-	// The parts' names must be durable before the journal says they
-	// exist: a record without its file would have the next poll DELE a
-	// message that is nowhere (the power-cut model in powercut_test.go
-	// finds exactly that state without this fsync).
-	if err := s.f.S.SyncTmp(); err != nil {
-		event.Emit(&s.f.Log, event.DirSyncFailed).Str("account", s.a.Name).Err(err).Msg("fetchd stops so recovery runs at start")
-		return classify(err, failFatal)
-	}
-	if err := s.j.sync(); err != nil {
-		return s.journalError(err)
+	// The parts' data and names must be durable before the journal
+	// says they exist: a record without its file would have the next
+	// poll DELE a message that is nowhere (the power-cut model in
+	// powercut_test.go finds exactly that state without either).
+	if err := s.syncParts(); err != nil {
+		return err
 	}
 	crash.Point("fetchd.journaled")
 	b := s.f.S.NewBatch()
@@ -367,6 +368,22 @@ func (s *session) flush(dele bool) error {
 	return nil
 }
 
+// syncParts makes the pending parts durable, data (one group sync) and
+// names (tmp/fetchd's fsync), then the journal that records them.
+func (s *session) syncParts() error {
+	if err := s.group.Sync(); err != nil {
+		return s.dropUnrecorded(err)
+	}
+	if err := s.f.S.SyncTmp(); err != nil {
+		event.Emit(&s.f.Log, event.DirSyncFailed).Str("account", s.a.Name).Err(err).Msg("fetchd stops so recovery runs at start")
+		return classify(err, failFatal)
+	}
+	if err := s.j.sync(); err != nil {
+		return s.journalError(err)
+	}
+	return nil
+}
+
 // journalError handles a failed journal sync. A full disk (the write
 // failed) is survivable: the journal is reread, so that only records that
 // reached the file count, and fsynced; parts with a record move on, the
@@ -378,6 +395,16 @@ func (s *session) journalError(err error) error {
 		event.Emit(&s.f.Log, event.JournalFailed).Str("account", s.a.Name).Err(err).Msg("fetchd stops so recovery runs at start; nothing unsafe was deleted")
 		return classify(err, failFatal)
 	}
+	return s.dropUnrecorded(err)
+}
+
+// dropUnrecorded handles a full disk at the journal, or a failed data
+// sync of the batch (whose parts are then never synced again, DESIGN.md):
+// the journal is reread, dropping the records not yet synced, and
+// fsynced; parts with a durable record (their data was synced by an
+// earlier flush) move on, the others are removed (no DELE was sent for
+// them: the server still has them).
+func (s *session) dropUnrecorded(err error) error {
 	if rerr := s.j.reopen(); rerr != nil {
 		event.Emit(&s.f.Log, event.JournalFailed).Str("account", s.a.Name).Err(rerr).Msg("fetchd stops so recovery runs at start; nothing unsafe was deleted")
 		return classify(rerr, failFatal)

@@ -16,6 +16,7 @@ func (w *Worker) Explain(ctx context.Context, path string, runFilter bool, out i
 	if err != nil {
 		return err
 	}
+	p.close()
 	fmt.Fprintf(out, "file: %s\n", path)
 	if p.old.HasSender || len(p.old.Receivers) > 0 || p.old.Failed != "" {
 		fmt.Fprintf(out, "  old envelope lines at the top are replaced (sender <%s>, %d receivers, failed %q)\n", p.old.Sender, len(p.old.Receivers), p.old.Failed)

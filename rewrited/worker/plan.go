@@ -27,6 +27,19 @@ type plan struct {
 	old      envelope.Envelope // the lines found at the top, replaced
 	trace    []string
 	warnings []string
+	// src is the file the plan read, left open for rewrite to copy
+	// from (each file is read once), and off where its message starts;
+	// close releases it.
+	src *os.File
+	off int64
+}
+
+// close closes the file the plan read, if it kept it open.
+func (p *plan) close() {
+	if p != nil && p.src != nil {
+		p.src.Close()
+		p.src = nil
+	}
 }
 
 func (p *plan) note(format string, args ...any) {
@@ -34,19 +47,35 @@ func (p *plan) note(format string, args ...any) {
 }
 
 // makePlan reads the header of a file and decides. Only local I/O errors
-// are returned; everything wrong with the message is a rejection.
+// are returned; everything wrong with the message is a rejection. The
+// plan keeps the file open (p.src); the caller closes the plan.
 func (w *Worker) makePlan(ctx context.Context, path string, runFilter bool) (*plan, error) {
 	f, err := spool.OpenFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	kept := false
+	defer func() { // also on a panic while reading
+		if !kept {
+			f.Close()
+		}
+	}()
+	p, err := w.readPlan(ctx, f, runFilter)
+	if err != nil {
+		return nil, err
+	}
+	p.src, kept = f, true
+	return p, nil
+}
+
+func (w *Worker) readPlan(ctx context.Context, f *os.File, runFilter bool) (*plan, error) {
 	p := &plan{}
 	br, off, err := skipEnvelope(f, &p.old)
 	if err != nil {
 		p.reject = asReject(err)
-		return p, nil
+		return p, nil // p.off 0: the broken lines are kept
 	}
+	p.off = off
 	h, rej := readHeader(br)
 	if rej != nil {
 		p.reject = rej

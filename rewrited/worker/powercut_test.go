@@ -60,6 +60,10 @@ type noFileSync struct{ *powercut.Recorder }
 
 func (noFileSync) SyncFile(*os.File) error { return nil }
 
+// SyncGroup drops the group's data sync, which stands for the fsync of
+// each of its files.
+func (noFileSync) SyncGroup(*os.File, []string) error { return nil }
+
 func recordRewrited(t *testing.T, msgs []string, wrap func(*powercut.Recorder) spool.FS) (*powercut.Recorder, []string) {
 	t.Helper()
 	w := setup(t, "office")

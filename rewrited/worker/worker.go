@@ -7,6 +7,7 @@ package worker
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -155,12 +156,12 @@ func (w *Worker) recoverOne(ctx context.Context, path string, book *suspect.Book
 		return w.putBack(path, id, err) // routed in the normal flow, uncounted
 	}
 	event.Emit(&w.Log, event.Recovered).Str("id", id).Msg("routing a file claimed before a crash")
-	b := w.S.NewBatch()
-	done, err := w.process(ctx, path, id, b)
+	g := w.S.NewGroup()
+	r, err := w.process(ctx, path, id, g)
 	if err != nil {
 		return err
 	}
-	if err := w.commit(b, []func(){done}); err != nil {
+	if err := w.handOff(g, []*routed{r}); err != nil {
 		return err
 	}
 	return book.Clear(id)
@@ -168,16 +169,17 @@ func (w *Worker) recoverOne(ctx context.Context, path string, book *suspect.Book
 
 // moveNow finishes one file on its own and commits its move.
 func (w *Worker) moveNow(path, id string, p *plan) error {
-	b := w.S.NewBatch()
-	done, err := w.finish(path, id, p, b, time.Now())
+	g := w.S.NewGroup()
+	r, err := w.finish(path, id, p, g, time.Now())
 	if err != nil {
 		return err
 	}
-	return w.commit(b, []func(){done})
+	return w.handOff(g, []*routed{r})
 }
 
-// batchSize is how many files share the folder fsyncs of their claim and
-// of their move on (group commit).
+// batchSize is how many files share the data sync of their routed
+// versions and the folder fsyncs of their claim and of their move on
+// (group commit).
 const batchSize = 32
 
 // Run routes files as they arrive until ctx ends; with once, until
@@ -250,26 +252,54 @@ func (w *Worker) handleBatch(ctx context.Context, names []string) error {
 	if err := in.Commit(); err != nil {
 		return w.ioError(err, "incoming/")
 	}
-	out := w.S.NewBatch()
-	var dones []func()
+	g := w.S.NewGroup()
+	var rs []*routed
 	for _, f := range files {
 		liveness.From(ctx).Busy()
-		done, err := w.process(context.WithoutCancel(ctx), f.path, f.id, out)
+		r, err := w.process(context.WithoutCancel(ctx), f.path, f.id, g)
+		if err != nil {
+			g.Release()
+			return err
+		}
+		rs = append(rs, r)
+	}
+	return w.handOff(g, rs)
+}
+
+// routed is a claimed file whose routed version is written in tmp/ and
+// closed, to be moved on once its group is synced; a nil part moves the
+// claimed file itself, as it is (unreadable).
+type routed struct {
+	path, id string // the claimed original
+	part     *spool.Part
+	folder   string
+	done     func(dst string) // logs the outcome, once the move is durable
+}
+
+// handOff makes the routed versions of a batch durable together (one
+// group sync, docs/crashes.md), moves them on (one fsync per folder),
+// then removes the claimed originals (one fsync of tmp/ for all) and logs
+// the outcomes. nil entries (files put back) are skipped.
+func (w *Worker) handOff(g *spool.Group, rs []*routed) error {
+	rs = slices.DeleteFunc(rs, func(r *routed) bool { return r == nil })
+	if err := g.Sync(); err != nil {
+		return w.putBackAll(rs, err)
+	}
+	b := w.S.NewBatch()
+	var moved []func()
+	for _, r := range rs {
+		done, err := w.moveOn(r, b)
 		if err != nil {
 			return err
 		}
-		dones = append(dones, done)
+		if done != nil {
+			moved = append(moved, done)
+		}
 	}
-	return w.commit(out, dones)
-}
-
-// commit makes a batch's moves durable, then removes the claimed
-// originals (one fsync of tmp/ for all) and logs the outcomes.
-func (w *Worker) commit(b *spool.Batch, dones []func()) error {
 	if err := b.Commit(); err != nil {
 		return w.ioError(err, "pickup/")
 	}
-	for _, d := range dones {
+	for _, d := range moved {
 		d()
 	}
 	if err := w.S.SyncTmp(); err != nil {
@@ -278,24 +308,67 @@ func (w *Worker) commit(b *spool.Batch, dones []func()) error {
 	return nil
 }
 
-// process routes one claimed file and moves the routed version into batch
-// b; the returned done, called once b is committed, removes the claimed
-// original and logs the outcome.
-func (w *Worker) process(ctx context.Context, path, id string, b *spool.Batch) (done func(), err error) {
+// moveOn moves a routed version (or the claimed file, unreadable) into
+// b; the returned func, called once b is committed, removes the claimed
+// original and logs the outcome. A failed move puts the original back.
+func (w *Worker) moveOn(r *routed, b *spool.Batch) (func(), error) {
+	src := r.path
+	if r.part != nil {
+		src = r.part.Name()
+	}
+	dst, err := b.Move(src, r.folder, r.id)
+	if err != nil {
+		if r.part != nil {
+			w.S.Unlink(r.part.Name())
+		}
+		return nil, w.putBack(r.path, r.id, err)
+	}
+	return func() {
+		if r.part != nil {
+			if err := w.S.Unlink(r.path); err != nil {
+				w.Log.Debug().Err(err).Str("id", r.id).Msg("claimed original not removed; recovery will")
+			}
+		}
+		r.done(dst)
+	}, nil
+}
+
+// putBackAll returns the claimed originals of a group whose sync failed
+// to incoming/, and removes their routed versions, which are never
+// synced again (DESIGN.md: never retry a failed fsync).
+func (w *Worker) putBackAll(rs []*routed, cause error) error {
+	var errs []error
+	for _, r := range rs {
+		if r.part != nil {
+			w.S.Unlink(r.part.Name())
+		}
+		if _, err := w.S.Move(r.path, spool.Incoming, r.id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		cause = fmt.Errorf("%w; and returning files to incoming/: %w", cause, err)
+	}
+	return w.ioError(cause, "tmp/rewrited")
+}
+
+// process routes one claimed file and writes its routed version into
+// group g; nil (and no error) means the file was put back.
+func (w *Worker) process(ctx context.Context, path, id string, g *spool.Group) (r *routed, err error) {
 	start := time.Now()
 	defer func() {
 		if p := recover(); p != nil {
-			done, err = w.finish(path, id, &plan{reject: &reject{event.UnexpectedPanic, fmt.Sprint("internal error: ", p)}}, b, start)
+			r, err = w.finish(path, id, &plan{reject: &reject{event.UnexpectedPanic, fmt.Sprint("internal error: ", p)}}, g, start)
 		}
 	}()
 	p, err := w.planWithin(ctx, path, id)
 	if err != nil && spool.Unreadable(err) {
-		return w.unreadable(path, id, err, b)
+		return w.unreadable(path, id, err)
 	}
 	if err != nil {
-		return func() {}, w.putBack(path, id, err)
+		return nil, w.putBack(path, id, err)
 	}
-	return w.finish(path, id, p, b, start)
+	return w.finish(path, id, p, g, start)
 }
 
 // unreadableTries is how often a file rewrited may not read is put back
@@ -309,7 +382,7 @@ const unreadableTries = 3
 // entry itself is renamed (which needs no read permission), unchanged,
 // and event 3017 names the reason; before, it went back and forth between
 // incoming/ and tmp/ for ever.
-func (w *Worker) unreadable(path, id string, cause error, b *spool.Batch) (func(), error) {
+func (w *Worker) unreadable(path, id string, cause error) (*routed, error) {
 	if !errors.Is(cause, spool.ErrNotRegular) {
 		w.mu.Lock()
 		if w.tries == nil {
@@ -319,19 +392,15 @@ func (w *Worker) unreadable(path, id string, cause error, b *spool.Batch) (func(
 		n := w.tries[id]
 		w.mu.Unlock()
 		if n < unreadableTries {
-			return func() {}, w.putBack(path, id, cause)
+			return nil, w.putBack(path, id, cause)
 		}
 	}
 	w.mu.Lock()
 	delete(w.tries, id)
 	w.mu.Unlock()
-	dst, err := b.Move(path, spool.Failed, id)
-	if err != nil {
-		return func() {}, w.putBack(path, id, err)
-	}
-	return func() {
+	return &routed{path: path, id: id, folder: spool.Failed, done: func(dst string) {
 		event.Emit(&w.Log, event.Unreadable).Str("id", id).Str("path", dst).Err(cause).Msg("moved to failed/ as it is")
-	}, nil
+	}}, nil
 }
 
 // planWithin makes the plan of a file within the routing deadline. A
@@ -362,6 +431,7 @@ func (w *Worker) planWithin(ctx context.Context, path, id string) (*plan, error)
 	case r := <-ch:
 		return r.p, r.err
 	case <-t.C:
+		go func() { (<-ch).p.close() }() // the late plan's open file
 		return &plan{reject: &reject{event.RouteTimeout, fmt.Sprintf("routing did not finish within %s", d)}}, nil
 	}
 }
@@ -376,45 +446,38 @@ func (w *Worker) routeDeadline() time.Duration {
 }
 
 // finish writes the routed (or failed) version as a new file beside the
-// claimed one, sealed, and moves it into b. The claimed original stays
-// until b is committed: a crash before leaves it to be routed again (and
-// the part is deleted); a crash after leaves a stale original whose id is
-// already in pickup/ or failed/, which recovery removes. So each message
-// costs one file fsync, and the folder fsyncs are shared by the batch.
-// The outcome's line gives the message's size and the time from start
-// (when process took the file) to the move, not the batch's commit.
-func (w *Worker) finish(path, id string, p *plan, b *spool.Batch, start time.Time) (func(), error) {
+// claimed one, in group g, closed but not yet synced. The claimed
+// original stays until the batch's moves are committed: a crash before
+// leaves it to be routed again (and the part is deleted); a crash after
+// leaves a stale original whose id is already in pickup/ or failed/,
+// which recovery removes. So the data sync and the folder fsyncs are
+// shared by the batch. The outcome's line gives the message's size and
+// the time from start (when process took the file) to the written
+// version, not the batch's commit.
+func (w *Worker) finish(path, id string, p *plan, g *spool.Group, start time.Time) (*routed, error) {
+	defer p.close()
 	folder, env := spool.Pickup, p.env
 	if p.reject != nil {
 		folder = spool.Failed
 		env = envelope.Envelope{Failed: fmt.Sprintf("%d %s", p.reject.ev, p.reject.reason)}
 	}
-	none := func() {}
-	part, err := w.S.Create(id)
+	part, err := g.Create(id)
 	if err != nil {
-		return none, w.putBack(path, id, err)
+		return nil, w.putBack(path, id, err)
 	}
-	size, err := rewrite(path, env, p.tag, part)
+	size, err := rewrite(path, p, env, part)
 	if err != nil {
 		part.Abort()
-		return none, w.putBack(path, id, err)
+		return nil, w.putBack(path, id, err)
 	}
-	if err := part.Seal(); err != nil {
+	if err := part.Close(); err != nil {
 		w.S.Unlink(part.Name())
-		return none, w.putBack(path, id, err)
-	}
-	dst, err := b.Move(part.Name(), folder, id)
-	if err != nil {
-		w.S.Unlink(part.Name())
-		return none, w.putBack(path, id, err)
+		return nil, w.putBack(path, id, err)
 	}
 	took := event.Since(start)
-	return func() {
-		if err := w.S.Unlink(path); err != nil {
-			w.Log.Debug().Err(err).Str("id", id).Msg("claimed original not removed; recovery will")
-		}
+	return &routed{path: path, id: id, part: part, folder: folder, done: func(dst string) {
 		w.report(id, dst, p, size, took)
-	}, nil
+	}}, nil
 }
 
 func (w *Worker) report(id, dst string, p *plan, size int64, took float64) {
@@ -440,11 +503,16 @@ func (w *Worker) report(id, dst string, p *plan, size int64, took float64) {
 		Int64("size", size).Float64(event.Elapsed, took).Msg("routed to pickup/")
 }
 
+// headBuffer is how much of a file rewrited reads into its memory to
+// parse the envelope lines and the header; the body is copied in the
+// kernel. The header parser reads on past it as far as the header goes.
+const headBuffer = 16 << 10
+
 // skipEnvelope positions a reader after any envelope lines at the top of
 // f and returns the offset of the message proper.
 func skipEnvelope(f *os.File, old *envelope.Envelope) (*bufio.Reader, int64, error) {
 	cr := &counter{r: f}
-	br := bufio.NewReaderSize(cr, 64<<10)
+	br := bufio.NewReaderSize(cr, headBuffer)
 	env, err := envelope.Read(br)
 	if err != nil {
 		return nil, 0, &reject{event.RouteFailed, "bad envelope line: " + err.Error()}
@@ -455,35 +523,52 @@ func skipEnvelope(f *os.File, old *envelope.Envelope) (*bufio.Reader, int64, err
 	return br, cr.n - int64(br.Buffered()), nil
 }
 
-// rewrite writes env, then tag (a header line, or ""), then the message
-// of the file at path, byte for byte, into out, and returns the size of
-// the message it copied (tag included, envelope lines not).
-func rewrite(path string, env envelope.Envelope, tag string, out io.Writer) (int64, error) {
-	f, err := spool.OpenFile(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	_, off, err := skipEnvelope(f, nil)
-	var rej *reject
-	if errors.As(err, &rej) {
-		off = 0 // keep the broken lines: they are part of what failed
-	} else if err != nil {
-		return 0, err
+// rewrite writes env, then the plan's tag (a header line, or ""), then
+// the message of the file at path, byte for byte, into out, and returns
+// the size of the message it copied (tag included, envelope lines not).
+// The file the plan read is reused (each file is opened and read once);
+// the message is copied from the plan's offset in the kernel
+// (copy_file_range on Linux), not through rewrited's memory.
+func rewrite(path string, p *plan, env envelope.Envelope, out *spool.Part) (int64, error) {
+	f, off := p.src, p.off
+	if f == nil { // a plan given up on or a panic: start again from the file
+		var err error
+		if f, err = spool.OpenFile(path); err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		if off, err = messageOffset(f); err != nil {
+			return 0, err
+		}
 	}
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
 		return 0, err
 	}
-	bw := bufio.NewWriterSize(out, 64<<10)
-	if err := env.Write(bw); err != nil {
+	var head bytes.Buffer
+	if err := env.Write(&head); err != nil {
 		return 0, err
 	}
-	bw.WriteString(tag)
-	n, err := io.Copy(bw, f)
+	head.WriteString(p.tag)
+	if _, err := out.Write(head.Bytes()); err != nil {
+		return 0, err
+	}
+	n, err := out.CopyFrom(f)
 	if err != nil {
 		return 0, fmt.Errorf("copy message: %w", err)
 	}
-	return int64(len(tag)) + n, bw.Flush()
+	return int64(len(p.tag)) + n, nil
+}
+
+// messageOffset is where the message proper starts in f: after its
+// envelope lines, or 0 if they are broken (the broken lines are kept:
+// they are part of what failed).
+func messageOffset(f *os.File) (int64, error) {
+	_, off, err := skipEnvelope(f, nil)
+	var rej *reject
+	if errors.As(err, &rej) {
+		return 0, nil
+	}
+	return off, err
 }
 
 // putBack returns a claimed file to incoming/ after an I/O error (a full

@@ -45,3 +45,44 @@ func BenchmarkHandoff(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGroupHandoff is BenchmarkHandoff's group of 32 with the data
+// made durable by one Group.Sync (syncfs on Linux) instead of an fsync
+// per file.
+func BenchmarkGroupHandoff(b *testing.B) {
+	body := bytes.Repeat([]byte("0123456789abcdef"), 640)
+	s := openTest(b, "fetchd")
+	start := time.Now()
+	g, batch := s.NewGroup(), s.NewBatch()
+	var parts []*Part
+	flush := func() {
+		if err := g.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		for _, p := range parts {
+			if _, err := batch.Move(p.Name(), Incoming, p.ID); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := batch.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		parts = parts[:0]
+	}
+	for i := 0; i < b.N; i++ {
+		p, err := g.Create(NewID())
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Write(body)
+		if err := p.Close(); err != nil {
+			b.Fatal(err)
+		}
+		parts = append(parts, p)
+		if len(parts) == 32 {
+			flush()
+		}
+	}
+	flush()
+	b.ReportMetric(float64(time.Since(start).Microseconds())/float64(b.N), "µs/handoff")
+}

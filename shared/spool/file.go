@@ -36,10 +36,16 @@ type Part struct {
 	ID     string
 	fs     FS
 	daemon string
+	group  *Group // nil: sealed on its own (Seal)
+	n      int64  // bytes written
 }
 
 // Write writes b to the part.
-func (p *Part) Write(b []byte) (int, error) { return p.fs.Write(p.f, b) }
+func (p *Part) Write(b []byte) (int, error) {
+	n, err := p.fs.Write(p.f, b)
+	p.n += int64(n)
+	return n, err
+}
 
 // Name is the part's path.
 func (p *Part) Name() string { return p.f.Name() }

@@ -1,6 +1,9 @@
 package spool
 
-import "os"
+import (
+	"io"
+	"os"
+)
 
 // FS is every call by which the spool changes the disk. Spool uses the
 // real one, OS; tests put a recorder in its place to build every state a
@@ -13,6 +16,16 @@ type FS interface {
 	Write(f *os.File, b []byte) (int, error)
 	// SyncFile makes a file's data durable (fsync).
 	SyncFile(f *os.File) error
+	// SyncGroup makes the data of the named files durable together:
+	// syncfs(2) on Linux, on the open anchor, which was opened on the
+	// same filesystem before any of them was written (its writeback-error
+	// sample covers them); elsewhere each file is fsynced. Folder entries
+	// are not promised: the caller fsyncs the folders.
+	SyncGroup(anchor *os.File, paths []string) error
+	// Copy appends the rest of src to dst: in the kernel where it can
+	// (copy_file_range(2) on Linux, for an *os.File or an
+	// *io.LimitedReader of one).
+	Copy(dst *os.File, src io.Reader) (int64, error)
 	// Rename renames, replacing an existing target.
 	Rename(oldpath, newpath string) error
 	// RenameNoReplace renames, failing with os.ErrExist if newpath exists.
@@ -36,6 +49,12 @@ func (OS) Write(f *os.File, b []byte) (int, error) { return f.Write(b) }
 
 // SyncFile calls fsync (FlushFileBuffers on Windows).
 func (OS) SyncFile(f *os.File) error { return f.Sync() }
+
+// SyncGroup is one syncfs(2) on Linux, an fsync of each file elsewhere.
+func (OS) SyncGroup(anchor *os.File, paths []string) error { return syncGroup(anchor, paths) }
+
+// Copy is dst.ReadFrom(src), which is copy_file_range(2) on Linux.
+func (OS) Copy(dst *os.File, src io.Reader) (int64, error) { return dst.ReadFrom(src) }
 
 // Rename is os.Rename.
 func (OS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }

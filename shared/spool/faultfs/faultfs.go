@@ -13,6 +13,7 @@
 package faultfs
 
 import (
+	"io"
 	"os"
 	"sync"
 	"syscall"
@@ -29,6 +30,9 @@ const (
 	Replace  = "replace" // Rename over an existing file
 	Remove   = "remove"
 	SyncDir  = "syncdir"
+	// SyncGroup is a group's data sync (spool.Group); Copy counts as a
+	// Write.
+	SyncGroup = "syncgroup"
 )
 
 // Fault is one kind of failure.
@@ -55,6 +59,7 @@ var Faults = []Fault{
 	{Create, syscall.ENOSPC}, {Write, syscall.ENOSPC}, {SyncFile, syscall.ENOSPC},
 	{Write, syscall.EIO}, {SyncFile, syscall.EIO}, {Rename, syscall.EIO},
 	{Replace, syscall.EIO}, {Remove, syscall.EIO}, {SyncDir, syscall.EIO},
+	{SyncGroup, syscall.ENOSPC}, {SyncGroup, syscall.EIO},
 }
 
 // FS fails the K-th call of Fault's kind; every other call goes to the
@@ -69,12 +74,13 @@ type FS struct {
 	hit     string // the path of the failed call, once it failed
 	retried int
 	failed  map[*os.File]bool
-	durable map[*os.File]int64 // length at the last good fsync
+	durable map[*os.File]int64  // length at the last good fsync
+	byName  map[string]*os.File // the file made last under each name
 }
 
 // New returns an FS that fails the k-th call (from 1) of f's kind.
 func New(f Fault, k int) *FS {
-	return &FS{Fault: f, K: k, failed: map[*os.File]bool{}, durable: map[*os.File]int64{}}
+	return &FS{Fault: f, K: k, failed: map[*os.File]bool{}, durable: map[*os.File]int64{}, byName: map[string]*os.File{}}
 }
 
 // Hit returns the path of the call that failed, or "" if the K-th call
@@ -115,6 +121,7 @@ func (fs *FS) Create(p string) (*os.File, error) {
 	f, err := fs.OS.Create(p)
 	if err == nil {
 		fs.durable[f] = 0
+		fs.byName[p] = f
 	}
 	return f, err
 }
@@ -158,6 +165,51 @@ func (fs *FS) SyncFile(f *os.File) error {
 		fs.durable[f] = fi.Size()
 	}
 	return nil
+}
+
+// SyncGroup syncs the files' data together; a failed one cuts each file
+// back to its last durable length, as a failed fsync of each would.
+func (fs *FS) SyncGroup(anchor *os.File, paths []string) error {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for _, p := range paths {
+		if fs.failed[fs.byName[p]] {
+			fs.retried++
+		}
+	}
+	if fs.fail(SyncGroup, anchor.Name()) {
+		for _, p := range paths {
+			f := fs.byName[p]
+			fs.failed[f] = true
+			os.Truncate(p, fs.durable[f])
+		}
+		return &os.PathError{Op: "syncfs", Path: anchor.Name(), Err: fs.Fault.Err}
+	}
+	if err := fs.OS.SyncGroup(anchor, paths); err != nil {
+		return err
+	}
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil {
+			fs.durable[fs.byName[p]] = fi.Size()
+		}
+	}
+	return nil
+}
+
+// Copy copies the rest of src into dst, or half of it before failing
+// (as Write).
+func (fs *FS) Copy(dst *os.File, src io.Reader) (int64, error) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.fail(Write, dst.Name()) {
+		b, err := io.ReadAll(src)
+		if err != nil {
+			return 0, err
+		}
+		n, _ := fs.OS.Write(dst, b[:len(b)/2])
+		return int64(n), &os.PathError{Op: "write", Path: dst.Name(), Err: fs.Fault.Err}
+	}
+	return fs.OS.Copy(dst, src)
 }
 
 // RenameNoReplace renames without replacing, or fails.

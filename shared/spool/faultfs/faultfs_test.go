@@ -102,3 +102,33 @@ func TestSyncDirIsDirSyncError(t *testing.T) {
 		t.Fatalf("second fsync of a folder: %v", err)
 	}
 }
+
+// A failed group sync cuts every file of the group back to its last
+// durable length (empty: never synced), and syncing one again is counted.
+func TestSyncGroupCutsBack(t *testing.T) {
+	dir := t.TempDir()
+	fs := New(Fault{SyncGroup, syscall.EIO}, 1)
+	var paths []string
+	for _, n := range []string{"a", "b"} {
+		f := create(t, fs, n)
+		fs.Write(f, []byte("data"))
+		f.Close()
+		paths = append(paths, f.Name())
+	}
+	anchor, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anchor.Close()
+	if err := fs.SyncGroup(anchor, paths); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("got %v", err)
+	}
+	for _, p := range paths {
+		if b, _ := os.ReadFile(p); len(b) != 0 {
+			t.Fatalf("%s holds %q after a failed sync", p, b)
+		}
+	}
+	if err := fs.SyncGroup(anchor, paths[:1]); err != nil || fs.Retried() != 1 {
+		t.Fatalf("second sync: %v, retried %d", err, fs.Retried())
+	}
+}

@@ -14,6 +14,8 @@
 package powercut
 
 import (
+	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -151,6 +153,43 @@ func (r *Recorder) SyncFile(f *os.File) error {
 	}
 	r.add(Op{Kind: "sync", Path: r.rel(f.Name()), Data: b})
 	return nil
+}
+
+// SyncGroup records each file's content as durable, as one fsync of
+// each would; the model credits it with nothing more (not the folder
+// entries that syncfs(2) may write too).
+func (r *Recorder) SyncGroup(anchor *os.File, paths []string) error {
+	if err := r.OS.SyncGroup(anchor, paths); err != nil {
+		return err
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed since it was written: nothing to keep
+		}
+		if err != nil {
+			return err
+		}
+		r.add(Op{Kind: "sync", Path: r.rel(p), Data: b})
+	}
+	return nil
+}
+
+// Copy records the bytes copied into dst as appended to it.
+func (r *Recorder) Copy(dst *os.File, src io.Reader) (int64, error) {
+	at, err := dst.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, err
+	}
+	n, err := r.OS.Copy(dst, src)
+	if n > 0 {
+		b, rerr := os.ReadFile(dst.Name()) // dst is write-only
+		if rerr != nil || int64(len(b)) < at+n {
+			return n, errors.Join(err, rerr, io.ErrShortWrite)
+		}
+		r.add(Op{Kind: "write", Path: r.rel(dst.Name()), Data: b[at : at+n]})
+	}
+	return n, err
 }
 
 // Rename records a rename that replaces.
