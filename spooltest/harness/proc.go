@@ -14,6 +14,8 @@ type Proc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
+	log  string // its log file, and the log's size when it started
+	from int64
 }
 
 // Start runs daemon name in service mode (or with -once), its log
@@ -31,6 +33,10 @@ func (f *Flow) StartEnv(name string, env []string, extra ...string) error {
 	if err != nil {
 		return err
 	}
+	var from int64
+	if fi, err := log.Stat(); err == nil {
+		from = fi.Size()
+	}
 	argv := append([]string{filepath.Join(f.bins, exe(name)), "-config", f.Config}, extra...)
 	if f.Opt.Wrap != nil {
 		argv = f.Opt.Wrap(name, argv)
@@ -42,7 +48,7 @@ func (f *Flow) StartEnv(name string, env []string, extra ...string) error {
 		log.Close()
 		return fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &Proc{cmd: cmd, done: make(chan struct{})}
+	p := &Proc{cmd: cmd, done: make(chan struct{}), log: log.Name(), from: from}
 	go func() {
 		p.err = cmd.Wait()
 		log.Close()
@@ -107,6 +113,7 @@ func (f *Flow) Stop(name string, timeout time.Duration) error {
 		}
 		proc = child
 	}
+	p.waitStarted(5 * time.Second)
 	if err := terminate(proc); err != nil {
 		return err
 	}
@@ -117,6 +124,19 @@ func (f *Flow) Stop(name string, timeout time.Duration) error {
 		p.cmd.Process.Kill()
 		<-p.done
 		return fmt.Errorf("%s did not stop within %v of SIGTERM", name, timeout)
+	}
+}
+
+// waitStarted waits, up to limit, for the daemon's first log line: it
+// handles SIGTERM from then on (its "started" line follows the signal
+// set-up), while a SIGTERM in its first milliseconds kills it outright.
+func (p *Proc) waitStarted(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) && !p.Exited() {
+		if fi, err := os.Stat(p.log); err == nil && fi.Size() > p.from {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
