@@ -28,7 +28,7 @@ type Route struct {
 	// Target is the account's delivery target ("" for [deliver]'s), for
 	// the X-Popspool-Target line.
 	Target string
-	Trace      []string          // one line per decision, for `rewrited explain`
+	Trace  []string // one line per decision, for `rewrited explain`
 }
 
 func (r *Route) note(format string, args ...any) {
