@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -89,15 +90,16 @@ func (c *Config) DeliverFor(name string) (*Deliver, bool) {
 // first, then the [target.NAME] tables in name order.
 func (c *Config) TargetNames() []string {
 	names := []string{DefaultTarget}
-	for name := range c.Targets {
-		names = append(names, name)
+	for _, name := range slices.Sorted(maps.Keys(c.Targets)) {
+		if name != DefaultTarget {
+			names = append(names, name)
+		}
 	}
-	slices.Sort(names[1:])
 	return names
 }
 
 func (c *Config) validateTargets(p *problems) {
-	for _, name := range c.TargetNames()[1:] {
+	for _, name := range slices.Sorted(maps.Keys(c.Targets)) {
 		t, key := c.Targets[name], "target."+name
 		switch {
 		case name == DefaultTarget:
