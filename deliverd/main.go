@@ -63,32 +63,28 @@ func run(ctx context.Context, env *service.Env) error {
 		event.Emit(&env.Log, event.JournalTorn).Int64("bytes", l.Torn).Str("journal", "deliverd.ledger").Msg("a crash left a torn record; cut away")
 	}
 	l.Damage.Report(&env.Log)
-	target, err := newTarget(env.Config, env.Log, l)
+	lanes, err := newLanes(s, env.Config, env.Log, l)
 	if err != nil {
 		return err
 	}
-	if m, ok := target.(*queue.Maildirs); ok {
-		if n := m.Sweep(); n > 0 {
-			event.Emit(&env.Log, event.Recovered).Int("files", n).Msg("removed what a crash left of popspool's deliveries in Maildir tmp/ folders")
-		}
-	}
-	if p, ok := target.(*queue.Pickup); ok {
-		if n := p.Sweep(); n > 0 {
-			event.Emit(&env.Log, event.Recovered).Int("files", n).Msg("removed what a crash left of popspool's deliveries in the pickup staging folder")
-		}
-	}
-	defer target.Close()
-	q := &queue.Queue{S: s, Cfg: env.Config, Log: env.Log, Ledger: l, Target: target}
-	defer q.Close()
-	if err := q.Recover(); err != nil {
+	defer closeTargets(lanes)
+	defer lanes.Close()
+	if err := lanes.Recover(); err != nil {
 		return err
 	}
 	env.Ready() // systemd's READY=1 and the status file: recovery is done
-	if err := q.Run(ctx, env.Once); err != nil {
+	if err := lanes.Run(ctx, env.Once); err != nil {
 		return err
 	}
-	if env.Once && q.Unsent > 0 {
-		return fmt.Errorf("%d message(s) deferred or moved to badmail/", q.Unsent)
+	if n := lanes.Unsent(); env.Once && n > 0 {
+		return fmt.Errorf("%d message(s) deferred or moved to badmail/", n)
 	}
 	return nil
+}
+
+// closeTargets closes each lane's target (its connections).
+func closeTargets(lanes *queue.Lanes) {
+	for _, name := range lanes.Names() {
+		lanes.Lane(name).Target.Close()
+	}
 }

@@ -29,25 +29,41 @@ var (
 	commandTimeout = 30 * time.Second
 )
 
-// Run checks cfg's delivery target, writes one line per step to w, and
-// logs on log an event for a failing step. It returns the exit code: 0
-// when every step passed, 1 when one failed.
+// Run checks each of cfg's delivery targets ([deliver]'s, then each
+// [target.NAME]), writes one line per step to w, and logs on log an event
+// for a failing step. It returns the exit code: 0 when every step of
+// every target passed, 1 when one failed.
 func Run(ctx context.Context, cfg *config.Config, w io.Writer, log zerolog.Logger) int {
-	ck := &checker{out: w, log: log, target: cfg.Deliver.Target}
-	var ok bool
-	if pattern := cfg.Deliver.MaildirPattern(); pattern != "" {
-		fmt.Fprintf(w, "deliver target %s\n", cfg.Deliver.Target)
-		ok = ck.maildir(cfg, pattern)
-	} else if dir := cfg.Deliver.PickupDir(); dir != "" {
-		fmt.Fprintf(w, "deliver target %s\n", cfg.Deliver.Target)
-		ok = ck.pickupFolder(dir)
-	} else {
-		ok = ck.smtp(ctx, &cfg.Deliver)
+	code := 0
+	names := cfg.TargetNames()
+	for i, name := range names {
+		d, _ := cfg.DeliverFor(name)
+		if len(names) > 1 {
+			if i > 0 {
+				fmt.Fprintln(w)
+			}
+			fmt.Fprintf(w, "target %s\n", name)
+		}
+		if !checkOne(ctx, cfg, d, w, log.With().Str("target_name", name).Logger()) {
+			code = 1
+		}
 	}
-	if !ok {
-		return 1
+	return code
+}
+
+// checkOne checks the target of d, a [deliver] table or a target's
+// resolved one.
+func checkOne(ctx context.Context, cfg *config.Config, d *config.Deliver, w io.Writer, log zerolog.Logger) bool {
+	ck := &checker{out: w, log: log, target: d.Target}
+	if pattern := d.MaildirPattern(); pattern != "" {
+		fmt.Fprintf(w, "deliver target %s\n", d.Target)
+		return ck.maildir(cfg, d, pattern)
 	}
-	return 0
+	if dir := d.PickupDir(); dir != "" {
+		fmt.Fprintf(w, "deliver target %s\n", d.Target)
+		return ck.pickupFolder(dir)
+	}
+	return ck.smtp(ctx, d)
 }
 
 type checker struct {

@@ -14,7 +14,7 @@ import (
 // maildir checks a maildir:// target: its root is a directory, deliverd
 // can create (and remove) a file where it delivers, and whether missing
 // Maildirs are created.
-func (ck *checker) maildir(cfg *config.Config, pattern string) bool {
+func (ck *checker) maildir(cfg *config.Config, d *config.Deliver, pattern string) bool {
 	root := maildirRoot(pattern)
 	fi, err := os.Stat(root)
 	switch {
@@ -32,7 +32,7 @@ func (ck *checker) maildir(cfg *config.Config, pattern string) bool {
 			"give deliverd's user write permission there (chown -R or chmod u+w), and check the file system is neither read-only nor full")
 	}
 	ck.ok("writable", "created and removed a probe file in %s", dir)
-	ck.create(cfg, pattern)
+	ck.create(cfg, d, pattern)
 	return true
 }
 
@@ -86,13 +86,13 @@ func probeWrite(dir string) error {
 }
 
 // create reports deliver.maildir_create and the postmaster's Maildir.
-func (ck *checker) create(cfg *config.Config, pattern string) {
+func (ck *checker) create(cfg *config.Config, d *config.Deliver, pattern string) {
 	pm := config.MaildirPath(pattern, cfg.Deliver.Postmaster)
 	state := "does not exist yet; it is created at the first DSN"
 	if fi, err := os.Stat(filepath.Join(pm, "new")); err == nil && fi.IsDir() {
 		state = "exists"
 	}
-	if cfg.Deliver.MaildirCreate {
+	if d.MaildirCreate {
 		ck.ok("create", "maildir_create = true: a missing Maildir is created for any recipient; the postmaster's %s %s", pm, state)
 		return
 	}

@@ -34,6 +34,10 @@ type Queue struct {
 	Log    zerolog.Logger
 	Ledger *ledger.Ledger
 	Target Target
+	// lanes, when set, shares the spool with the queues of other targets,
+	// and lane is the name of this queue's target (lanes.go).
+	lanes *Lanes
+	lane  string
 	// Hostname names this host in DSNs (Reporting-MTA); default: the
 	// config's helo, else os.Hostname().
 	Hostname string
@@ -84,6 +88,7 @@ func (q *Queue) Run(ctx context.Context, once bool) error {
 		if err != nil {
 			return err
 		}
+		names = q.mine(spool.Pickup, names)
 		due, next, err := q.dueDeferred()
 		if err != nil {
 			return err
@@ -246,6 +251,9 @@ func (q *Queue) deliver(ctx context.Context, path, id string) error {
 	at := attempt{size: msg.Size, start: start}
 	if len(rcpts) == 0 {
 		return q.done(path, id, env, at)
+	}
+	if took, err := q.elsewhere(path, id, env, rcpts, at); took {
+		return err
 	}
 	j := Job{ID: id, Sender: env.Sender, Rcpts: rcpts, Msg: msg, Retry: q.Ledger.Tried(id)}
 	if q.Cfg.Deliver.SendORCPT() {

@@ -16,6 +16,7 @@ func (q *Queue) dueDeferred() (due []string, next time.Duration, err error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	names = q.mine(spool.Deferred, names)
 	if q.due == nil {
 		q.due = map[string]time.Time{}
 	}

@@ -25,7 +25,10 @@ type Route struct {
 	Recipients []string
 	Originals  map[string]string // recipient -> address it was found as, for ORCPT; nil if none
 	Unrouted   bool              // no recipient found; sent to unrouted_to
-	Trace      []string          // one line per decision, for `rewrited explain`
+	// Target is the account's delivery target ("" for [deliver]'s), for
+	// the X-Popspool-Target line.
+	Target string
+	Trace  []string // one line per decision, for `rewrited explain`
 }
 
 func (r *Route) note(format string, args ...any) {
@@ -52,13 +55,15 @@ func Decide(cfg *config.Config, h textproto.Header) (Route, error) {
 		return r, err
 	}
 	r.Account = acct.Name
+	r.Target = acct.Target
+	r.noteTarget(cfg, acct)
 	r.Sender = sender(h, &r)
 	if !acct.MultiDrop() {
 		singleDrop(acct, h, &r)
 		return r, nil
 	}
 	multiDrop(&acct.Routing, h, &r)
-	r.keepMaildirs(cfg)
+	r.keepMaildirs(cfg, acct.Target)
 	if len(r.Recipients) > 0 {
 		return r, nil
 	}
@@ -135,18 +140,36 @@ func sender(h textproto.Header, r *Route) string {
 // found in the header that have no Maildir and may not get one
 // (config.HasMaildir): spam to random local parts of a multi-drop domain
 // must not create folders. They count as unknown addresses.
-func (r *Route) keepMaildirs(cfg *config.Config) {
+func (r *Route) keepMaildirs(cfg *config.Config, target string) {
+	d, _ := cfg.DeliverFor(target)
+	key := "deliver.maildir_create"
+	if target != "" {
+		key = "target." + target + ".maildir_create"
+	}
 	kept := r.Recipients[:0]
 	for _, rc := range r.Recipients {
-		if cfg.HasMaildir(rc) {
+		if cfg.HasMaildir(target, rc) {
 			kept = append(kept, rc)
 			continue
 		}
-		r.note("%s: no Maildir %s, and deliver.maildir_create is off: passed over as an unknown address",
-			rc, config.MaildirPath(cfg.Deliver.MaildirPattern(), rc))
+		r.note("%s: no Maildir %s, and %s is off: passed over as an unknown address",
+			rc, config.MaildirPath(d.MaildirPattern(), rc), key)
 		delete(r.Originals, rc)
 	}
 	r.Recipients = kept
+}
+
+// noteTarget says where deliverd will deliver the account's mail.
+func (r *Route) noteTarget(cfg *config.Config, acct *config.Account) {
+	d, ok := cfg.DeliverFor(acct.Target)
+	switch {
+	case !ok:
+		r.note("delivery target %s (account's target key), which the config does not define", acct.Target)
+	case acct.Target == "":
+		r.note("delivery target %s: [deliver] target %s (no X-Popspool-Target line)", config.DefaultTarget, d.Target)
+	default:
+		r.note("delivery target %s: [target.%s] url %s (X-Popspool-Target line)", acct.Target, acct.Target, d.Target)
+	}
 }
 
 // take sets the recipients, each once (compared case-insensitively), with

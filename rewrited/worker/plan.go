@@ -137,7 +137,7 @@ func (w *Worker) route(h textproto.Header, p *plan) {
 		p.reject = &reject{event.RcptBlocked, "every recipient is blocked: " + strings.Join(dropped, ", ")}
 		return
 	}
-	p.env = envelope.Envelope{Sender: r.Sender, HasSender: true, Receivers: kept, Originals: r.Originals}
+	p.env = envelope.Envelope{Sender: r.Sender, HasSender: true, Receivers: kept, Originals: r.Originals, Target: r.Target}
 }
 
 // runCommand feeds the message (without envelope lines) to the filter

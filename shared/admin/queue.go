@@ -31,7 +31,7 @@ func Queue(cfg *config.Config, f Filter, asJSON bool, w io.Writer) error {
 	if asJSON {
 		return writeJSON(w, entries)
 	}
-	return writeTable(w, entries, scanned)
+	return writeTable(w, entries, scanned, len(cfg.Targets) > 0)
 }
 
 // Entries returns the messages that pass f, oldest first, and how many
@@ -51,6 +51,9 @@ func Entries(cfg *config.Config, f Filter) (entries []Entry, scanned int, err er
 	t := now()
 	all := scan(root, files, t)
 	for i := range all {
+		all[i].Target = targetOf(cfg, all[i].Target, all[i].Account, len(all[i].Recipients) > 0)
+	}
+	for i := range all {
 		if f.match(&all[i], t) {
 			entries = append(entries, all[i])
 		}
@@ -59,6 +62,26 @@ func Entries(cfg *config.Config, f Filter) (entries []Entry, scanned int, err er
 		return cmp.Or(a.Fetched.Compare(b.Fetched), strings.Compare(a.ID, b.ID))
 	})
 	return entries, len(all), nil
+}
+
+// targetOf is the name of the delivery target a message will use: the
+// one its X-Popspool-Target line names; for a routed file without the
+// line, config.DefaultTarget; for one not routed yet, its account's (the
+// only account's, when it names none), or "" when that is not known.
+func targetOf(cfg *config.Config, named, account string, routed bool) string {
+	switch {
+	case named != "":
+		return named
+	case routed:
+		return config.DefaultTarget
+	}
+	if a, ok := cfg.AccountNamed(strings.TrimSpace(account)); ok {
+		return a.TargetOf()
+	}
+	if len(cfg.Account) == 1 {
+		return cfg.Account[0].TargetOf()
+	}
+	return ""
 }
 
 // spoolRoot is the config's spool, which must exist.
@@ -101,17 +124,25 @@ func where(e *Entry) string {
 	return e.Where
 }
 
-func writeTable(w io.Writer, entries []Entry, scanned int) error {
+// writeTable writes the listing; with targets (the config has
+// [target.NAME] tables) a TARGET column follows ACCOUNT.
+func writeTable(w io.Writer, entries []Entry, scanned int, targets bool) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
 	t := now()
+	account := func(e *Entry) string { return dash(e.Account) }
+	head := "ACCOUNT"
+	if targets {
+		account = func(e *Entry) string { return dash(e.Account) + "\t" + dash(e.Target) }
+		head = "ACCOUNT\tTARGET"
+	}
 	if len(entries) > 0 {
-		fmt.Fprintln(tw, "ID\tWHERE\tAGE\tSIZE\tACCOUNT\tSENDER\tRECIPIENTS\tTRIES\tNEXT\tLAST ERROR OR REASON")
+		fmt.Fprintln(tw, "ID\tWHERE\tAGE\tSIZE\t"+head+"\tSENDER\tRECIPIENTS\tTRIES\tNEXT\tLAST ERROR OR REASON")
 	}
 	for i := range entries {
 		e := &entries[i]
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, where(e), status.Age(t.Sub(e.Fetched)),
-			Size(e.Size), dash(e.Account), senderText(e), rcptText(e), tries(e.Attempts), next(e.NextAttempt, t), reason(e))
+			Size(e.Size), account(e), senderText(e), rcptText(e), tries(e.Attempts), next(e.NextAttempt, t), reason(e))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -25,6 +25,7 @@ type Entry struct {
 	AgeSeconds   int64     `json:"age_seconds"`           // since Fetched
 	Size         int64     `json:"size"`                  // of the file, envelope lines included
 	Account      string    `json:"account"`               // X-Popspool-Account
+	Target       string    `json:"target"`                // the delivery target it will use (X-Popspool-Target, else its account's, else "default"); "" unknown
 	Sender       string    `json:"sender"`                // "" is the null sender <>
 	SenderSource string    `json:"sender_source"`         // X-Sender, or the header field it was taken from before routing
 	Recipients   []string  `json:"recipients"`            // X-Receiver lines
@@ -198,4 +199,5 @@ func (e *Entry) fill(t *top) {
 	}
 	e.Attempts, e.NextAttempt, e.LastError, e.Failed = t.env.Attempts, t.env.NextAttempt, t.env.LastError, t.env.Failed
 	e.Notes = t.notes
+	e.Target = t.env.Target
 }

@@ -178,6 +178,32 @@ func (s *story) head(p *printer) {
 	if len(s.copies) > 1 {
 		p.line("more than one copy: a crash or an operator's copy; deliverd's ledger sends the id once")
 	}
+	for _, c := range s.copies {
+		if c.top != nil {
+			p.line("%s", s.targetText(c.top))
+			break
+		}
+	}
+}
+
+// targetText says which delivery target deliverd will use for the file.
+func (s *story) targetText(t *top) string {
+	name := targetOf(s.cfg, t.env.Target, t.first["x-popspool-account"], len(t.env.Receivers) > 0)
+	if name == "" {
+		return "delivery target: not known before routing (no known account); rewrited decides"
+	}
+	d, ok := s.cfg.DeliverFor(name)
+	if !ok {
+		return fmt.Sprintf("delivery target %s: not in the config; deliverd defers it (event 4041) until [target.%s] is added or the X-Popspool-Target line corrected", name, name)
+	}
+	from := "its X-Popspool-Target line"
+	switch {
+	case t.env.Target == "" && len(t.env.Receivers) > 0:
+		from = "no X-Popspool-Target line"
+	case t.env.Target == "":
+		from = "its account's target, once routed"
+	}
+	return fmt.Sprintf("delivery target %s: %s (%s)", name, d.Target, from)
 }
 
 // meaning says what it means for a message to be in place.

@@ -40,7 +40,7 @@ var wanted = map[string]bool{
 // mistake (deliverd reads only the top lines).
 var envKeys = map[string]bool{
 	"x-sender": true, "x-receiver": true, "x-popspool-failed": true, "x-popspool-attempts": true,
-	"x-popspool-next-attempt": true, "x-popspool-last-error": true,
+	"x-popspool-next-attempt": true, "x-popspool-last-error": true, "x-popspool-target": true,
 }
 
 // readTop reads the envelope lines and the header fields of r, up to
@@ -119,6 +119,9 @@ func (t *top) merge(e envelope.Envelope) {
 	}
 	if e.LastError != "" {
 		t.env.LastError = e.LastError
+	}
+	if e.Target != "" {
+		t.env.Target = e.Target
 	}
 }
 

@@ -25,8 +25,13 @@ type Config struct {
 	Fetch   Fetch     `toml:"fetch"`
 	Account []Account `toml:"account"`
 	Deliver Deliver   `toml:"deliver"`
-	Filter  Filter    `toml:"filter"`
-	Metrics Metrics   `toml:"metrics"` // optional Prometheus endpoints: metrics.go
+	// Targets are the [target.NAME] tables: delivery targets besides
+	// [deliver]'s, by name (targets.go).
+	Targets map[string]*Target `toml:"target"`
+	Filter  Filter             `toml:"filter"`
+	Metrics Metrics            `toml:"metrics"` // optional Prometheus endpoints: metrics.go
+
+	resolved map[string]*Deliver // Targets resolved against Deliver
 }
 
 // Log configures the daemons' logs.
@@ -68,10 +73,13 @@ type Account struct {
 	// MaxBytes bounds the sum of the messages' listed sizes, but a poll
 	// always takes its first message, however large (up to max_size), so
 	// no mailbox is stuck behind one big message.
-	MaxMessages  int  `toml:"max_messages"`
-	MaxBytes     Size `toml:"max_bytes"`
-	FetchOptions      // auth, token_file, token_command, oversize: fetch.go
-	Routing           // deliver_to, or multi-drop: routing.go
+	MaxMessages int  `toml:"max_messages"`
+	MaxBytes    Size `toml:"max_bytes"`
+	// Target names the [target.NAME] table this account's mail is
+	// delivered to; "" is [deliver]'s target (DefaultTarget).
+	Target       string `toml:"target"`
+	FetchOptions        // auth, token_file, token_command, oversize: fetch.go
+	Routing             // deliver_to, or multi-drop: routing.go
 }
 
 // Fetch configures fetchd as a whole (the [fetch] table).
@@ -142,7 +150,11 @@ func Load(path string) (*Config, error) {
 	}
 	p := &problems{file: path, lines: locate(string(text))}
 	for _, k := range md.Undecoded() {
-		p.addKey(k, "unknown key (misspelt, or in the wrong section?)")
+		msg := "unknown key (misspelt, or in the wrong section?)"
+		if hint := unknownKeyHint(k); hint != "" {
+			msg = "unknown key: " + hint
+		}
+		p.addKey(k, msg)
 	}
 	c.defaults()
 	c.validate(p)

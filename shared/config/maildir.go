@@ -81,7 +81,14 @@ func hasDrive(p string) bool {
 // gets the DSNs), which is the operator asking for that mailbox. Other addresses, such as the random local parts
 // of spam to a multi-drop domain, get a Maildir only if one exists.
 func (c *Config) MaildirMayCreate(rcpt string) bool {
-	if c.Deliver.MaildirCreate || strings.EqualFold(rcpt, c.Deliver.Postmaster) {
+	return c.MaildirMayCreateAt(&c.Deliver, rcpt)
+}
+
+// MaildirMayCreateAt is MaildirMayCreate for the maildir:// target d (a
+// [target.NAME] table's resolved form, or [deliver]), with its own
+// maildir_create.
+func (c *Config) MaildirMayCreateAt(d *Deliver, rcpt string) bool {
+	if d.MaildirCreate || strings.EqualFold(rcpt, c.Deliver.Postmaster) {
 		return true
 	}
 	for _, a := range c.Account {
@@ -98,12 +105,17 @@ func (c *Config) MaildirMayCreate(rcpt string) bool {
 	return false
 }
 
-// HasMaildir reports whether rcpt can be delivered to under a maildir://
-// target: its Maildir exists or may be created. Any other target takes
-// every address to the server, which decides.
-func (c *Config) HasMaildir(rcpt string) bool {
-	pattern := c.Deliver.MaildirPattern()
-	if pattern == "" || c.MaildirMayCreate(rcpt) {
+// HasMaildir reports whether rcpt can be delivered to under the target
+// called target if it is a maildir:// one: its Maildir exists or may be
+// created. Any other target takes every address to the server, which
+// decides; an unknown name, too (the config refuses one).
+func (c *Config) HasMaildir(target, rcpt string) bool {
+	d, ok := c.DeliverFor(target)
+	if !ok {
+		return true
+	}
+	pattern := d.MaildirPattern()
+	if pattern == "" || c.MaildirMayCreateAt(d, rcpt) {
 		return true
 	}
 	fi, err := os.Stat(filepath.Join(MaildirPath(pattern, rcpt), "new"))

@@ -37,17 +37,17 @@ func TestHasMaildir(t *testing.T) {
 		"postmaster":               true, // deliver.postmaster, who gets the DSNs
 		"random@contoso.local":     false,
 	} {
-		if got := c.HasMaildir(rcpt); got != want {
+		if got := c.HasMaildir("", rcpt); got != want {
 			t.Errorf("%s: HasMaildir = %v, want %v", rcpt, got, want)
 		}
 	}
 	c.Deliver.MaildirCreate = true
-	if !c.HasMaildir("random@contoso.local") {
+	if !c.HasMaildir("", "random@contoso.local") {
 		t.Error("maildir_create = true still refuses")
 	}
 	c.Deliver.Target = "smtp://127.0.0.1:25"
 	c.Deliver.MaildirCreate = false
-	if !c.HasMaildir("random@contoso.local") {
+	if !c.HasMaildir("", "random@contoso.local") {
 		t.Error("an SMTP target refuses an address")
 	}
 }

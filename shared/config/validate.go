@@ -76,6 +76,7 @@ func (c *Config) defaults() {
 	if d.BounceTo == "" {
 		d.BounceTo = "postmaster"
 	}
+	c.resolveTargets()
 }
 
 func (c *Config) validate(p *problems) {
@@ -106,8 +107,10 @@ func (c *Config) validate(p *problems) {
 		}
 		seen[a.Name] = true
 		a.validate(p, key, c.File)
+		c.validateAccountTarget(p, key, a)
 	}
 	c.Deliver.validate(p)
+	c.validateTargets(p)
 	c.Filter.validate(p)
 	c.Metrics.validate(p)
 }
@@ -198,66 +201,79 @@ func (a *Account) fixServer() error {
 // validatePickup checks a pickup:// target: an absolute folder that
 // exists (the IIS SMTP or Exchange Transport service makes it; deliverd
 // never does).
-func (d *Deliver) validatePickup(p *problems) {
+func (d *Deliver) validatePickup(p *problems, key string) {
 	dir := d.PickupDir()
 	switch {
 	case dir == "":
-		p.add("deliver.target", "%q has no path", d.Target)
+		p.add(key, "%q has no path", d.Target)
 	case runtime.GOOS == "windows" && !hasDrive(dir):
-		p.add("deliver.target", "%q names no drive: write pickup:///C:/inetpub/mailroot/Pickup (a service's current drive is not the one you expect)", d.Target)
+		p.add(key, "%q names no drive: write pickup:///C:/inetpub/mailroot/Pickup (a service's current drive is not the one you expect)", d.Target)
 	default:
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-			p.add("deliver.target", "pickup folder %s does not exist or is not a folder; the IIS SMTP or Exchange Transport service makes it", dir)
+			p.add(key, "pickup folder %s does not exist or is not a folder; the IIS SMTP or Exchange Transport service makes it", dir)
 		}
 	}
 }
 
 func (d *Deliver) validate(p *problems) {
-	u, err := url.Parse(d.Target)
-	if err != nil {
-		p.add("deliver.target", "%v", err)
-		return
-	}
-	switch u.Scheme {
-	case "smtp", "smtps", "lmtp":
-		if u.Host == "" {
-			p.add("deliver.target", "%q has no host:port", d.Target)
-		}
-	case "pickup":
-		d.validatePickup(p)
-	case "lmtp+unix", "maildir":
-		if u.Path == "" {
-			p.add("deliver.target", "%q has no path", d.Target)
-		}
-		if u.Scheme == "maildir" && runtime.GOOS == "windows" && !hasDrive(d.MaildirPattern()) {
-			p.add("deliver.target", "%q names no drive: write maildir:///C:/Mail/{user} (a service's current drive is not the one you expect)", d.Target)
-		}
-	default:
-		p.add("deliver.target", "%q: scheme must be smtp, smtps, lmtp, lmtp+unix, maildir or pickup", d.Target)
-	}
-	if !oneOf(d.StartTLS, "opportunistic", "required", "none") {
-		p.add("deliver.starttls", "%q is not opportunistic, required or none", d.StartTLS)
-	}
-	for _, r := range d.Retry {
-		if r.D() <= 0 {
-			p.add("deliver.retry", "intervals must be positive")
-		}
-	}
-	if d.Expire.D() <= 0 {
-		p.add("deliver.expire", "must be positive")
-	}
-	if d.Connections < 1 || d.Connections > 100 {
-		p.add("deliver.connections", "must be between 1 and 100")
-	}
-	validateSecret(p, "deliver", "", d.secretSource(), false)
+	d.validateServer(p, "deliver", "deliver.target")
+	d.validatePolicy(p, "deliver")
 	if !oneOf(d.BounceTo, "postmaster", "sender", "both") {
 		p.add("deliver.bounce_to", "%q is not postmaster, sender or both", d.BounceTo)
 	}
 	if d.Postmaster != "postmaster" && !ValidAddress(d.Postmaster) {
 		p.add("deliver.postmaster", "%q is not an address like postmaster@contoso.local", d.Postmaster)
 	}
+}
+
+// validateServer checks the keys that describe the server: its URL (at
+// urlKey), STARTTLS and the AUTH password's source, of a [deliver] table
+// or a [target.NAME] table (section).
+func (d *Deliver) validateServer(p *problems, section, urlKey string) {
+	u, err := url.Parse(d.Target)
+	if err != nil {
+		p.add(urlKey, "%v", err)
+		return
+	}
+	switch u.Scheme {
+	case "smtp", "smtps", "lmtp":
+		if u.Host == "" {
+			p.add(urlKey, "%q has no host:port", d.Target)
+		}
+	case "pickup":
+		d.validatePickup(p, urlKey)
+	case "lmtp+unix", "maildir":
+		if u.Path == "" {
+			p.add(urlKey, "%q has no path", d.Target)
+		}
+		if u.Scheme == "maildir" && runtime.GOOS == "windows" && !hasDrive(d.MaildirPattern()) {
+			p.add(urlKey, "%q names no drive: write maildir:///C:/Mail/{user} (a service's current drive is not the one you expect)", d.Target)
+		}
+	default:
+		p.add(urlKey, "%q: scheme must be smtp, smtps, lmtp, lmtp+unix, maildir or pickup", d.Target)
+	}
+	if !oneOf(d.StartTLS, "opportunistic", "required", "none") {
+		p.add(section+".starttls", "%q is not opportunistic, required or none", d.StartTLS)
+	}
+	validateSecret(p, section, "", d.secretSource(), false)
+}
+
+// validatePolicy checks the keys of how deliverd uses a target: retry,
+// expire, connections and helo.
+func (d *Deliver) validatePolicy(p *problems, section string) {
+	for _, r := range d.Retry {
+		if r.D() <= 0 {
+			p.add(section+".retry", "intervals must be positive")
+		}
+	}
+	if d.Expire.D() <= 0 {
+		p.add(section+".expire", "must be positive")
+	}
+	if d.Connections < 1 || d.Connections > 100 {
+		p.add(section+".connections", "must be between 1 and 100")
+	}
 	if strings.ContainsAny(d.Helo, " \t\r\n") {
-		p.add("deliver.helo", "%q: a host name has no spaces", d.Helo)
+		p.add(section+".helo", "%q: a host name has no spaces", d.Helo)
 	}
 }
 

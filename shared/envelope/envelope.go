@@ -1,8 +1,13 @@
 // Package envelope reads and writes the lines popspool puts at the very top
 // of a spool file: the envelope in the pickup-folder convention of IIS SMTP
 // and Exchange (one X-Sender line, one X-Receiver line per recipient) and
-// popspool's own state lines (X-Popspool-Failed, -Attempts, -Next-Attempt,
-// -Last-Error). The message itself follows untouched.
+// popspool's own lines (X-Popspool-Target, -Failed, -Attempts,
+// -Next-Attempt, -Last-Error). The message itself follows untouched.
+//
+// "X-Popspool-Target: NAME" names the [target.NAME] table of the config
+// the message is delivered to; rewrited writes it for an account with a
+// target key, and without it the message goes to [deliver]'s target. The
+// name is read in lower case.
 //
 // An X-Receiver line may carry the recipient's original address, as
 // Exchange's Replay folder writes it: "X-Receiver: <alice@contoso.local>
@@ -27,6 +32,7 @@ type Envelope struct {
 	HasSender   bool
 	Receivers   []string
 	Originals   map[string]string // receiver -> original address (ORCPT); nil if none
+	Target      string            // the delivery target's name; "" for [deliver]'s
 	Failed      string            // "<event> <reason>" set by rewrited
 	Attempts    int
 	NextAttempt time.Time
@@ -36,6 +42,7 @@ type Envelope struct {
 const (
 	hSender  = "x-sender"
 	hRcpt    = "x-receiver"
+	hTarget  = "x-popspool-target"
 	hFailed  = "x-popspool-failed"
 	hAttempt = "x-popspool-attempts"
 	hNext    = "x-popspool-next-attempt"
@@ -80,7 +87,7 @@ func peekLine(r *bufio.Reader) (key, val string, size int, ok bool) {
 	k, v, found := strings.Cut(line, ":")
 	k = strings.ToLower(k)
 	switch k {
-	case hSender, hRcpt, hFailed, hAttempt, hNext, hLastErr:
+	case hSender, hRcpt, hTarget, hFailed, hAttempt, hNext, hLastErr:
 	default:
 		return "", "", 0, false
 	}
@@ -102,6 +109,8 @@ func (e *Envelope) set(key, val string) error {
 			}
 			e.Originals[a] = orcpt
 		}
+	case hTarget:
+		e.Target = strings.ToLower(val)
 	case hFailed:
 		e.Failed = val
 	case hAttempt:
@@ -163,6 +172,9 @@ func (e Envelope) Write(w io.Writer) error {
 			continue
 		}
 		fmt.Fprintf(&b, "X-Receiver: <%s>\r\n", clean(r))
+	}
+	if e.Target != "" {
+		fmt.Fprintf(&b, "X-Popspool-Target: %s\r\n", clean(e.Target))
 	}
 	if e.Failed != "" {
 		fmt.Fprintf(&b, "X-Popspool-Failed: %s\r\n", clean(e.Failed))

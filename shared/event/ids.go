@@ -141,6 +141,7 @@ var (
 	LocalRepeated       = def(4027, "the same local error met again and again; moved to badmail/ with a DSN", errl)
 	LedgerCompacted     = def(4028, "delivery ledger compacted while running", info)
 	LedgerCompactFailed = def(4029, "delivery ledger could not be compacted", errl)
+	TargetUnknown       = def(4041, "message names a delivery target the config does not have; deferred", errl)
 )
 
 // deliverd check: the delivery side's troubleshooting steps (KB 885685,

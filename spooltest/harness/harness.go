@@ -99,6 +99,10 @@ type Options struct {
 	// StartTLS is deliver.starttls ("" leaves the default) and
 	// DeliverCAFile deliver.ca_file.
 	StartTLS, DeliverCAFile string
+	// Extra, if set, is TOML appended to the config: more [[account]]
+	// tables, [target.NAME] tables. Routing may give the flow's own
+	// account a target = "NAME" line.
+	Extra string
 	// Wrap, if set, is given a daemon's name and command line and returns
 	// the one to run: a tracer in front of it (the benchmark's strace
 	// pass). Usage then reports the wrapper's process.
@@ -215,6 +219,9 @@ target = %q
 retry = ["1s", "2s"]
 %s`, f.Spool, f.Opt.Rescan.String(), f.Opt.LogLevel, f.Opt.Account, server, f.accountTLS(), f.Server.User, pass,
 		f.Opt.Interval.String(), f.Opt.MaxSize, f.routing(), f.target(), f.deliverTLS())
+	if f.Opt.Extra != "" {
+		cfg += "\n" + f.Opt.Extra + "\n"
+	}
 	if f.Metrics != nil {
 		cfg += "\n[metrics]\n"
 		for _, d := range Daemons {
