@@ -51,6 +51,7 @@ type Worker struct {
 
 	mu    sync.Mutex
 	tries map[string]int // id -> times it could not be read
+	dups  dupState       // the optional duplicate filter: dups.go
 }
 
 // New makes the worker of a config.
@@ -123,7 +124,7 @@ func suspectsFirst(paths []string, book *suspect.Book) []string {
 // deliverd's ledger drops the copy (event 4005).
 func (w *Worker) stale(id string) bool {
 	for _, dir := range []string{w.S.Dir(spool.Incoming), w.S.Dir(spool.Pickup), w.S.Dir(spool.Failed), w.S.Dir(spool.Deferred),
-		w.S.Dir(spool.Badmail), filepath.Join(w.S.Root, spool.Tmp, "deliverd")} {
+		w.S.Dir(spool.Badmail), w.S.Dir(spool.Duplicates), filepath.Join(w.S.Root, spool.Tmp, "deliverd")} {
 		if _, err := os.Stat(filepath.Join(dir, id+".eml")); err == nil {
 			return true
 		}
@@ -186,9 +187,11 @@ func (w *Worker) Run(ctx context.Context, once bool) error {
 	watch := w.S.Watch(ctx, w.Cfg.Rescan.D(), spool.Incoming)
 	beat := liveness.Register("rewrited routing", w.stallBudget())
 	defer beat.Close()
+	defer w.closeDups()
 	ctx = liveness.With(ctx, beat)
 	for {
 		beat.Busy()
+		w.purgeDuplicates()
 		names, wait, err := w.S.Ready(spool.Incoming)
 		if err != nil {
 			return err
@@ -266,6 +269,7 @@ func (w *Worker) handleBatch(ctx context.Context, names []string) error {
 // commit makes a batch's moves durable, then removes the claimed
 // originals (one fsync of tmp/ for all) and logs the outcomes.
 func (w *Worker) commit(b *spool.Batch, dones []func()) error {
+	w.syncDups() // the seen records before the files they name move on
 	if err := b.Commit(); err != nil {
 		return w.ioError(err, "pickup/")
 	}
@@ -291,6 +295,9 @@ func (w *Worker) process(ctx context.Context, path, id string, b *spool.Batch) (
 	p, err := w.planWithin(ctx, path, id)
 	if err != nil && spool.Unreadable(err) {
 		return w.unreadable(path, id, err, b)
+	}
+	if err == nil {
+		err = w.dedupe(path, id, p)
 	}
 	if err != nil {
 		return func() {}, w.putBack(path, id, err)
@@ -388,6 +395,8 @@ func (w *Worker) finish(path, id string, p *plan, b *spool.Batch, start time.Tim
 	if p.reject != nil {
 		folder = spool.Failed
 		env = envelope.Envelope{Failed: fmt.Sprintf("%d %s", p.reject.ev, p.reject.reason)}
+	} else if p.dup != nil && p.dup.all {
+		folder = spool.Duplicates // with its envelope: requeue, or mv to pickup/, delivers it anyway
 	}
 	none := func() {}
 	part, err := w.S.Create(id)
@@ -434,6 +443,10 @@ func (w *Worker) report(id, dst string, p *plan, size int64, took float64) {
 	if p.reject != nil {
 		event.Emit(&w.Log, p.reject.ev).Str("id", id).Str("reason", p.reject.reason).Str("path", dst).
 			Int64("size", size).Float64(event.Elapsed, took).Msg("moved to failed/")
+		return
+	}
+	w.reportDups(id, dst, p)
+	if p.dup != nil && p.dup.all {
 		return
 	}
 	event.Emit(&w.Log, event.Routed).Str("id", id).Str("from", p.env.Sender).Strs("to", p.env.Receivers).
