@@ -41,7 +41,7 @@ type Set struct {
 	// since counts the records appended since the journal was last
 	// written whole; at load, the records that were not kept.
 	since int
-	Now    func() time.Time
+	Now   func() time.Time
 }
 
 // first is the copy a recipient got first: its spool id and when.
