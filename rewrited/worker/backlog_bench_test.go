@@ -119,11 +119,11 @@ func (h *handoffs) report(b *testing.B, m measured) {
 
 // measure samples the heap while a run goes on.
 type measure struct {
-	base uint64
-	peak       atomic.Uint64
-	done       chan struct{}
-	wg         sync.WaitGroup
-	cpuStart   time.Duration
+	base     uint64
+	peak     atomic.Uint64
+	done     chan struct{}
+	wg       sync.WaitGroup
+	cpuStart time.Duration
 }
 
 type measured struct {
