@@ -76,7 +76,7 @@ func TestServiceLifeCycle(t *testing.T) {
 		return err == nil && f.State == "running" && f.Events[3001] != nil && f.Events[3001].N == 3
 	})
 	out, _ := exec.Command(bin, "status", "-config", cfg).CombinedOutput()
-	if !regexpLine(string(out), "rewrited", "running") || !strings.Contains(string(out), "pickup/    3") {
+	if !regexpLine(string(out), "rewrited", "running") || !strings.Contains(string(out), "pickup/      3") {
 		t.Errorf("status table:\n%s", out)
 	}
 

@@ -25,6 +25,7 @@ type plan struct {
 	tag      string // a header line to add above the message, CRLF included
 	reject   *reject
 	old      envelope.Envelope // the lines found at the top, replaced
+	dup      *dupOutcome       // recipients dropped as duplicates: dups.go
 	trace    []string
 	warnings []string
 	// src is the file the plan read, left open for rewrite to copy

@@ -52,6 +52,7 @@ type Worker struct {
 
 	mu    sync.Mutex
 	tries map[string]int // id -> times it could not be read
+	dups  dupState       // the optional duplicate filter: dups.go
 }
 
 // New makes the worker of a config.
@@ -124,7 +125,7 @@ func suspectsFirst(paths []string, book *suspect.Book) []string {
 // deliverd's ledger drops the copy (event 4005).
 func (w *Worker) stale(id string) bool {
 	for _, dir := range []string{w.S.Dir(spool.Incoming), w.S.Dir(spool.Pickup), w.S.Dir(spool.Failed), w.S.Dir(spool.Deferred),
-		w.S.Dir(spool.Badmail), filepath.Join(w.S.Root, spool.Tmp, "deliverd")} {
+		w.S.Dir(spool.Badmail), w.S.Dir(spool.Duplicates), filepath.Join(w.S.Root, spool.Tmp, "deliverd")} {
 		if _, err := os.Stat(filepath.Join(dir, id+".eml")); err == nil {
 			return true
 		}
@@ -188,9 +189,11 @@ func (w *Worker) Run(ctx context.Context, once bool) error {
 	watch := w.S.Watch(ctx, w.Cfg.Rescan.D(), spool.Incoming)
 	beat := liveness.Register("rewrited routing", w.stallBudget())
 	defer beat.Close()
+	defer w.closeDups()
 	ctx = liveness.With(ctx, beat)
 	for {
 		beat.Busy()
+		w.purgeDuplicates()
 		names, wait, err := w.S.Ready(spool.Incoming)
 		if err != nil {
 			return err
@@ -296,6 +299,7 @@ func (w *Worker) handOff(g *spool.Group, rs []*routed) error {
 			moved = append(moved, done)
 		}
 	}
+	w.syncDups() // the seen records before the files they name are durably moved on
 	if err := b.Commit(); err != nil {
 		return w.ioError(err, "pickup/")
 	}
@@ -364,6 +368,9 @@ func (w *Worker) process(ctx context.Context, path, id string, g *spool.Group) (
 	p, err := w.planWithin(ctx, path, id)
 	if err != nil && spool.Unreadable(err) {
 		return w.unreadable(path, id, err)
+	}
+	if err == nil {
+		err = w.dedupe(path, id, p)
 	}
 	if err != nil {
 		return nil, w.putBack(path, id, err)
@@ -460,6 +467,8 @@ func (w *Worker) finish(path, id string, p *plan, g *spool.Group, start time.Tim
 	if p.reject != nil {
 		folder = spool.Failed
 		env = envelope.Envelope{Failed: fmt.Sprintf("%d %s", p.reject.ev, p.reject.reason)}
+	} else if p.dup != nil && p.dup.all {
+		folder = spool.Duplicates // with its envelope: requeue, or mv to pickup/, delivers it anyway
 	}
 	part, err := g.Create(id)
 	if err != nil {
@@ -497,6 +506,10 @@ func (w *Worker) report(id, dst string, p *plan, size int64, took float64) {
 	if p.reject != nil {
 		event.Emit(&w.Log, p.reject.ev).Str("id", id).Str("reason", p.reject.reason).Str("path", dst).
 			Int64("size", size).Float64(event.Elapsed, took).Msg("moved to failed/")
+		return
+	}
+	w.reportDups(id, dst, p)
+	if p.dup != nil && p.dup.all {
 		return
 	}
 	event.Emit(&w.Log, event.Routed).Str("id", id).Str("from", p.env.Sender).Strs("to", p.env.Receivers).

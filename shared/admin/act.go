@@ -37,7 +37,7 @@ type located struct {
 func (l located) String() string { return l.folder + "/" + l.name }
 
 // queueFolders are where a message may wait, in the order of the flow.
-var queueFolders = []string{spool.Incoming, spool.Pickup, spool.Deferred, spool.Failed, spool.Badmail}
+var queueFolders = []string{spool.Incoming, spool.Pickup, spool.Deferred, spool.Failed, spool.Badmail, spool.Duplicates}
 
 // idArg turns what an operator typed (an id, a file name, a path) into an
 // id.
@@ -122,6 +122,8 @@ var requeueTo = map[string]string{
 	spool.Deferred: spool.Pickup,
 	spool.Badmail:  spool.Pickup,
 	spool.Failed:   spool.Incoming,
+	// A copy the duplicate filter kept has its envelope: delivered anyway.
+	spool.Duplicates: spool.Pickup,
 }
 
 // Requeue sends each message back into the flow: held ones are released,

@@ -34,6 +34,7 @@ var places = []string{
 	spool.Deferred,
 	spool.Failed,
 	spool.Badmail,
+	spool.Duplicates, // dropped by rewrited's duplicate filter, kept for a while
 }
 
 // Hand names, in Filter.Folders, every tmp/<daemon>/ folder at once.
@@ -54,7 +55,7 @@ type Filter struct {
 // Filter they fill in once fs.Parse has run.
 func QueueFlags(fs *flag.FlagSet) *Filter {
 	f := &Filter{}
-	fs.Func("folder", "only messages in these folders, comma-separated: incoming, pickup, deferred, failed, badmail, hand (in a daemon's hands)", func(s string) error {
+	fs.Func("folder", "only messages in these folders, comma-separated: incoming, pickup, deferred, failed, badmail, duplicates, hand (in a daemon's hands)", func(s string) error {
 		for _, p := range strings.Split(s, ",") {
 			if p = strings.TrimSpace(p); p != "" {
 				f.Folders = append(f.Folders, p)

@@ -107,6 +107,7 @@ type Filter struct {
 	Timeout             Duration `toml:"timeout"`
 	Action              string   `toml:"action"`
 	TagHeader           string   `toml:"tag_header"`
+	Duplicates                   // drop_duplicates, duplicate_window, duplicate_keep_days: duplicates.go
 }
 
 var headerNameRe = regexp.MustCompile(`^[A-Za-z0-9-]+$`)
@@ -124,6 +125,7 @@ func (f *Filter) defaults() {
 	if f.TagHeader == "" {
 		f.TagHeader = "X-Popspool-Filter"
 	}
+	f.Duplicates.defaults()
 }
 
 func (f *Filter) validate(p *problems) {
@@ -156,6 +158,7 @@ func (f *Filter) validate(p *problems) {
 	if !headerNameRe.MatchString(f.TagHeader) {
 		p.add("filter.tag_header", "%q is not a header name", f.TagHeader)
 	}
+	f.Duplicates.validate(p)
 }
 
 // ParseListEntry normalises a block or allow list entry: an address

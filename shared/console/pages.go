@@ -128,7 +128,7 @@ func accountOf(name string, interval time.Duration, a *status.Account) accountRo
 
 // folderCounts counts the entries of each folder, in pipeline order.
 func folderCounts(entries []admin.Entry) []folderRow {
-	order := []string{spool.Incoming, spool.Pickup, spool.Deferred, spool.Failed, spool.Badmail}
+	order := []string{spool.Incoming, spool.Pickup, spool.Deferred, spool.Failed, spool.Badmail, spool.Duplicates}
 	rows := make([]folderRow, len(order))
 	for i, f := range order {
 		rows[i].Name = f

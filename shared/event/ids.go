@@ -112,6 +112,10 @@ var (
 	FilterTagged  = def(3015, "filter command flagged message; tagged", info)
 	RouteTimeout  = def(3016, "routing took longer than its deadline; moved to failed/", errl)
 	Unreadable    = def(3017, "spool file cannot be read; moved to failed/ as it is", errl)
+	// The duplicate filter ([filter] drop_duplicates): rewrited/dedup.
+	DuplicateDropped   = def(3025, "duplicate copy of a message not delivered again to a recipient", info)
+	DuplicateSetFailed = def(3026, "duplicate filter state unusable; messages pass unfiltered", errl)
+	DuplicatesPurged   = def(3027, "old copies in duplicates/ deleted", info)
 )
 
 // deliverd.

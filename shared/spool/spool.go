@@ -26,14 +26,17 @@ const (
 	Failed   = "failed"
 	Deferred = "deferred"
 	Badmail  = "badmail"
-	State    = "state"
-	Control  = "control"
-	Status   = "status"
-	Tmp      = "tmp"
+	// Duplicates holds the files rewrited's duplicate filter dropped for
+	// every recipient, kept [filter] duplicate_keep_days for the operator.
+	Duplicates = "duplicates"
+	State      = "state"
+	Control    = "control"
+	Status     = "status"
+	Tmp        = "tmp"
 )
 
 // Folders lists every folder of a spool, in creation order.
-var Folders = []string{Incoming, Pickup, Failed, Deferred, Badmail, State, Control, Status, Tmp}
+var Folders = []string{Incoming, Pickup, Failed, Deferred, Badmail, Duplicates, State, Control, Status, Tmp}
 
 // Daemons are the names of the daemons that own a tmp/ folder.
 var Daemons = []string{"fetchd", "rewrited", "deliverd"}

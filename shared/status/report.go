@@ -32,11 +32,12 @@ type Input struct {
 
 // what says what each queue folder holds, for the folder table.
 var what = map[string]string{
-	spool.Incoming: "fetched, waiting for rewrited",
-	spool.Pickup:   "routed, waiting for deliverd",
-	spool.Deferred: "delivery failed for now; deliverd retries on schedule",
-	spool.Failed:   "could not be routed; the first line says why (for you)",
-	spool.Badmail:  "delivery failed for good (for you)",
+	spool.Incoming:   "fetched, waiting for rewrited",
+	spool.Pickup:     "routed, waiting for deliverd",
+	spool.Deferred:   "delivery failed for now; deliverd retries on schedule",
+	spool.Failed:     "could not be routed; the first line says why (for you)",
+	spool.Badmail:    "delivery failed for good (for you)",
+	spool.Duplicates: "copies a recipient already had, kept a few days (rewrited's duplicate filter, event 3025)",
 }
 
 // Report prints the state of the spool at in.Root and of its three

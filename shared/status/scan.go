@@ -9,7 +9,7 @@ import (
 )
 
 // Queues are the folders where messages wait, in pipeline order.
-var Queues = []string{spool.Incoming, spool.Pickup, spool.Deferred, spool.Failed, spool.Badmail}
+var Queues = []string{spool.Incoming, spool.Pickup, spool.Deferred, spool.Failed, spool.Badmail, spool.Duplicates}
 
 // Scan counts the files of each queue folder of the spool at root, and
 // finds the oldest. Names starting with "." are skipped, as the daemons

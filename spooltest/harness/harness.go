@@ -353,7 +353,7 @@ func Wire(b []byte) []byte {
 // locks excluded), by folder; tmp folders appear as "tmp/<daemon>".
 func (f *Flow) SpoolFiles() map[string]int {
 	out := map[string]int{}
-	for _, d := range []string{"incoming", "pickup", "failed", "deferred", "badmail", "tmp/fetchd", "tmp/rewrited", "tmp/deliverd"} {
+	for _, d := range []string{"incoming", "pickup", "failed", "deferred", "badmail", "duplicates", "tmp/fetchd", "tmp/rewrited", "tmp/deliverd"} {
 		entries, _ := os.ReadDir(filepath.Join(f.Spool, d))
 		for _, e := range entries {
 			if !strings.HasPrefix(e.Name(), ".") {
