@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -151,12 +150,6 @@ func (m *measure) stop() measured {
 	close(m.done)
 	m.wg.Wait()
 	return measured{cpu: cpu, heap: m.peak.Load() - min(m.peak.Load(), m.base), hwm: vmHWM()}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // vmHWM is the process's peak resident set since the last reset, in bytes.
