@@ -210,7 +210,7 @@ func TestRecoverAfterCrashMidDelivery(t *testing.T) {
 	r, _ := msg.Open()
 	maildir.Deliver(filepath.Join(root, "alice"), id, "", r, false, true)
 	r.Close()
-	q.Ledger.Start(id, 1)
+	q.Ledger.Start(id)
 	if err := q.Recover(); err != nil {
 		t.Fatal(err)
 	}
