@@ -313,6 +313,14 @@ func (l *Ledger) Sync() error {
 	return l.commit()
 }
 
+// Unsynced reports whether records were written (Done) that no fsync
+// has made durable yet.
+func (l *Ledger) Unsynced() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.synced != l.appended && l.broken == nil
+}
+
 // Fail records a known failure (code: the reply code, or "net"). With a
 // dsnID it also records that this DSN reports rcpts, one record per
 // recipient (a single record naming them all would outgrow a journal

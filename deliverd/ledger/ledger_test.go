@@ -397,3 +397,37 @@ func TestPlacedSurvivesReopenAndCompaction(t *testing.T) {
 		t.Fatalf("placed a=%v b=%v, delivered b=%v, unfinished a=%v", l.Placed(a), l.Placed(b), l.Delivered(b), l.Unfinished(a))
 	}
 }
+
+// Issue 12: the S records of a group share one fsync; a D is written at
+// once (a killed process keeps it) and counts at once, but only the next
+// commit, or Sync, makes it durable, with no fsync of its own.
+func TestStartGroupAndLazyDone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "deliverd.ledger")
+	l, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	a, b, c := spool.NewID(), spool.NewID(), spool.NewID()
+	if err := l.Start(a, b); err != nil || l.Syncs != 1 || !l.Unfinished(a) || !l.Tried(b) {
+		t.Fatalf("Start of two: %v, %d fsyncs (want 1)", err, l.Syncs)
+	}
+	if err := l.Done(a); err != nil || l.Syncs != 1 || !l.Unsynced() || !l.Delivered(a) {
+		t.Fatalf("Done: %v, %d fsyncs (want 1), unsynced %v, delivered %v", err, l.Syncs, l.Unsynced(), l.Delivered(a))
+	}
+	recs, _, err := journal.Read(path)
+	if err != nil || len(recs) != 3 || strings.Join(recs[2], " ") != "D "+a {
+		t.Fatalf("the D is not in the file before any fsync: %v %v", recs, err)
+	}
+	l.Done(b)
+	if err := l.Start(c); err != nil || l.Syncs != 2 || l.Unsynced() {
+		t.Fatalf("the next Start: %v, %d fsyncs (want 2), unsynced %v", err, l.Syncs, l.Unsynced())
+	}
+	if err := l.Sync(); err != nil || l.Syncs != 2 {
+		t.Fatalf("Sync with nothing to sync: %v, %d fsyncs (want 2)", err, l.Syncs)
+	}
+	l.Done(c)
+	if err := l.Sync(); err != nil || l.Syncs != 3 || l.Unsynced() {
+		t.Fatalf("Sync: %v, %d fsyncs (want 3)", err, l.Syncs)
+	}
+}

@@ -83,10 +83,16 @@ func (q *Queue) Run(ctx context.Context, once bool) error {
 	return q.syncLedger()
 }
 
+// syncLinger is how long deliverd, out of work, waits for more before it
+// makes the D records written meanwhile durable on their own: work that
+// comes sooner (rewrited's next batch) is claimed with one fsync of its
+// S records that carries them. Deliveries never wait for it.
+const syncLinger = 50 * time.Millisecond
+
 // syncLedger makes the D records written since the last commit durable
-// (ledger.Done); deliverd does it before it waits for work, so a D stays
-// undurable only while more work keeps coming, whose next claim's
-// S records carry it.
+// (ledger.Done); deliverd does it before it waits for work (after
+// syncLinger), so a D stays undurable only while more work keeps coming,
+// whose next claim's S records carry it.
 func (q *Queue) syncLedger() error {
 	if err := q.Ledger.Sync(); err != nil {
 		event.Emit(&q.Log, event.LedgerFailed).Err(err).Msg("exiting")
@@ -99,6 +105,7 @@ func (q *Queue) run(ctx context.Context, once bool) error {
 	watch := q.S.Watch(ctx, q.Cfg.Rescan.D(), spool.Pickup, spool.Deferred)
 	beat := liveness.Register("deliverd queue", q.stallBudget())
 	defer beat.Close()
+	lingered := false
 	for {
 		beat.Busy()
 		names, wait, err := q.S.Ready(spool.Pickup)
@@ -116,8 +123,18 @@ func (q *Queue) run(ctx context.Context, once bool) error {
 			return nil // stopped: the files in hand are finished
 		}
 		if len(names)+len(due) > 0 {
+			lingered = false
 			continue
 		}
+		if !once && !lingered && q.Ledger.Unsynced() {
+			lingered = true
+			beat.Idle()
+			if !watch.Wait(ctx, syncLinger) {
+				return nil
+			}
+			continue
+		}
+		lingered = false
 		if err := q.syncLedger(); err != nil {
 			return err
 		}
