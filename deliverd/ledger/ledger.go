@@ -12,8 +12,11 @@
 //
 // The ledger is safe for concurrent use. Records of concurrent callers
 // share one fsync (group commit, reliability.md §8.5): each call returns
-// only once its own records are durable, so a D is still on disk before
-// its file is removed.
+// only once its own records are durable. Two records are cheaper: the S
+// records of a whole claimed group share one fsync (Start), and a D is
+// written at once but made durable only by the next commit or Sync
+// (Done): a power cut in between costs an unknown outcome that the
+// durable S counts, never a loss (docs/crashes.md, "The delivery ledger").
 package ledger
 
 import (
@@ -22,7 +25,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -41,7 +43,7 @@ type Ledger struct {
 	j         *journal.Journal
 	path      string
 	delivered map[string]bool
-	started   map[string]int               // attempt of an S without outcome
+	started   map[string]bool              // an S without outcome
 	tried     map[string]bool              // any S: an earlier attempt may have delivered
 	accepted  map[string]map[string]bool   // recipients already delivered
 	bounced   map[string]map[string]string // recipient -> id of the DSN sent for it
@@ -54,9 +56,10 @@ type Ledger struct {
 	// Group commit: records are appended under mu; one caller at a time
 	// (holding syncMu) writes and fsyncs everything appended so far.
 	syncMu   sync.Mutex
-	appended uint64     // records appended
-	synced   uint64     // records durable
-	pending  [][]string // appended, not yet durable nor applied
+	appended uint64     // calls that appended records
+	synced   uint64     // calls whose records are durable
+	pending  [][]string // appended, not yet durable (applied after the fsync, a D at once)
+	buffered [][]string // appended, not yet written: appended again after a refused write
 	broken   error      // a failed write or fsync: the journal is unusable
 	Syncs    uint64     // fsyncs done, for the benchmark's figures
 
@@ -96,7 +99,7 @@ func OpenFS(path string, fs journal.FS) (*Ledger, error) {
 		return nil, err
 	}
 	l := &Ledger{j: j, path: path, fs: fs, Torn: torn, Damage: j.Damage(), delivered: map[string]bool{},
-		started: map[string]int{}, tried: map[string]bool{}, accepted: map[string]map[string]bool{},
+		started: map[string]bool{}, tried: map[string]bool{}, accepted: map[string]map[string]bool{},
 		bounced: map[string]map[string]string{}, windows: map[string]int{}, placed: map[string]bool{}}
 	for _, r := range recs {
 		l.apply(r)
@@ -114,12 +117,8 @@ func (l *Ledger) apply(r []string) {
 	}
 	id := r[1]
 	switch r[0] {
-	case "S":
-		n := 1
-		if len(r) > 2 {
-			n, _ = strconv.Atoi(r[2])
-		}
-		l.started[id] = n
+	case "S": // S <id>; S <id> <attempt> before issue 12
+		l.started[id] = true
 		l.tried[id] = true
 	case "D":
 		l.delivered[id] = true
@@ -217,8 +216,7 @@ func (l *Ledger) Accepted(id, rcpt string) bool {
 func (l *Ledger) Unfinished(id string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, ok := l.started[id]
-	return ok
+	return l.started[id]
 }
 
 // Tried reports whether an earlier attempt to send id started, so it may
@@ -255,9 +253,16 @@ func (l *Ledger) Bounced(id string, rcpts []string) string {
 	return ""
 }
 
-// Start records, durably, that an attempt is about to send id.
-func (l *Ledger) Start(id string, attempt int) error {
-	return l.commit([]string{"S", id, strconv.Itoa(attempt)})
+// Start records, durably and with one fsync for all, that attempts to
+// send ids may start: deliverd records the files of a claimed group
+// together, before the first of them is sent. After a crash each of them
+// that is still in hand counts as an unknown outcome, sent or not.
+func (l *Ledger) Start(ids ...string) error {
+	recs := make([][]string, 0, len(ids))
+	for _, id := range ids {
+		recs = append(recs, []string{"S", id})
+	}
+	return l.commit(recs...)
 }
 
 // Accept records recipients that took the message, when others did not.
@@ -269,8 +274,52 @@ func (l *Ledger) Accept(id string, rcpts []string) error {
 	return l.commit(recs...)
 }
 
-// Done records that id was delivered to every recipient.
-func (l *Ledger) Done(id string) error { return l.commit([]string{"D", id}) }
+// Done records that id was delivered to every recipient. The record is
+// written at once, so it survives the process being killed, and it
+// counts at once (Delivered), but it is made durable only by the next
+// commit of any record, or by Sync: deliverd calls Sync before it waits
+// for work. A power cut in between loses the D; the durable S of the
+// attempt then counts the message as an unknown outcome (W) if its file
+// comes back, and nothing is lost if it does not.
+func (l *Ledger) Done(id string) error {
+	r := []string{"D", id}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.broken != nil {
+		return l.broken
+	}
+	if err := journal.Check(r); err != nil {
+		return fmt.Errorf("ledger record: %w", err)
+	}
+	l.add(r)
+	l.appended++
+	if err := l.write(); err != nil {
+		l.broken = fmt.Errorf("%w: %w", ErrBroken, err)
+		return l.broken
+	}
+	l.apply(r) // applied again after the fsync: a D is idempotent
+	return nil
+}
+
+// Sync makes every record written so far durable, with one fsync; it
+// does nothing when there is none.
+func (l *Ledger) Sync() error {
+	l.mu.Lock()
+	idle, err := l.synced == l.appended, l.broken
+	l.mu.Unlock()
+	if idle || err != nil {
+		return err
+	}
+	return l.commit()
+}
+
+// Unsynced reports whether records were written (Done) that no fsync
+// has made durable yet.
+func (l *Ledger) Unsynced() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.synced != l.appended && l.broken == nil
+}
 
 // Fail records a known failure (code: the reply code, or "net"). With a
 // dsnID it also records that this DSN reports rcpts, one record per
@@ -319,10 +368,7 @@ func (l *Ledger) commit(recs ...[]string) error {
 			return fmt.Errorf("ledger record: %w", err)
 		}
 	}
-	for _, r := range recs {
-		l.j.Append(r...) // checked above: cannot fail
-		l.pending = append(l.pending, r)
-	}
+	l.add(recs...)
 	l.appended++
 	mine := l.appended
 	l.mu.Unlock()
@@ -353,6 +399,15 @@ func (l *Ledger) commit(recs ...[]string) error {
 	return nil
 }
 
+// add appends checked records to the journal's buffer. l.mu is held.
+func (l *Ledger) add(recs ...[]string) {
+	for _, r := range recs {
+		l.j.Append(r...) // checked by the caller: cannot fail
+		l.pending = append(l.pending, r)
+		l.buffered = append(l.buffered, r)
+	}
+}
+
 // maybeCompact compacts the journal when it has grown enough since the
 // last compaction. It runs in a leader's commit (l.mu and l.syncMu held),
 // after the fsync: every record is durable and applied, none pending.
@@ -373,22 +428,35 @@ func (l *Ledger) maybeCompact() {
 	}
 }
 
-// sync writes and fsyncs the journal. A write the disk had no room for
-// was undone (journal.ErrNotWritten): the pending records are appended
-// again and written after a pause, until FullWait has passed. l.mu is held.
+// sync writes and fsyncs the journal. l.mu is held.
 func (l *Ledger) sync() error {
+	if err := l.write(); err != nil {
+		return err
+	}
+	return l.j.Sync() // the buffer is empty: the fsync alone
+}
+
+// write writes the buffered records in one call. A write the disk had no
+// room for was undone (journal.ErrNotWritten): the buffered records are
+// appended again and written after a pause, until FullWait has passed.
+// l.mu is held.
+func (l *Ledger) write() error {
 	pause, wait := cmp.Or(l.FullPause, time.Second), cmp.Or(l.FullWait, 30*time.Second)
 	deadline := time.Now().Add(wait)
 	for {
-		err := l.j.Sync()
-		if err == nil || !errors.Is(err, journal.ErrNotWritten) || !spool.IsNoSpace(err) || time.Now().After(deadline) {
+		err := l.j.Write()
+		if err == nil {
+			l.buffered = l.buffered[:0]
+			return nil
+		}
+		if !errors.Is(err, journal.ErrNotWritten) || !spool.IsNoSpace(err) || time.Now().After(deadline) {
 			return err
 		}
 		if l.OnFull != nil {
 			l.OnFull(err)
 		}
 		time.Sleep(pause)
-		for _, r := range l.pending {
+		for _, r := range l.buffered {
 			if err := l.j.Append(r...); err != nil {
 				return err
 			}
@@ -421,8 +489,8 @@ func (l *Ledger) compact() error {
 		}
 	}
 	for id := range l.tried {
-		recs = append(recs, []string{"S", id, strconv.Itoa(max(l.started[id], 1))})
-		if _, open := l.started[id]; !open {
+		recs = append(recs, []string{"S", id})
+		if !l.started[id] {
 			recs = append(recs, []string{"F", id, "compacted"})
 		}
 	}
@@ -462,5 +530,11 @@ func (l *Ledger) compact() error {
 	return nil
 }
 
-// Close closes the journal.
-func (l *Ledger) Close() error { return l.j.Close() }
+// Close makes the records written durable (Sync) and closes the journal.
+func (l *Ledger) Close() error {
+	err := l.Sync()
+	if cerr := l.j.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -24,11 +24,11 @@ func TestLedgerSurvivesReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b, c := spool.NewID(), spool.NewID(), spool.NewID()
-	l.Start(a, 1)
+	l.Start(a)
 	l.Done(a)
-	l.Start(b, 1)
+	l.Start(b)
 	l.Accept(b, []string{"X@l"})
-	l.Start(c, 1)
+	l.Start(c)
 	l.Window(c)
 	l.Close()
 	l, err = Open(path)
@@ -50,16 +50,16 @@ func TestCompactionKeepsDelivered(t *testing.T) {
 	for i := 0; i < 700; i++ {
 		id := spool.NewID()
 		ids = append(ids, id)
-		l.Start(id, 1)
+		l.Start(id)
 		l.Fail(id, "451", "", nil)
 		if i%2 == 0 {
 			l.Done(id)
 		}
 	}
 	open := spool.NewID() // an attempt cut after an unknown outcome, then started again
-	l.Start(open, 1)
+	l.Start(open)
 	l.Window(open)
-	l.Start(open, 2)
+	l.Start(open)
 	l.Window(ids[0])
 	l.Close()
 	before := size(t, path)
@@ -94,13 +94,13 @@ func TestBouncedSurvivesReopenAndCompaction(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "deliverd.ledger")
 	l, _ := Open(path)
 	id, dsn := spool.NewID(), spool.NewID()
-	l.Start(id, 1)
+	l.Start(id)
 	if err := l.Fail(id, "550", dsn, []string{"Bob@l", "eve@l"}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 1100; i++ { // enough to compact at the next Open
 		x := spool.NewID()
-		l.Start(x, 1)
+		l.Start(x)
 		l.Fail(x, "451", "", nil)
 	}
 	l.Close()
@@ -134,7 +134,7 @@ func TestGroupCommit(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < len(ids); i += 8 {
-				if err := l.Start(ids[i], 1); err != nil {
+				if err := l.Start(ids[i]); err != nil {
 					t.Error(err)
 				}
 				if err := l.Done(ids[i]); err != nil {
@@ -163,7 +163,7 @@ func TestBrokenIsSticky(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "deliverd.ledger")
 	l, _ := Open(path)
 	l.j.Close() // the next write fails
-	if err := l.Start(spool.NewID(), 1); !errors.Is(err, ErrBroken) {
+	if err := l.Start(spool.NewID()); !errors.Is(err, ErrBroken) {
 		t.Fatalf("err %v, want ErrBroken", err)
 	}
 	if err := l.Done(spool.NewID()); !errors.Is(err, ErrBroken) {
@@ -184,7 +184,7 @@ func TestFullDiskWaitsThenGivesUp(t *testing.T) {
 	refused := 0
 	l.OnFull = func(error) { refused++ }
 	a, b := spool.NewID(), spool.NewID()
-	l.Start(a, 1)
+	l.Start(a)
 	if err := l.Done(a); err != nil || refused != 1 || !l.Delivered(a) {
 		t.Fatalf("Done after one refused write: %v, refused %d", err, refused)
 	}
@@ -198,7 +198,7 @@ func TestFullDiskWaitsThenGivesUp(t *testing.T) {
 	full := &stillFull{}
 	l, _ = OpenFS(path, full)
 	l.FullPause, l.FullWait = time.Millisecond, 20*time.Millisecond
-	if err := l.Start(b, 1); !errors.Is(err, ErrBroken) || full.n < 2 {
+	if err := l.Start(b); !errors.Is(err, ErrBroken) || full.n < 2 {
 		t.Fatalf("a disk that stays full: %v after %d writes, want ErrBroken", err, full.n)
 	}
 	l.Close()
@@ -227,7 +227,7 @@ func TestManyAndLongRecipientsFit(t *testing.T) {
 	for i := range 1000 {
 		rcpts = append(rcpts, fmt.Sprintf("user-%04d@l", i))
 	}
-	l.Start(id, 1)
+	l.Start(id)
 	if err := l.Accept(id, []string{long, "Ok@l"}); err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +299,7 @@ func TestCompactionWhileRunning(t *testing.T) {
 		compactions++
 	}
 	open := spool.NewID()
-	l.Start(open, 1)
+	l.Start(open)
 	var young []string
 	largest := int64(0)
 	for i := range 2000 {
@@ -308,7 +308,7 @@ func TestCompactionWhileRunning(t *testing.T) {
 			id = spool.NewID()
 			young = append(young, id)
 		}
-		l.Start(id, 1)
+		l.Start(id)
 		l.Done(id)
 		largest = max(largest, size(t, path))
 	}
@@ -350,7 +350,7 @@ func TestCompactionOnFullDisk(t *testing.T) {
 	for range 50 {
 		id := spool.NewID()
 		ids = append(ids, id)
-		if err := l.Start(id, 1); err != nil {
+		if err := l.Start(id); err != nil {
 			t.Fatal(err)
 		}
 		if err := l.Done(id); err != nil {
@@ -379,9 +379,9 @@ func TestPlacedSurvivesReopenAndCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := spool.NewID(), spool.NewID()
-	l.Start(a, 1)
+	l.Start(a)
 	l.Placing(a)
-	l.Start(b, 1)
+	l.Start(b)
 	l.Placing(b)
 	l.Done(b)
 	if err := l.compact(); err != nil {
@@ -395,5 +395,39 @@ func TestPlacedSurvivesReopenAndCompaction(t *testing.T) {
 	defer l.Close()
 	if !l.Placed(a) || l.Placed(b) || !l.Delivered(b) || !l.Unfinished(a) {
 		t.Fatalf("placed a=%v b=%v, delivered b=%v, unfinished a=%v", l.Placed(a), l.Placed(b), l.Delivered(b), l.Unfinished(a))
+	}
+}
+
+// Issue 12: the S records of a group share one fsync; a D is written at
+// once (a killed process keeps it) and counts at once, but only the next
+// commit, or Sync, makes it durable, with no fsync of its own.
+func TestStartGroupAndLazyDone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "deliverd.ledger")
+	l, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	a, b, c := spool.NewID(), spool.NewID(), spool.NewID()
+	if err := l.Start(a, b); err != nil || l.Syncs != 1 || !l.Unfinished(a) || !l.Tried(b) {
+		t.Fatalf("Start of two: %v, %d fsyncs (want 1)", err, l.Syncs)
+	}
+	if err := l.Done(a); err != nil || l.Syncs != 1 || !l.Unsynced() || !l.Delivered(a) {
+		t.Fatalf("Done: %v, %d fsyncs (want 1), unsynced %v, delivered %v", err, l.Syncs, l.Unsynced(), l.Delivered(a))
+	}
+	recs, _, err := journal.Read(path)
+	if err != nil || len(recs) != 3 || strings.Join(recs[2], " ") != "D "+a {
+		t.Fatalf("the D is not in the file before any fsync: %v %v", recs, err)
+	}
+	l.Done(b)
+	if err := l.Start(c); err != nil || l.Syncs != 2 || l.Unsynced() {
+		t.Fatalf("the next Start: %v, %d fsyncs (want 2), unsynced %v", err, l.Syncs, l.Unsynced())
+	}
+	if err := l.Sync(); err != nil || l.Syncs != 2 {
+		t.Fatalf("Sync with nothing to sync: %v, %d fsyncs (want 2)", err, l.Syncs)
+	}
+	l.Done(c)
+	if err := l.Sync(); err != nil || l.Syncs != 3 || l.Unsynced() {
+		t.Fatalf("Sync: %v, %d fsyncs (want 3)", err, l.Syncs)
 	}
 }

@@ -53,7 +53,7 @@ func recordMaildir(t *testing.T, n int, wrap func(*powercut.Recorder) spool.FS) 
 	for range n {
 		id := spool.NewID()
 		ids = append(ids, id)
-		if err := l.Start(id, 1); err != nil {
+		if err := l.Start(id); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := w.Deliver(box, id, pcHead, strings.NewReader(pcBody), false, false); err != nil {

@@ -49,7 +49,7 @@ func recordPickup(t *testing.T, n int, wrap func(spool.FS) spool.FS) (*powercut.
 	for range n {
 		id := spool.NewID()
 		ids = append(ids, id)
-		if err := l.Start(id, 1); err != nil {
+		if err := l.Start(id); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.Deliver(id, "a@x", []string{"b@y"}, strings.NewReader(msg)); err != nil {

@@ -5,18 +5,22 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
 	"example.org/popspool/deliverd/smtpc"
+	"example.org/popspool/shared/spool"
 	"example.org/popspool/spooltest/postfix"
 )
 
 // BenchmarkDeliver delivers b.N messages of 10 KB from pickup/ with the
-// real ledger (every record fsynced, group-committed across connections)
-// and reports messages/s and ledger fsyncs per message:
+// real ledger (S records fsynced once per claimed group, D records with
+// the next commit) and reports messages/s, ledger fsyncs per message, and
+// the folder fsyncs of the spool per message (claims, moves; a Maildir
+// target's own fsyncs are not counted):
 //
 //	go test -run '^$' -bench Deliver -benchtime 1000x ./queue
 //
@@ -56,6 +60,8 @@ func benchRun(b *testing.B, q *Queue, rcpt string) {
 	for i := range b.N {
 		putMsg(b, q, "sender@example.net", tenKB(i), rcpt)
 	}
+	dirs := &countDirSyncs{FS: q.S.FS()}
+	q.S.SetFS(dirs)
 	syncs := q.Ledger.Syncs
 	b.ResetTimer()
 	start := time.Now()
@@ -69,6 +75,18 @@ func benchRun(b *testing.B, q *Queue, rcpt string) {
 	}
 	b.ReportMetric(float64(b.N)/d.Seconds(), "msgs/s")
 	b.ReportMetric(float64(q.Ledger.Syncs-syncs)/float64(b.N), "fsyncs/msg")
+	b.ReportMetric(float64(dirs.n.Load())/float64(b.N), "dirsyncs/msg")
+}
+
+// countDirSyncs counts the folder fsyncs of a spool.
+type countDirSyncs struct {
+	spool.FS
+	n atomic.Int64
+}
+
+func (c *countDirSyncs) SyncDir(dir string) error {
+	c.n.Add(1)
+	return c.FS.SyncDir(dir)
 }
 
 // goSMTPDiscard runs go-smtp's server, reading and discarding each message.

@@ -43,15 +43,59 @@ func (a *accepting) Send(_ context.Context, j Job) ([]Outcome, error) {
 func (a *accepting) Idle()        {}
 func (a *accepting) Close() error { return nil }
 
-// TestPowerCut records deliverd delivering three messages (claim, ledger
-// S, the target's acceptance, ledger D, removal), rebuilds every state a
-// power cut could leave at every step, and runs deliverd's recovery and a
-// pass on each. Every message must reach the target at least once; a
-// second time only as an unknown outcome the ledger counted (W); and the
-// spool must end empty.
+// TestPowerCut records deliverd delivering three messages in two claimed
+// groups (claim with its folder fsyncs, one fsync for the group's S
+// records, for each message the target's acceptance, its D written but
+// not fsynced and its file unlinked without a folder fsync; the first
+// group's D records made durable by the second group's S fsync, the
+// last by the Sync before deliverd waits), rebuilds every state a power
+// cut could leave at every step, and runs deliverd's recovery and a pass
+// on each. Every message must reach the target at least once; a second
+// time only as an unknown outcome the ledger counted (W); and the spool
+// must end empty.
 func TestPowerCut(t *testing.T) {
 	rec, ids := recordDeliver(t)
+	checkTrace(t, rec)
 	powerCut(t, rec, ids)
+}
+
+// checkTrace asserts the protocol TestPowerCut claims to model: each
+// ledger write holds a claimed group's S records or one D, three ledger
+// fsyncs in all (one per group, the first group's D records durable by
+// the second's, and the Sync at the end), and no fsync of tmp/deliverd
+// after the last removal.
+func checkTrace(t *testing.T, rec *powercut.Recorder) {
+	t.Helper()
+	var writes []string
+	syncs, removed, lastRemove, lastTmpSync := 0, 0, -1, -1
+	for i, op := range rec.Ops {
+		switch {
+		case op.Kind == "write" && strings.HasSuffix(op.Path, "/deliverd.ledger"):
+			writes = append(writes, recordKinds(op.Data))
+		case op.Kind == "sync" && strings.HasSuffix(op.Path, "/deliverd.ledger"):
+			syncs++
+		case op.Kind == "remove" && strings.HasPrefix(op.Path, "tmp/deliverd/"):
+			removed, lastRemove = removed+1, i
+		case op.Kind == "syncdir" && op.Path == "tmp/deliverd":
+			lastTmpSync = i
+		}
+	}
+	want := []string{"SS", "D", "D", "S", "D"}
+	if fmt.Sprint(writes) != fmt.Sprint(want) || syncs != 3 || removed != 3 || lastTmpSync > lastRemove {
+		t.Fatalf("ledger writes %v (want %v), ledger fsyncs %d (want 3), removals %d (want 3), tmp/deliverd fsynced after the last: %v",
+			writes, want, syncs, removed, lastTmpSync > lastRemove)
+	}
+}
+
+// recordKinds is the kinds of the journal records in a write, in order.
+func recordKinds(data []byte) string {
+	var kinds string
+	for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		if f := strings.Fields(line); len(f) > 1 {
+			kinds += f[1]
+		}
+	}
+	return kinds
 }
 
 // TestPowerCutCompaction is TestPowerCut with the ledger compacted while
@@ -148,6 +192,50 @@ func TestPowerCutCatchesUnsyncedCompaction(t *testing.T) {
 	t.Fatal("with an unsynced compaction no crash state broke the promise: the model is blind")
 }
 
+// TestPowerCutCatchesUnsyncedStart proves the model sees the claim's S
+// fsync: without it (every ledger fsync after a write holding S records
+// dropped) a message accepted before a cut comes back without its S and
+// is sent again uncounted.
+func TestPowerCutCatchesUnsyncedStart(t *testing.T) {
+	rec, ids := recordDeliverFS(t, func(r *powercut.Recorder) spool.FS { return &noStartSync{Recorder: r} }, 0)
+	rng := rand.New(rand.NewSource(1))
+	for k := 0; k <= len(rec.Ops); k++ {
+		before := map[string]int{}
+		for _, m := range rec.Marks(k) {
+			before[m]++
+		}
+		for _, st := range rec.States(k, rng) {
+			root := filepath.Join(t.TempDir(), "s")
+			rec.Materialize(st, root)
+			if bad, _ := replayDeliver(t, root, ids, before); bad != "" {
+				t.Logf("found: %s", bad)
+				return
+			}
+		}
+	}
+	t.Fatal("without the S records' fsync no crash state broke the promise: the model is blind")
+}
+
+// noStartSync drops the ledger fsync that follows a write of S records.
+type noStartSync struct {
+	*powercut.Recorder
+	lastHadS bool
+}
+
+func (n *noStartSync) Write(f *os.File, b []byte) (int, error) {
+	if strings.HasSuffix(f.Name(), ".ledger") {
+		n.lastHadS = strings.Contains(recordKinds(b), "S")
+	}
+	return n.Recorder.Write(f, b)
+}
+
+func (n *noStartSync) SyncFile(f *os.File) error {
+	if strings.HasSuffix(f.Name(), ".ledger") && n.lastHadS {
+		return nil
+	}
+	return n.Recorder.SyncFile(f)
+}
+
 type noCompactSync struct{ *powercut.Recorder }
 
 func (n noCompactSync) SyncFile(f *os.File) error {
@@ -196,6 +284,7 @@ func recordDeliverFS(t *testing.T, wrap func(*powercut.Recorder) spool.FS, compa
 	l.CompactMin = compactMin
 	q.Ledger, q.Target = l, &accepting{rec: rec}
 	q.Cfg.Deliver.Connections = 1
+	q.group = 2 // two claimed groups: the first one's D records ride on the second's S fsync
 	if err := q.Run(context.Background(), true); err != nil {
 		t.Fatal(err)
 	}

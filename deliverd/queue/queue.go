@@ -5,6 +5,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -60,6 +61,7 @@ type Queue struct {
 	Unsent   int                  // messages deferred or bounced by this run (read after Run)
 	due      map[string]time.Time // deferred/ file (name and mtime) -> next attempt
 	nowFunc  func() time.Time
+	group    int // files a claim takes at most; 0: claimGroup (tests set less)
 }
 
 func (q *Queue) stallBudget() time.Duration {
@@ -79,9 +81,35 @@ func (q *Queue) now() time.Time {
 // Run delivers until ctx ends; with once, until pickup/ is empty and no
 // deferred message is due.
 func (q *Queue) Run(ctx context.Context, once bool) error {
+	if err := q.run(ctx, once); err != nil {
+		return err
+	}
+	return q.syncLedger()
+}
+
+// syncLinger is how long deliverd, out of work, waits for more before it
+// makes the D records written meanwhile durable on their own: work that
+// comes sooner (rewrited's next batch) is claimed with one fsync of its
+// S records that carries them. Deliveries never wait for it.
+const syncLinger = 50 * time.Millisecond
+
+// syncLedger makes the D records written since the last commit durable
+// (ledger.Done); deliverd does it before it waits for work (after
+// syncLinger), so a D stays undurable only while more work keeps coming,
+// whose next claim's S records carry it.
+func (q *Queue) syncLedger() error {
+	if err := q.Ledger.Sync(); err != nil {
+		event.Emit(&q.Log, event.LedgerFailed).Err(err).Msg("exiting")
+		return err
+	}
+	return nil
+}
+
+func (q *Queue) run(ctx context.Context, once bool) error {
 	watch := q.S.Watch(ctx, q.Cfg.Rescan.D(), spool.Pickup, spool.Deferred)
 	beat := liveness.Register("deliverd queue", q.stallBudget())
 	defer beat.Close()
+	lingered := false
 	for {
 		beat.Busy()
 		names, wait, err := q.S.Ready(spool.Pickup)
@@ -100,7 +128,20 @@ func (q *Queue) Run(ctx context.Context, once bool) error {
 			return nil // stopped: the files in hand are finished
 		}
 		if len(names)+len(due) > 0 {
+			lingered = false
 			continue
+		}
+		if !once && !lingered && q.Ledger.Unsynced() {
+			lingered = true
+			beat.Idle()
+			if !watch.Wait(ctx, syncLinger) {
+				return nil
+			}
+			continue
+		}
+		lingered = false
+		if err := q.syncLedger(); err != nil {
+			return err
 		}
 		q.Target.Idle()
 		if once && wait == 0 {
@@ -116,10 +157,14 @@ func (q *Queue) Run(ctx context.Context, once bool) error {
 	}
 }
 
-type work struct{ folder, path, id string }
+type work struct {
+	folder, path, id string
+	retry            bool // an attempt before this claim may have delivered it
+}
 
-// claimBatch is how many files share the folder fsyncs of their claim.
-const claimBatch = 32
+// claimGroup is how many files share the folder fsyncs of their claim and
+// the fsync of their S records.
+const claimGroup = 32
 
 // handleAll delivers the files with up to deliver.connections workers at
 // once; pickup/ first, then the due deferred/ files. The feeder claims
@@ -172,7 +217,7 @@ func (q *Queue) handleAll(ctx context.Context, beat *liveness.Loop, pickup, defe
 		names  []string
 	}{{spool.Pickup, pickup}, {spool.Deferred, deferred}} {
 		for names := b.names; len(names) > 0 && ctx.Err() == nil && !failed(); {
-			k := min(claimBatch, len(names))
+			k := min(cmp.Or(q.group, claimGroup), len(names))
 			claimed, err := q.claim(b.folder, names[:k])
 			if err != nil {
 				fail(err) // claimed files stay in tmp/: recovery at start
@@ -190,15 +235,39 @@ func (q *Queue) handleAll(ctx context.Context, beat *liveness.Loop, pickup, defe
 	beat.Idle() // the workers watch themselves
 	wg.Wait()
 	beat.Busy()
-	if err := q.S.SyncTmp(); err != nil && first == nil {
-		first = q.ioError(err, "tmp/deliverd")
-	}
 	return first
 }
 
 // claim takes a group of files into tmp/deliverd with one fsync per
-// folder. Files gone meanwhile are skipped.
+// folder, then records their S records with one fsync of the ledger,
+// before any of them is sent. Files gone meanwhile are skipped.
 func (q *Queue) claim(folder string, names []string) ([]work, error) {
+	out, err := q.claimFiles(folder, names)
+	if err != nil {
+		return out, err
+	}
+	var start []string
+	for i, w := range out {
+		if q.Ledger.Delivered(w.id) {
+			continue // a copy of a delivered message: removed unsent (4005)
+		}
+		out[i].retry = q.Ledger.Tried(w.id)
+		start = append(start, w.id)
+	}
+	if len(start) == 0 {
+		return out, nil
+	}
+	if err := q.Ledger.Start(start...); err != nil {
+		// The claimed files stay in tmp/deliverd; recovery at the next
+		// start reads the ledger as it reached the disk.
+		event.Emit(&q.Log, event.LedgerFailed).Err(err).Msg("exiting")
+		return nil, err
+	}
+	return out, nil
+}
+
+// claimFiles moves a group of files into tmp/deliverd.
+func (q *Queue) claimFiles(folder string, names []string) ([]work, error) {
 	b := q.S.NewBatch()
 	var out []work
 	for _, name := range names {
@@ -212,7 +281,7 @@ func (q *Queue) claim(folder string, names []string) ([]work, error) {
 			}
 			continue
 		}
-		out = append(out, work{folder, path, id})
+		out = append(out, work{folder: folder, path: path, id: id})
 	}
 	if err := b.Commit(); err != nil {
 		return out, q.ioError(err, folder+"/")
@@ -226,11 +295,12 @@ func (q *Queue) handle(ctx context.Context, w work) error {
 	if w.folder == spool.Deferred {
 		event.Emit(&q.Log, event.RetryNow).Str("id", w.id).Msg("next attempt is due; retrying")
 	}
-	return q.deliver(ctx, w.path, w.id)
+	return q.deliver(ctx, w)
 }
 
 // deliver sends a claimed file and disposes of it by the outcome.
-func (q *Queue) deliver(ctx context.Context, path, id string) error {
+func (q *Queue) deliver(ctx context.Context, w work) error {
+	path, id := w.path, w.id
 	start := time.Now()
 	if q.Ledger.Delivered(id) {
 		event.Emit(&q.Log, event.DuplicateSkip).Str("id", id).Msg("the ledger says it was delivered; removing this copy")
@@ -255,14 +325,11 @@ func (q *Queue) deliver(ctx context.Context, path, id string) error {
 	if took, err := q.elsewhere(path, id, env, rcpts, at); took {
 		return err
 	}
-	j := Job{ID: id, Sender: env.Sender, Rcpts: rcpts, Msg: msg, Retry: q.Ledger.Tried(id)}
+	j := Job{ID: id, Sender: env.Sender, Rcpts: rcpts, Msg: msg, Retry: w.retry}
 	if q.Cfg.Deliver.SendORCPT() {
 		j.ORCPT = env.Originals
 	}
-	if err := q.Ledger.Start(id, env.Attempts+1); err != nil {
-		return q.putBack(path, id, err)
-	}
-	crash.Point("deliverd.started")
+	crash.Point("deliverd.started") // its S is durable: the claim wrote it
 	crash.Poison("deliverd.send", env.Sender)
 	out, err := q.Target.Send(ctx, j)
 	if err != nil {
@@ -407,9 +474,11 @@ func (q *Queue) done(path, id string, env envelope.Envelope, at attempt) error {
 	}
 	crash.Point("deliverd.done")
 	q.settled(id)
-	// The D record is durable, so the unlink need not be: a file a power
-	// cut brings back is recognised and removed (event 4005). tmp/ is
-	// fsynced once per group, after handleAll.
+	// The D record is written, durable with the next commit (Done), and
+	// the unlink is not fsynced at all: a file a kill brings back is
+	// recognised by its D and removed (event 4005); one a power cut
+	// brings back, with its D lost, is an unknown outcome its durable S
+	// counts (Recover).
 	if err := q.S.Unlink(path); err != nil {
 		return q.ioError(err, id)
 	}

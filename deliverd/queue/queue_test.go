@@ -210,7 +210,7 @@ func TestRecoverAfterCrashMidDelivery(t *testing.T) {
 	r, _ := msg.Open()
 	maildir.Deliver(filepath.Join(root, "alice"), id, "", r, false, true)
 	r.Close()
-	q.Ledger.Start(id, 1)
+	q.Ledger.Start(id)
 	if err := q.Recover(); err != nil {
 		t.Fatal(err)
 	}
@@ -219,4 +219,26 @@ func TestRecoverAfterCrashMidDelivery(t *testing.T) {
 	if len(n) != 1 || !q.Ledger.Delivered(id) || q.Ledger.Windows() != 1 {
 		t.Fatalf("maildir holds %d, delivered %v, windows %d", len(n), q.Ledger.Delivered(id), q.Ledger.Windows())
 	}
+}
+
+// Issue 12: running as a daemon, deliverd out of work makes the D records
+// durable on its own within syncLinger (no next claim to carry them).
+func TestIdleMakesDoneDurable(t *testing.T) {
+	q := newQueue(t, &Maildirs{Pattern: t.TempDir() + "/{user}"})
+	id := put(t, q, spool.Pickup, "alice@l")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- q.Run(ctx, false) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if q.Ledger.Delivered(id) && !q.Ledger.Unsynced() {
+			return
+		}
+	}
+	t.Fatalf("the delivered message's D record was not made durable while idle: delivered %v", q.Ledger.Delivered(id))
 }

@@ -299,17 +299,28 @@ func (j *Journal) Append(fields ...string) error {
 // after any other failure the journal must be closed and reopened (the
 // records that reached the disk are found again by Open).
 func (j *Journal) Sync() error {
-	if j.buf.Len() > 0 {
-		n, err := j.fs.Write(j.f, j.buf.Bytes())
-		j.buf.Reset()
-		if err != nil {
-			return j.unwrite(err)
-		}
-		j.off += int64(n)
+	if err := j.Write(); err != nil {
+		return err
 	}
 	if err := j.fs.SyncFile(j.f); err != nil {
 		return fmt.Errorf("fsync journal %s: %w", j.path, err)
 	}
+	return nil
+}
+
+// Write writes the buffered records, in one call, without an fsync: they
+// survive the process being killed, not a power cut, until the next Sync.
+// A failed write is undone as in Sync (ErrNotWritten).
+func (j *Journal) Write() error {
+	if j.buf.Len() == 0 {
+		return nil
+	}
+	n, err := j.fs.Write(j.f, j.buf.Bytes())
+	j.buf.Reset()
+	if err != nil {
+		return j.unwrite(err)
+	}
+	j.off += int64(n)
 	return nil
 }
 
