@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"example.org/popspool/spooltest/dovecot"
 	"example.org/popspool/spooltest/postfix"
@@ -136,6 +137,16 @@ func TestCheckRealPostfixAUTH(t *testing.T) {
 	dovecot.StartWith(t, map[string]string{"checker": secret}, dovecot.Options{Extra: []string{
 		"service auth {\n  unix_listener " + path + " {\n    mode = 0666\n  }\n}",
 	}})
+	// Postfix's smtpd asks the auth socket before its greeting: a socket
+	// not there yet holds the greeting past the check's 5 s.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dovecot's auth socket %s did not appear", path)
+		}
+	}
 	pf := postfix.Start(t, postfix.Options{MainCF: []string{
 		"mynetworks = 127.0.0.2/32",
 		"smtpd_sasl_auth_enable = yes",
