@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	example.org/popspool/shared v0.0.0
+	example.org/popspool/spooltest v0.0.0
 	github.com/rs/zerolog v1.35.1
 )
 
@@ -17,3 +18,5 @@ require (
 )
 
 replace example.org/popspool/shared => ../shared
+
+replace example.org/popspool/spooltest => ../spooltest

@@ -3,18 +3,15 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"example.org/popspool/spooltest/measure"
 
 	"github.com/rs/zerolog"
 
@@ -66,126 +63,17 @@ func benchBacklog(b *testing.B, waiting int) {
 			putMsg(b, q, "sender@example.net", msg, "alice@l")
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		lines := &handoffs{event: []byte(`"event":4001`), stopAt: backlogMeasure(waiting), stop: cancel}
+		lines := &measure.Handoffs{Event: []byte(`"event":4001`), StopAt: backlogMeasure(waiting), Stop: cancel}
 		q.Log = zerolog.New(lines)
-		m := startMeasure()
+		m := measure.Start()
 		b.StartTimer()
-		lines.start = time.Now()
+		lines.Start = time.Now()
 		if err := q.Run(ctx, true); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
 		cancel()
-		lines.report(b, m.stop())
+		lines.Report(b, m.Stop())
 		q.Target.Close()
 	}
-}
-
-// handoffs counts the log lines of one event (a handoff committed) and
-// stops the run after stopAt of them.
-type handoffs struct {
-	event  []byte
-	stopAt int64
-	stop   func()
-	start  time.Time
-	n      atomic.Int64
-	mu     sync.Mutex
-	first  time.Duration
-	last   time.Duration
-}
-
-func (h *handoffs) Write(p []byte) (int, error) {
-	if !bytes.Contains(p, h.event) {
-		return len(p), nil
-	}
-	n := h.n.Add(1)
-	h.mu.Lock()
-	if n == 1 {
-		h.first = time.Since(h.start)
-	}
-	if n == h.stopAt {
-		h.last = time.Since(h.start)
-		h.stop()
-	}
-	h.mu.Unlock()
-	return len(p), nil
-}
-
-func (h *handoffs) report(b *testing.B, m measured) {
-	n := h.n.Load()
-	if n < h.stopAt {
-		b.Fatalf("%d handoffs, want %d", n, h.stopAt)
-	}
-	b.ReportMetric(float64(h.first.Microseconds())/1000, "first-handoff-ms")
-	b.ReportMetric(float64(h.last.Microseconds())/1000/float64(h.stopAt), "ms/msg")
-	b.ReportMetric(float64((h.last-h.first).Microseconds())/1000/float64(h.stopAt-1), "ms/msg-after-first")
-	b.ReportMetric(float64(m.cpu.Microseconds())/float64(n), "cpu-µs/msg")
-	b.ReportMetric(float64(m.heap)/(1<<20), "peak-heap-MiB")
-	b.ReportMetric(float64(m.hwm)/(1<<20), "peak-RSS-MiB")
-}
-
-// measure samples the heap while a run goes on.
-type measure struct {
-	base     uint64
-	peak     atomic.Uint64
-	done     chan struct{}
-	wg       sync.WaitGroup
-	cpuStart time.Duration
-}
-
-type measured struct {
-	cpu  time.Duration
-	heap uint64
-	hwm  int64
-}
-
-func startMeasure() *measure {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // reset VmHWM to the current RSS
-	m := &measure{base: ms.HeapInuse, done: make(chan struct{}), cpuStart: cpuTime()}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		var s runtime.MemStats
-		for {
-			runtime.ReadMemStats(&s)
-			if s.HeapInuse > m.peak.Load() {
-				m.peak.Store(s.HeapInuse)
-			}
-			select {
-			case <-m.done:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
-	return m
-}
-
-func (m *measure) stop() measured {
-	cpu := cpuTime() - m.cpuStart
-	close(m.done)
-	m.wg.Wait()
-	return measured{cpu: cpu, heap: m.peak.Load() - min(m.peak.Load(), m.base), hwm: vmHWM()}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// vmHWM is the process's peak resident set since the last reset, in bytes.
-func vmHWM() int64 {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb)
-			return kb << 10
-		}
-	}
-	return 0
 }

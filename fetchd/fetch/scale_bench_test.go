@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"example.org/popspool/spooltest/measure"
+
 	"example.org/popspool/shared/config"
 	"example.org/popspool/shared/spool"
 	"example.org/popspool/spooltest/pop3srv"
@@ -181,19 +183,6 @@ func openFDs() int {
 	return len(ents)
 }
 
-// vmHWM returns the process's peak resident set, in bytes (0 if unknown).
-func vmHWM() int64 {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
 // watchFDs samples the open fds every 20 ms until the returned function
 // is called, which returns the highest sample and the CPU time the
 // sampling took (reading /proc/self/fd with the servers' thousand
@@ -260,13 +249,13 @@ func benchAccounts(b *testing.B, sessions int) {
 	b.ReportMetric(round.Seconds()/n, "s/round")
 	b.ReportMetric(others.Seconds()/n, "s/round-others")
 	b.ReportMetric(float64(cpu.Microseconds())/n/scaleAccounts, "cpu-µs/poll")
-	b.ReportMetric(float64(vmHWM())/(1<<20), "peak-RSS-MiB")
+	b.ReportMetric(float64(measure.VmHWM(0))/(1<<20), "peak-RSS-MiB")
 	b.ReportMetric(float64(peakFDs), "peak-fds")
 	b.ReportMetric(float64(r.peak.Load()), "peak-sessions")
 	b.ReportMetric(0, "ns/op")
 	b.Logf("%d accounts, sessions = %d, %d rounds: %.2f s a round (%.2f s without the hanging account's %s time-out), %.0f µs CPU a poll, peak RSS %.0f MiB, %d fds over the baseline at peak, at most %d sessions at once",
 		scaleAccounts, sessions, b.N, round.Seconds()/n, others.Seconds()/n, scaleTimeout, float64(cpu.Microseconds())/n/scaleAccounts,
-		float64(vmHWM())/(1<<20), peakFDs, r.peak.Load())
+		float64(measure.VmHWM(0))/(1<<20), peakFDs, r.peak.Load())
 }
 
 // checkRound asserts that round i polled every account: each pop3srv had
@@ -339,10 +328,10 @@ func BenchmarkThousandAccountsRun(b *testing.B) {
 		}
 		b.ReportMetric(float64(polls), "polls")
 		b.ReportMetric(float64(cpu.Microseconds())/float64(polls), "cpu-µs/poll")
-		b.ReportMetric(float64(vmHWM())/(1<<20), "peak-RSS-MiB")
+		b.ReportMetric(float64(measure.VmHWM(0))/(1<<20), "peak-RSS-MiB")
 		b.ReportMetric(float64(peak-base), "peak-fds")
 		b.ReportMetric(float64(r.peak.Load()), "peak-sessions")
 		b.Logf("Run, 1,000 accounts, interval 1m, 70 s: %d polls, %.0f µs CPU a poll (%.2f s in all), peak RSS %.0f MiB, %d fds over the baseline at peak, at most %d sessions at once",
-			polls, float64(cpu.Microseconds())/float64(polls), cpu.Seconds(), float64(vmHWM())/(1<<20), peak-base, r.peak.Load())
+			polls, float64(cpu.Microseconds())/float64(polls), cpu.Seconds(), float64(measure.VmHWM(0))/(1<<20), peak-base, r.peak.Load())
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"example.org/popspool/spooltest/measure"
+
 	"example.org/popspool/shared/spool"
 )
 
@@ -39,12 +41,12 @@ func benchRewrite(b *testing.B, count int, body string) {
 		}
 		syncDisk() // the files dropped are durable, as fetchd leaves them
 		b.StartTimer()
-		start, cpu := time.Now(), cpuTime()
+		start, cpu := time.Now(), measure.CPU()
 		if err := w.Run(context.Background(), true); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(count)/time.Since(start).Seconds(), "msgs/s")
-		b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(count), "cpu-µs/msg")
+		b.ReportMetric(float64((measure.CPU()-cpu).Microseconds())/float64(count), "cpu-µs/msg")
 	}
 }
 
@@ -61,7 +63,7 @@ func BenchmarkRewrite100MB(b *testing.B) {
 		runtime.ReadMemStats(&base)
 		var peak atomic.Uint64
 		done := make(chan struct{})
-		go samplePeak(&peak, done)
+		go measure.SamplePeak(&peak, done)
 		b.StartTimer()
 		if err := w.Run(context.Background(), true); err != nil {
 			b.Fatal(err)
@@ -86,19 +88,4 @@ func writeBig(b *testing.B, path string, size int) {
 	f.Close()
 	old := time.Now().Add(-time.Minute)
 	os.Chtimes(path, old, old)
-}
-
-func samplePeak(peak *atomic.Uint64, done chan struct{}) {
-	var m runtime.MemStats
-	for {
-		runtime.ReadMemStats(&m)
-		if m.HeapInuse > peak.Load() {
-			peak.Store(m.HeapInuse)
-		}
-		select {
-		case <-done:
-			return
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"example.org/popspool/spooltest/measure"
+
 	"example.org/popspool/spooltest/harness"
 )
 
@@ -184,16 +186,9 @@ func peakRSS(f *harness.Flow) map[string]int64 {
 		return out // the process is the wrapper's
 	}
 	for _, d := range harness.Daemons {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", f.Pid(d)))
-		if err != nil || f.Pid(d) == 0 {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				var kib int64
-				if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kib); err == nil {
-					out[d] = kib
-				}
+		if pid := f.Pid(d); pid != 0 {
+			if hwm := measure.VmHWM(pid); hwm > 0 {
+				out[d] = hwm >> 10
 			}
 		}
 	}

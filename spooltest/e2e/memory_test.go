@@ -7,10 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"example.org/popspool/spooltest/measure"
 
 	"example.org/popspool/spooltest/harness"
 )
@@ -93,14 +94,7 @@ func highWater(tb testing.TB, f *harness.Flow, d string, limit time.Duration) in
 			f.Kill(d)
 			tb.Fatalf("%s -once did not finish in %v", d, limit)
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok && err == nil {
-				if n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64); err == nil {
-					peak = max(peak, n)
-				}
-			}
-		}
+		peak = max(peak, measure.VmHWM(pid)>>10)
 		time.Sleep(2 * time.Millisecond)
 	}
 	if peak == 0 {

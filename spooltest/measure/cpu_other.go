@@ -1,0 +1,8 @@
+//go:build !unix
+
+package measure
+
+import "time"
+
+// CPU is 0 where getrusage is not there.
+func CPU() time.Duration { return 0 }

@@ -1,0 +1,15 @@
+//go:build unix
+
+package measure
+
+import (
+	"syscall"
+	"time"
+)
+
+// CPU is this process's user+system CPU time so far.
+func CPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
