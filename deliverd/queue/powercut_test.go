@@ -153,21 +153,9 @@ func powerCut(t *testing.T, rec *powercut.Recorder, ids []string) {
 // without its fsyncs a message reaches the target twice uncounted.
 func TestPowerCutCatchesMissingLedgerSync(t *testing.T) {
 	rec, ids := recordDeliverFS(t, func(r *powercut.Recorder) spool.FS { return noLedgerSync{r} }, 0)
-	rng := rand.New(rand.NewSource(1))
-	for k := 0; k <= len(rec.Ops); k++ {
-		before := map[string]int{}
-		for _, m := range rec.Marks(k) {
-			before[m]++
-		}
-		for _, st := range rec.States(k, rng) {
-			root := filepath.Join(t.TempDir(), "s")
-			rec.Materialize(st, root)
-			if bad, _ := replayDeliver(t, root, ids, before); bad != "" {
-				return
-			}
-		}
+	if firstBroken(t, rec, ids) == "" {
+		t.Fatal("without the ledger's fsyncs no crash state broke the promise: the model is blind")
 	}
-	t.Fatal("without the ledger's fsyncs no crash state broke the promise: the model is blind")
 }
 
 // TestPowerCutCatchesUnsyncedCompaction proves the model sees the
@@ -175,21 +163,9 @@ func TestPowerCutCatchesMissingLedgerSync(t *testing.T) {
 // loses the records a crash may then find missing.
 func TestPowerCutCatchesUnsyncedCompaction(t *testing.T) {
 	rec, ids := recordDeliverFS(t, func(r *powercut.Recorder) spool.FS { return noCompactSync{r} }, 4)
-	rng := rand.New(rand.NewSource(1))
-	for k := 0; k <= len(rec.Ops); k++ {
-		before := map[string]int{}
-		for _, m := range rec.Marks(k) {
-			before[m]++
-		}
-		for _, st := range rec.States(k, rng) {
-			root := filepath.Join(t.TempDir(), "s")
-			rec.Materialize(st, root)
-			if bad, _ := replayDeliver(t, root, ids, before); bad != "" {
-				return
-			}
-		}
+	if firstBroken(t, rec, ids) == "" {
+		t.Fatal("with an unsynced compaction no crash state broke the promise: the model is blind")
 	}
-	t.Fatal("with an unsynced compaction no crash state broke the promise: the model is blind")
 }
 
 // TestPowerCutCatchesUnsyncedStart proves the model sees the claim's S
@@ -198,6 +174,17 @@ func TestPowerCutCatchesUnsyncedCompaction(t *testing.T) {
 // is sent again uncounted.
 func TestPowerCutCatchesUnsyncedStart(t *testing.T) {
 	rec, ids := recordDeliverFS(t, func(r *powercut.Recorder) spool.FS { return &noStartSync{Recorder: r} }, 0)
+	bad := firstBroken(t, rec, ids)
+	if bad == "" {
+		t.Fatal("without the S records' fsync no crash state broke the promise: the model is blind")
+	}
+	t.Logf("found: %s", bad)
+}
+
+// firstBroken replays the crash states of rec's trace in order and
+// returns the first broken promise, or "" if every state kept it.
+func firstBroken(t *testing.T, rec *powercut.Recorder, ids []string) string {
+	t.Helper()
 	rng := rand.New(rand.NewSource(1))
 	for k := 0; k <= len(rec.Ops); k++ {
 		before := map[string]int{}
@@ -208,12 +195,11 @@ func TestPowerCutCatchesUnsyncedStart(t *testing.T) {
 			root := filepath.Join(t.TempDir(), "s")
 			rec.Materialize(st, root)
 			if bad, _ := replayDeliver(t, root, ids, before); bad != "" {
-				t.Logf("found: %s", bad)
-				return
+				return bad
 			}
 		}
 	}
-	t.Fatal("without the S records' fsync no crash state broke the promise: the model is blind")
+	return ""
 }
 
 // noStartSync drops the ledger fsync that follows a write of S records.
