@@ -29,10 +29,11 @@ type plan struct {
 	trace    []string
 	warnings []string
 	// src is the file the plan read, left open for rewrite to copy
-	// from (each file is read once), and off where its message starts;
-	// close releases it.
-	src *os.File
-	off int64
+	// from (each file is read once), off where its message starts and
+	// size its size when opened; close releases it.
+	src  *os.File
+	off  int64
+	size int64
 }
 
 // close closes the file the plan read, if it kept it open.
@@ -51,7 +52,7 @@ func (p *plan) note(format string, args ...any) {
 // are returned; everything wrong with the message is a rejection. The
 // plan keeps the file open (p.src); the caller closes the plan.
 func (w *Worker) makePlan(ctx context.Context, path string, runFilter bool) (*plan, error) {
-	f, err := spool.OpenFile(path)
+	f, size, err := spool.OpenSized(path)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +66,7 @@ func (w *Worker) makePlan(ctx context.Context, path string, runFilter bool) (*pl
 	if err != nil {
 		return nil, err
 	}
-	p.src, kept = f, true
+	p.src, p.size, kept = f, size, true
 	return p, nil
 }
 

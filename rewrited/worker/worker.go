@@ -541,12 +541,15 @@ func skipEnvelope(f *os.File, old *envelope.Envelope) (*bufio.Reader, int64, err
 // the size of the message it copied (tag included, envelope lines not).
 // The file the plan read is reused (each file is opened and read once);
 // the message is copied from the plan's offset in the kernel
-// (copy_file_range on Linux), not through rewrited's memory.
+// (copy_file_range on Linux), not through rewrited's memory, and only as
+// far as the size the plan's open found: a last call that only finds
+// the end of the file is saved (the claimed file is rewrited's alone,
+// and one that is not as long as it was is an error, retried).
 func rewrite(path string, p *plan, env envelope.Envelope, out *spool.Part) (int64, error) {
-	f, off := p.src, p.off
+	f, off, size := p.src, p.off, p.size
 	if f == nil { // a plan given up on or a panic: start again from the file
 		var err error
-		if f, err = spool.OpenFile(path); err != nil {
+		if f, size, err = spool.OpenSized(path); err != nil {
 			return 0, err
 		}
 		defer f.Close()
@@ -565,7 +568,10 @@ func rewrite(path string, p *plan, env envelope.Envelope, out *spool.Part) (int6
 	if _, err := out.Write(head.Bytes()); err != nil {
 		return 0, err
 	}
-	n, err := out.CopyFrom(f)
+	n, err := out.CopyFrom(&io.LimitedReader{R: f, N: size - off})
+	if err == nil && n != size-off {
+		err = fmt.Errorf("%s: %d bytes copied of %d: %w", path, n, size-off, io.ErrUnexpectedEOF)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("copy message: %w", err)
 	}

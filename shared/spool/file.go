@@ -69,8 +69,7 @@ func (s *Spool) createExcl(path, id string) (*Part, error) {
 // and redoes the work from its durable source.
 func (p *Part) Seal() error {
 	name := p.Name()
-	old := time.Now().Add(-2 * Settle)
-	if err := os.Chtimes(name, old, old); err != nil {
+	if err := setBack(p.f, time.Now().Add(-2*Settle)); err != nil {
 		p.f.Close()
 		return fmt.Errorf("seal %s: %w", name, err)
 	}

@@ -41,7 +41,7 @@ type OS struct{}
 
 // Create opens path with O_CREATE|O_EXCL|O_WRONLY and mode 0600.
 func (OS) Create(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	return openFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 }
 
 // Write is f.Write.

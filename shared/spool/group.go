@@ -27,7 +27,7 @@ func (s *Spool) NewGroup() *Group { return &Group{s: s} }
 // Create opens tmp/<daemon>/<id>.part in the group.
 func (g *Group) Create(id string) (*Part, error) {
 	if g.anchor == nil {
-		d, err := os.Open(g.s.TmpDir())
+		d, err := openDir(g.s.TmpDir())
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", g.s.TmpDir(), err)
 		}
@@ -79,8 +79,7 @@ func (p *Part) Close() error {
 		p.f.Close()
 		return fmt.Errorf("close %s: not in a group", name)
 	}
-	old := time.Now().Add(-2 * Settle)
-	if err := os.Chtimes(name, old, old); err != nil {
+	if err := setBack(p.f, time.Now().Add(-2*Settle)); err != nil {
 		p.f.Close()
 		return fmt.Errorf("seal %s: %w", name, err)
 	}
@@ -112,7 +111,7 @@ const writebackFrom = 256 << 10
 // FlushFileBuffers needs it).
 func syncEach(paths []string) error {
 	for _, p := range paths {
-		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		f, err := openFile(p, os.O_RDWR, 0)
 		if errors.Is(err, os.ErrNotExist) {
 			continue // removed since it was written: nothing to keep
 		}

@@ -18,23 +18,30 @@ var ErrNotRegular = errors.New("not a regular file")
 // blocking on a FIFO, and checks, on the open file, that it is a regular
 // file: what was scanned may have been swapped since (issue 16.5).
 func OpenFile(path string) (*os.File, error) {
+	f, _, err := OpenSized(path)
+	return f, err
+}
+
+// OpenSized is OpenFile that also returns the file's size, from the same
+// fstat as the check.
+func OpenSized(path string) (*os.File, int64, error) {
 	f, err := os.OpenFile(path, openFlags, 0)
 	if errors.Is(err, syscall.ELOOP) {
-		return nil, fmt.Errorf("open %s: %w (a symbolic link)", path, ErrNotRegular)
+		return nil, 0, fmt.Errorf("open %s: %w (a symbolic link)", path, ErrNotRegular)
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, 0, err
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("open %s: %w (%s)", path, ErrNotRegular, fi.Mode().Type())
+		return nil, 0, fmt.Errorf("open %s: %w (%s)", path, ErrNotRegular, fi.Mode().Type())
 	}
-	return f, nil
+	return f, fi.Size(), nil
 }
 
 // Unreadable reports whether err says a spool file cannot be read as it

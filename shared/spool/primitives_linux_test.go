@@ -69,7 +69,7 @@ var durabilityMethods = []method{
 		renameAll(b, src, dst, first, n)
 	}},
 	{"syncfs", func(b *testing.B, src, dst string, first, n int, body []byte) {
-		anchor := openDir(b, src)
+		anchor := mustOpenDir(b, src)
 		for i := range n {
 			must(b, writeOne(b, src, first+i, body).Close())
 		}
@@ -93,7 +93,7 @@ var durabilityMethods = []method{
 		renameAll(b, src, dst, first, n)
 	}},
 	{"sync_file_range+syncfs", func(b *testing.B, src, dst string, first, n int, body []byte) {
-		anchor := openDir(b, src)
+		anchor := mustOpenDir(b, src)
 		for i := range n {
 			f := writeOne(b, src, first+i, body)
 			must(b, unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE), f.Close())
@@ -126,7 +126,7 @@ func renameAll(b *testing.B, src, dst string, first, n int) {
 	must(b, syncDir(dst), syncDir(src))
 }
 
-func openDir(b *testing.B, dir string) *os.File {
+func mustOpenDir(b *testing.B, dir string) *os.File {
 	d, err := os.Open(dir)
 	if err != nil {
 		b.Fatal(err)

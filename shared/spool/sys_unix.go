@@ -14,7 +14,7 @@ import (
 // syncDir makes a folder's entries durable: without it a renamed file can
 // vanish or reappear after a power cut (fsync(2); notes/reliability.md §5).
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, err := openDir(dir)
 	if err != nil {
 		return err
 	}

@@ -116,7 +116,7 @@ func (w *Watcher) Wait(ctx context.Context, max time.Duration) bool {
 // names are read before the first is taken: oldest first needs them all.
 func (s *Spool) Ready(folder string) (names []string, wait time.Duration, err error) {
 	dir := s.Dir(folder)
-	f, err := os.Open(dir)
+	f, err := openDir(dir)
 	if err != nil {
 		return nil, 0, fmt.Errorf("scan %s: %w", dir, err)
 	}

@@ -88,6 +88,9 @@ func (r *rig) popspoolStaged(b *testing.B, rn *run) runStats {
 // flow prepares a harness flow (fresh spool, logs) and replaces its
 // config with one for the Dovecot account over rn's transport.
 func (r *rig) flow(b *testing.B, rn *run) *harness.Flow {
+	if rn.wrap == nil {
+		rn.wrap = profileWrap(b, rn)
+	}
 	server := r.dc.Addr
 	tlsLines := "tls = \"none\"\nallow_plaintext = true"
 	if rn.transport == "tls" {
