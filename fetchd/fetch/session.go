@@ -34,8 +34,9 @@ type session struct {
 	j        *uidls
 	caps     pop3.Caps // after the login
 	loggedIn bool
-	pending  []sealed     // written and recorded, not yet moved and DELE'd
-	group    *spool.Group // the pending downloads' data, durable at flush
+	pending  []sealed      // written and recorded, not yet moved and DELE'd
+	group    *spool.Group  // the pending downloads' data, durable at flush
+	out      *bufio.Writer // the download's buffer, reused from one to the next
 	dele     []int
 	listed   []message   // nil until the listing succeeded
 	release  bool        // retrieve-now: try the messages set aside once more
@@ -242,7 +243,7 @@ func (s *session) download(m message) (string, error) {
 	if err != nil {
 		return "", s.spoolError(err)
 	}
-	w := bufio.NewWriterSize(p, 64<<10)
+	w := s.writer(p)
 	fmt.Fprint(w, s.f.traceHeader(s.a, m.uidl, id))
 	g := &guard{w: w, left: s.downloadLimit(m), cut: func() { s.c.Close() }}
 	var n int64
@@ -270,6 +271,17 @@ func (s *session) download(m message) (string, error) {
 	event.Emit(&s.f.Log, event.Fetched).Str("account", s.a.Name).Str("id", id).Int64("size", n).Str("uidl_hash", uidlHash(m.uidl)).
 		Float64(event.Elapsed, event.Since(start)).Msg("fetched")
 	return id, nil
+}
+
+// writer returns the session's download buffer, writing to p: one for
+// all its downloads, not 64 KiB to allocate (and zero) for each message.
+func (s *session) writer(p *spool.Part) *bufio.Writer {
+	if s.out == nil {
+		s.out = bufio.NewWriterSize(p, 64<<10)
+	} else {
+		s.out.Reset(p)
+	}
+	return s.out
 }
 
 // downloadLimit is how far a download may run: well past the size the

@@ -47,8 +47,9 @@ type Options struct {
 	TLSConfig *tls.Config
 	// Timeout bounds each command: it is the read and write deadline set when
 	// the command is sent. While a message body is arriving the read deadline
-	// is moved forward after each piece, so Timeout bounds a stall, not the
-	// transfer of a large message. Default DefaultTimeout. Cancel the context
+	// is moved forward as pieces arrive, so Timeout bounds a stall (one of
+	// Timeout to Timeout plus a sixteenth, at most plus a second, breaks the
+	// session), not the transfer of a large message. Default DefaultTimeout. Cancel the context
 	// given to Dial to bound a whole session.
 	Timeout time.Duration
 	// AllowPlaintext permits USER/PASS, APOP and AUTH on a connection
@@ -89,6 +90,7 @@ type Client struct {
 	err      error    // sticky: the session is lost
 	closed   bool
 	beat     *liveness.Loop // the work loop of ctx, marked at each command and piece read
+	readBy   time.Time      // the read deadline last set
 }
 
 // bufSize is the read buffer; it is also the piece size in which very long
@@ -323,13 +325,30 @@ func (c *Client) fatal(name string, err error) error {
 
 func (c *Client) setDeadline() error {
 	c.beat.Busy()
-	return c.conn.SetDeadline(time.Now().Add(c.opt.Timeout))
+	c.readBy = time.Now().Add(c.opt.Timeout)
+	return c.conn.SetDeadline(c.readBy)
 }
 
-// extendRead moves the read deadline forward while a message body flows.
+// extendRead moves the read deadline forward while a message body
+// flows. It is called after every piece read (each line), so it moves
+// the deadline only once it has come within Timeout of now, to now plus
+// Timeout plus a slack: a stall still has at least Timeout, at most
+// Timeout plus the slack, and a message costs a few deadline (timer)
+// changes instead of one a line.
 func (c *Client) extendRead() {
+	now := time.Now()
+	if c.readBy.Sub(now) >= c.opt.Timeout {
+		return
+	}
 	c.beat.Busy()
-	_ = c.conn.SetReadDeadline(time.Now().Add(c.opt.Timeout)) // a failure shows up in the next read
+	c.readBy = now.Add(c.opt.Timeout + deadlineSlack(c.opt.Timeout))
+	_ = c.conn.SetReadDeadline(c.readBy) // a failure shows up in the next read
+}
+
+// deadlineSlack is how far extendRead sets the deadline beyond Timeout:
+// a sixteenth of it, at most a second.
+func deadlineSlack(timeout time.Duration) time.Duration {
+	return min(timeout/16, time.Second)
 }
 
 // TraceListingLines is how many lines of one listing Options.Trace gets.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -427,5 +428,52 @@ func TestArgumentInjection(t *testing.T) {
 	}
 	if err := c.Quit(); err != nil {
 		t.Errorf("Quit: %v", err)
+	}
+}
+
+// TestTimeoutBoundsAStallNotABody: with the deadline moved only now and
+// then (extendRead), a body whose lines keep coming, each within Timeout
+// of the one before, is received whole even though it takes several
+// Timeouts in all; a stall after it is still cut.
+func TestTimeoutBoundsAStallNotABody(t *testing.T) {
+	trickle := func(s *session) bool {
+		for i := range 8 {
+			time.Sleep(60 * time.Millisecond)
+			if _, err := s.conn.Write([]byte("line " + strconv.Itoa(i) + "\r\n")); err != nil {
+				return false
+			}
+		}
+		_, err := s.conn.Write([]byte(".\r\n"))
+		return err == nil
+	}
+	fs := serve(t, greet,
+		step{c: "RETR 1", s: "+OK\r\n", then: trickle},
+		step{c: "NOOP", delay: 800 * time.Millisecond, s: "+OK\r\n"},
+	)
+	o := clearOpts()
+	o.Timeout = 150 * time.Millisecond
+	c := dial(t, fs, o)
+	var got strings.Builder
+	start := time.Now()
+	n, err := c.Retr(1, &got)
+	if err != nil || n != int64(got.Len()) || !strings.HasSuffix(got.String(), "line 7\r\n") {
+		t.Fatalf("Retr = %d, %v, %q; want all 8 lines", n, err, got.String())
+	}
+	if d := time.Since(start); d < 3*o.Timeout {
+		t.Fatalf("the body took %v, want several Timeouts for the test to mean anything", d)
+	}
+	if err := c.Noop(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("NOOP after a stall: %v, want a deadline error", err)
+	}
+}
+
+func TestDeadlineSlack(t *testing.T) {
+	for _, tt := range []struct{ timeout, want time.Duration }{
+		{160 * time.Millisecond, 10 * time.Millisecond},
+		{60 * time.Second, time.Second},
+	} {
+		if got := deadlineSlack(tt.timeout); got != tt.want {
+			t.Errorf("deadlineSlack(%v) = %v, want %v", tt.timeout, got, tt.want)
+		}
 	}
 }
