@@ -103,6 +103,7 @@ func fingerprint(path, sender string) (dedup.Print, bool, error) {
 	if err != nil {
 		return dedup.Print{}, false, nil // planning read the same lines; not reached
 	}
+	defer release(&heads, br)
 	print, ok, err := dedup.Fingerprint(br, sender)
 	if err != nil {
 		return dedup.Print{}, false, fmt.Errorf("duplicate filter: %w", err)

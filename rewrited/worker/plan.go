@@ -77,6 +77,7 @@ func (w *Worker) readPlan(ctx context.Context, f *os.File, runFilter bool) (*pla
 		p.reject = asReject(err)
 		return p, nil // p.off 0: the broken lines are kept
 	}
+	defer release(&heads, br)
 	p.off = off
 	h, rej := readHeader(br)
 	if rej != nil {
@@ -98,7 +99,9 @@ func readHeader(br *bufio.Reader) (textproto.Header, *reject) {
 		return textproto.Header{}, &reject{event.EmptyMessage, "the file holds no message"}
 	}
 	lr := &io.LimitedReader{R: br, N: maxHeader}
-	h, err := textproto.ReadHeader(bufio.NewReader(lr))
+	hr := pooled(&lines, lr)
+	defer release(&lines, hr)
+	h, err := textproto.ReadHeader(hr)
 	switch {
 	case lr.N == 0:
 		return h, &reject{event.HeaderBroken, "header section larger than 1 MiB or without an end"}

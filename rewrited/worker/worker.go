@@ -522,12 +522,14 @@ func (w *Worker) report(id, dst string, p *plan, size int64, took float64) {
 const headBuffer = 16 << 10
 
 // skipEnvelope positions a reader after any envelope lines at the top of
-// f and returns the offset of the message proper.
+// f and returns the offset of the message proper. The reader is one of
+// heads: the caller releases it.
 func skipEnvelope(f *os.File, old *envelope.Envelope) (*bufio.Reader, int64, error) {
 	cr := &counter{r: f}
-	br := bufio.NewReaderSize(cr, headBuffer)
+	br := pooled(&heads, cr)
 	env, err := envelope.Read(br)
 	if err != nil {
+		release(&heads, br)
 		return nil, 0, &reject{event.RouteFailed, "bad envelope line: " + err.Error()}
 	}
 	if old != nil {
@@ -582,7 +584,10 @@ func rewrite(path string, p *plan, env envelope.Envelope, out *spool.Part) (int6
 // envelope lines, or 0 if they are broken (the broken lines are kept:
 // they are part of what failed).
 func messageOffset(f *os.File) (int64, error) {
-	_, off, err := skipEnvelope(f, nil)
+	br, off, err := skipEnvelope(f, nil)
+	if br != nil {
+		release(&heads, br)
+	}
 	var rej *reject
 	if errors.As(err, &rej) {
 		return 0, nil
