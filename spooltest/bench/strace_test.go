@@ -17,12 +17,14 @@ import (
 )
 
 // traced are the system calls the strace pass counts: the durability
-// calls the issue bounds (fsync and its kin), the file calls around them,
-// and the Go runtime's wakeups.
+// calls the issue bounds (fsync and its kin), the file calls around them
+// (and those Go's os.OpenFile adds to each open: fcntl, epoll_ctl), and
+// the Go runtime's wakeups.
 var traced = []string{
 	"fsync", "fdatasync", "syncfs", "sync_file_range",
-	"openat", "rename", "renameat", "renameat2", "unlink", "unlinkat", "link", "linkat",
-	"utimensat", "copy_file_range", "read", "write", "pread64", "pwrite64",
+	"openat", "close", "rename", "renameat", "renameat2", "unlink", "unlinkat", "link", "linkat",
+	"utimensat", "copy_file_range", "read", "write", "pread64", "pwrite64", "lseek",
+	"newfstatat", "fstat", "getdents64", "fcntl", "epoll_ctl",
 	"futex", "nanosleep", "epoll_pwait",
 }
 
