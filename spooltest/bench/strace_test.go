@@ -58,7 +58,7 @@ func (r *rig) popspoolStrace(b *testing.B, rn *run) runStats {
 		if counter == "perf" {
 			var events []string
 			for _, c := range traced {
-				events = append(events, "syscalls:sys_enter_"+c)
+				events = append(events, "syscalls:sys_enter_"+tracepoint(c))
 			}
 			return append([]string{tool, "stat", "-x,", "-o", file, "-e", strings.Join(events, ","), "--"}, argv...)
 		}
@@ -116,6 +116,23 @@ func isDurable(c string) bool {
 	return false
 }
 
+// tracepoint is the name of call's syscalls:sys_enter_ tracepoint: the
+// kernel's own name, where strace's differs (fstat is the kernel's newfstat).
+func tracepoint(call string) string {
+	if call == "fstat" {
+		return "newfstat"
+	}
+	return call
+}
+
+// callOf is tracepoint's inverse.
+func callOf(tp string) string {
+	if tp == "newfstat" {
+		return "fstat"
+	}
+	return tp
+}
+
 // readPerfStat reads perf stat -x, output: count,unit,event,... lines for
 // the syscalls:sys_enter_<name> events; name -> calls.
 func readPerfStat(path string) (map[string]int, error) {
@@ -134,7 +151,7 @@ func readPerfStat(path string) (map[string]int, error) {
 			continue // "<not counted>"
 		}
 		if n > 0 {
-			calls[strings.TrimPrefix(f[2], "syscalls:sys_enter_")] = n
+			calls[callOf(strings.TrimPrefix(f[2], "syscalls:sys_enter_"))] = n
 		}
 	}
 	if len(calls) == 0 {
