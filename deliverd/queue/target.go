@@ -92,3 +92,15 @@ type Target interface {
 	Idle()
 	Close() error
 }
+
+// Batcher is a Target that delivers a claimed group of messages at once,
+// sharing their durability work (Maildirs: one data sync and one fsync
+// of each folder for the group, maildir.DeliverAll). The queue hands it
+// whole claims instead of one message per Send.
+type Batcher interface {
+	Target
+	// SendBatch delivers the jobs and returns one Outcome per recipient
+	// for each job, in order; failures are Outcomes (Temp when worth a
+	// retry), never an error for the group.
+	SendBatch(ctx context.Context, jobs []Job) [][]Outcome
+}
