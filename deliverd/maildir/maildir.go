@@ -6,7 +6,6 @@
 package maildir
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -303,13 +302,11 @@ func (w *Writer) write(path, head string, body io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("maildir: %w", err)
 	}
-	out := bufio.NewWriterSize(fileWriter{fs, f}, 64<<10)
-	_, err = out.WriteString(head)
-	if err == nil {
-		_, err = io.Copy(out, body)
+	if head != "" {
+		_, err = fs.Write(f, []byte(head))
 	}
 	if err == nil {
-		err = out.Flush()
+		_, err = fs.Copy(f, body) // in the kernel from a spool.Section
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -320,14 +317,6 @@ func (w *Writer) write(path, head string, body io.Reader) error {
 	}
 	return nil
 }
-
-// fileWriter writes to f through fs.
-type fileWriter struct {
-	fs spool.FS
-	f  *os.File
-}
-
-func (w fileWriter) Write(b []byte) (int, error) { return w.fs.Write(w.f, b) }
 
 // Sweep removes what a crash left of popspool's own deliveries in the
 // tmp/ folders of the Maildirs under pattern: with deliverd holding its

@@ -15,17 +15,9 @@ type Msg struct {
 	Size   int64
 }
 
-// Open returns a reader of the message, streamed from the file.
-func (m Msg) Open() (io.ReadCloser, error) {
-	f, err := spool.OpenFile(m.Path)
-	if err != nil {
-		return nil, err
-	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{io.NewSectionReader(f, m.Offset, m.Size), f}, nil
-}
+// Open returns a reader of the message, streamed from the file (a
+// spool.Section, which the spool's Copy copies in the kernel).
+func (m Msg) Open() (io.ReadCloser, error) { return spool.OpenSection(m.Path, m.Offset, m.Size) }
 
 // Outcome is one recipient's result.
 type Outcome struct {
