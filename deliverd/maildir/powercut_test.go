@@ -3,6 +3,7 @@ package maildir
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -24,9 +25,11 @@ func pcPaths(root string) (ledgerPath, box string) {
 }
 
 // recordMaildir delivers n messages into a Maildir through a power-cut
-// recorder, with the ledger's records made through it too, as the queue
-// makes them (S before, D after). wrap, if set, wraps the recorder.
-func recordMaildir(t *testing.T, n int, wrap func(*powercut.Recorder) spool.FS) (*powercut.Recorder, []string) {
+// recorder, in groups of group (DeliverAll; 1: Deliver), with the
+// ledger's records made through it too, as the queue makes them (the S
+// records of a group before, a D after each). wrap, if set, wraps the
+// recorder.
+func recordMaildir(t *testing.T, n, group int, wrap func(*powercut.Recorder) spool.FS) (*powercut.Recorder, []string) {
 	t.Helper()
 	root := t.TempDir()
 	lp, box := pcPaths(root)
@@ -50,21 +53,42 @@ func recordMaildir(t *testing.T, n int, wrap func(*powercut.Recorder) spool.FS) 
 	defer l.Close()
 	w := &Writer{FS: fs}
 	var ids []string
-	for range n {
-		id := spool.NewID()
-		ids = append(ids, id)
-		if err := l.Start(id); err != nil {
+	for len(ids) < n {
+		var mails []Mail
+		for range min(group, n-len(ids)) {
+			id := spool.NewID()
+			ids = append(ids, id)
+			mails = append(mails, Mail{Dir: box, ID: id, Head: pcHead, Open: pcOpen})
+		}
+		if group == 1 {
+			id := mails[0].ID
+			if err := l.Start(id); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Deliver(box, id, pcHead, strings.NewReader(pcBody), false, false); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Done(id); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := l.Start(ids[len(ids)-len(mails):]...); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := w.Deliver(box, id, pcHead, strings.NewReader(pcBody), false, false); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Done(id); err != nil {
-			t.Fatal(err)
+		for i, r := range w.DeliverAll(mails) {
+			if r.Err != nil || r.Dup {
+				t.Fatalf("DeliverAll: %+v", r)
+			}
+			if err := l.Done(mails[i].ID); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	return rec, ids
 }
+
+func pcOpen() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(pcBody)), nil }
 
 // recoverMaildir runs deliverd's start on a materialised state (the
 // sweep, then a retry of every message the ledger does not show
@@ -104,10 +128,12 @@ func recoverMaildir(root string, ids []string) string {
 	return ""
 }
 
-func maildirViolations(t *testing.T, rec *powercut.Recorder, ids []string) (states, violations int) {
+// maildirViolations counts the crash states that break exactly-once;
+// with firstOnly it stops at the first (the companions need one).
+func maildirViolations(t *testing.T, rec *powercut.Recorder, ids []string, firstOnly bool) (states, violations int) {
 	t.Helper()
 	rng := rand.New(rand.NewSource(1))
-	for k := 0; k <= len(rec.Ops); k++ {
+	for k := 0; k <= len(rec.Ops) && !(firstOnly && violations > 0); k++ {
 		for _, st := range rec.States(k, rng) {
 			states++
 			root := filepath.Join(t.TempDir(), "s")
@@ -131,8 +157,20 @@ func maildirViolations(t *testing.T, rec *powercut.Recorder, ids []string) (stat
 // new/ exactly once and whole, with no window (the file name is the spool
 // id, so a retry finds its own copy).
 func TestPowerCut(t *testing.T) {
-	rec, ids := recordMaildir(t, 3, nil)
-	states, violations := maildirViolations(t, rec, ids)
+	rec, ids := recordMaildir(t, 3, 1, nil)
+	states, violations := maildirViolations(t, rec, ids, false)
+	t.Logf("crashstates: calls=%d states=%d violations=%d", len(rec.Ops), states, violations)
+	if violations > 0 {
+		t.Fatalf("%d crash states broke exactly-once", violations)
+	}
+}
+
+// TestPowerCutGroups is TestPowerCut for groups (DeliverAll): a group of
+// four, whose data one syncfs makes durable, and a group of two, fsynced
+// file by file.
+func TestPowerCutGroups(t *testing.T) {
+	rec, ids := recordMaildir(t, 6, 4, nil)
+	states, violations := maildirViolations(t, rec, ids, false)
 	t.Logf("crashstates: calls=%d states=%d violations=%d", len(rec.Ops), states, violations)
 	if violations > 0 {
 		t.Fatalf("%d crash states broke exactly-once", violations)
@@ -161,6 +199,13 @@ func (d dropSyncs) SyncFile(f *os.File) error {
 	return d.Recorder.SyncFile(f)
 }
 
+func (d dropSyncs) SyncGroup(anchor *os.File, paths []string) error {
+	if d.file {
+		return nil
+	}
+	return d.Recorder.SyncGroup(anchor, paths)
+}
+
 // TestPowerCutCatchesMissingSyncs: without the folder fsyncs, or without
 // tmp/'s, or without the file's, some crash state loses or truncates a
 // delivered message. (Without new/'s alone the model finds nothing: it
@@ -168,12 +213,14 @@ func (d dropSyncs) SyncFile(f *os.File) error {
 // is; new/ is fsynced because a file system without a journal writes only
 // the folder it is asked to.)
 func TestPowerCutCatchesMissingSyncs(t *testing.T) {
-	for _, c := range []dropSyncs{{dirs: "new tmp"}, {dirs: "tmp"}, {file: true}} {
-		rec, ids := recordMaildir(t, 2, func(r *powercut.Recorder) spool.FS { c.Recorder = r; return c })
-		_, violations := maildirViolations(t, rec, ids)
-		if violations == 0 {
-			t.Fatalf("dropping syncs (folders %q, file %v) broke nothing: the model does not see them", c.dirs, c.file)
+	for _, group := range []int{1, 4} {
+		for _, c := range []dropSyncs{{dirs: "new tmp"}, {dirs: "tmp"}, {file: true}} {
+			rec, ids := recordMaildir(t, max(2, group), group, func(r *powercut.Recorder) spool.FS { c.Recorder = r; return c })
+			_, violations := maildirViolations(t, rec, ids, true)
+			if violations == 0 {
+				t.Fatalf("groups of %d: dropping syncs (folders %q, file %v) broke nothing: the model does not see them", group, c.dirs, c.file)
+			}
+			t.Logf("groups of %d, without the fsyncs (folders %q, file %v): broken", group, c.dirs, c.file)
 		}
-		t.Logf("without the fsyncs (folders %q, file %v): %d violations", c.dirs, c.file, violations)
 	}
 }

@@ -173,7 +173,7 @@ const claimGroup = 32
 // the feeding and is returned. The feeder (beat) waiting for a free worker
 // is idle by choice; each worker is a watched loop of its own.
 func (q *Queue) handleAll(ctx context.Context, beat *liveness.Loop, pickup, deferred []string) error {
-	jobs := make(chan work)
+	jobs := make(chan []work)
 	var (
 		wg    sync.WaitGroup
 		errMu sync.Mutex
@@ -203,9 +203,9 @@ func (q *Queue) handleAll(ctx context.Context, beat *liveness.Loop, pickup, defe
 			// hand: cutting a connection after the final dot would make
 			// a duplicate of a message that went through.
 			wctx := liveness.With(context.WithoutCancel(ctx), wb)
-			for w := range jobs {
+			for ws := range jobs {
 				wb.Busy()
-				if err := q.handleSafely(wctx, w); err != nil {
+				if err := q.handleGroup(wctx, ws); err != nil {
 					fail(err)
 				}
 				wb.Idle()
@@ -223,9 +223,9 @@ func (q *Queue) handleAll(ctx context.Context, beat *liveness.Loop, pickup, defe
 				fail(err) // claimed files stay in tmp/: recovery at start
 				break
 			}
-			for _, w := range claimed {
+			for _, g := range q.split(claimed) {
 				beat.Idle()
-				jobs <- w // claimed files are delivered even when stopping
+				jobs <- g // claimed files are delivered even when stopping
 				beat.Busy()
 			}
 			names = names[k:]
@@ -236,6 +236,19 @@ func (q *Queue) handleAll(ctx context.Context, beat *liveness.Loop, pickup, defe
 	wg.Wait()
 	beat.Busy()
 	return first
+}
+
+// split cuts a claim into the units a worker delivers: the whole claim
+// for a Batcher target, one file each for the others.
+func (q *Queue) split(claimed []work) [][]work {
+	if _, ok := q.Target.(Batcher); ok && len(claimed) > 0 {
+		return [][]work{claimed}
+	}
+	var out [][]work
+	for i := range claimed {
+		out = append(out, claimed[i:i+1])
+	}
+	return out
 }
 
 // claim takes a group of files into tmp/deliverd with one fsync per
@@ -292,51 +305,66 @@ func (q *Queue) claimFiles(folder string, names []string) ([]work, error) {
 // handle delivers one claimed file. Only errors that must stop the daemon
 // are returned.
 func (q *Queue) handle(ctx context.Context, w work) error {
+	p, err := q.prepare(w)
+	if p == nil {
+		return err
+	}
+	crash.Point("deliverd.started") // its S is durable: the claim wrote it
+	crash.Poison("deliverd.send", p.env.Sender)
+	out, err := q.Target.Send(ctx, p.job)
+	if err != nil {
+		out = q.netFailure(w.id, p.job.Rcpts, out, err)
+	}
+	crash.Point("deliverd.sent")
+	return q.settle(w.path, w.id, p.env, out, p.at)
+}
+
+// prepared is a claimed file ready to send.
+type prepared struct {
+	w   work
+	env envelope.Envelope
+	job Job
+	at  attempt
+}
+
+// prepare reads a claimed file and makes its Job. It returns nil when
+// there is nothing to send, the file disposed of already (a copy of a
+// delivered message, an unreadable envelope, no recipient left, another
+// lane's target), with the error that must stop the daemon if any.
+func (q *Queue) prepare(w work) (*prepared, error) {
+	path, id := w.path, w.id
+	start := time.Now()
 	if w.folder == spool.Deferred {
 		event.Emit(&q.Log, event.RetryNow).Str("id", w.id).Msg("next attempt is due; retrying")
 	}
-	return q.deliver(ctx, w)
-}
-
-// deliver sends a claimed file and disposes of it by the outcome.
-func (q *Queue) deliver(ctx context.Context, w work) error {
-	path, id := w.path, w.id
-	start := time.Now()
 	if q.Ledger.Delivered(id) {
 		event.Emit(&q.Log, event.DuplicateSkip).Str("id", id).Msg("the ledger says it was delivered; removing this copy")
 		q.settled(id)
-		return q.S.Unlink(path)
+		return nil, q.S.Unlink(path)
 	}
 	env, msg, err := readEnvelope(path)
 	if err != nil && spool.Unreadable(err) {
-		return q.unreadable(path, id, err)
+		return nil, q.unreadable(path, id, err)
 	}
 	if err != nil {
-		return q.dispose(path, id, env, nil, nil, "unreadable spool file: "+err.Error(), event.NoEnvelope)
+		return nil, q.dispose(path, id, env, nil, nil, "unreadable spool file: "+err.Error(), event.NoEnvelope)
 	}
 	rcpts := q.pending(id, env.Receivers)
 	if len(env.Receivers) == 0 {
-		return q.dispose(path, id, env, nil, nil, "no X-Receiver lines: the file did not pass rewrited", event.NoEnvelope)
+		return nil, q.dispose(path, id, env, nil, nil, "no X-Receiver lines: the file did not pass rewrited", event.NoEnvelope)
 	}
 	at := attempt{size: msg.Size, start: start}
 	if len(rcpts) == 0 {
-		return q.done(path, id, env, at)
+		return nil, q.done(path, id, env, at)
 	}
 	if took, err := q.elsewhere(path, id, env, rcpts, at); took {
-		return err
+		return nil, err
 	}
 	j := Job{ID: id, Sender: env.Sender, Rcpts: rcpts, Msg: msg, Retry: w.retry}
 	if q.Cfg.Deliver.SendORCPT() {
 		j.ORCPT = env.Originals
 	}
-	crash.Point("deliverd.started") // its S is durable: the claim wrote it
-	crash.Poison("deliverd.send", env.Sender)
-	out, err := q.Target.Send(ctx, j)
-	if err != nil {
-		out = q.netFailure(id, rcpts, out, err)
-	}
-	crash.Point("deliverd.sent")
-	return q.settle(path, id, env, out, at)
+	return &prepared{w: w, env: env, job: j, at: at}, nil
 }
 
 // pending drops the recipients that accepted the message in an earlier

@@ -15,17 +15,9 @@ type Msg struct {
 	Size   int64
 }
 
-// Open returns a reader of the message, streamed from the file.
-func (m Msg) Open() (io.ReadCloser, error) {
-	f, err := spool.OpenFile(m.Path)
-	if err != nil {
-		return nil, err
-	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{io.NewSectionReader(f, m.Offset, m.Size), f}, nil
-}
+// Open returns a reader of the message, streamed from the file (a
+// spool.Section, which the spool's Copy copies in the kernel).
+func (m Msg) Open() (io.ReadCloser, error) { return spool.OpenSection(m.Path, m.Offset, m.Size) }
 
 // Outcome is one recipient's result.
 type Outcome struct {
@@ -91,4 +83,16 @@ type Target interface {
 	// connections.
 	Idle()
 	Close() error
+}
+
+// Batcher is a Target that delivers a claimed group of messages at once,
+// sharing their durability work (Maildirs: one data sync and one fsync
+// of each folder for the group, maildir.DeliverAll). The queue hands it
+// whole claims instead of one message per Send.
+type Batcher interface {
+	Target
+	// SendBatch delivers the jobs and returns one Outcome per recipient
+	// for each job, in order; failures are Outcomes (Temp when worth a
+	// retry), never an error for the group.
+	SendBatch(ctx context.Context, jobs []Job) [][]Outcome
 }

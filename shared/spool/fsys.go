@@ -53,8 +53,14 @@ func (OS) SyncFile(f *os.File) error { return f.Sync() }
 // SyncGroup is one syncfs(2) on Linux, an fsync of each file elsewhere.
 func (OS) SyncGroup(anchor *os.File, paths []string) error { return syncGroup(anchor, paths) }
 
-// Copy is dst.ReadFrom(src), which is copy_file_range(2) on Linux.
-func (OS) Copy(dst *os.File, src io.Reader) (int64, error) { return dst.ReadFrom(src) }
+// Copy is dst.ReadFrom(src), which is copy_file_range(2) on Linux for an
+// *os.File, an *io.LimitedReader of one, or a *Section.
+func (OS) Copy(dst *os.File, src io.Reader) (int64, error) {
+	if s, ok := src.(*Section); ok {
+		src = &s.LimitedReader
+	}
+	return dst.ReadFrom(src)
+}
 
 // Rename is os.Rename.
 func (OS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }

@@ -1,0 +1,44 @@
+package spool
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// A Section reads exactly its range, and OS.Copy copies exactly that
+// range into another file (copy_file_range on Linux).
+func TestSectionReadAndCopy(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := os.WriteFile(src, []byte("X-Receiver: <a@b>\r\nSubject: s\r\n\r\nbody\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const off, size = 19, 17
+	s, err := OpenSection(src, off, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(s)
+	s.Close()
+	if err != nil || string(b) != "Subject: s\r\n\r\nbod" {
+		t.Fatalf("read %q, %v", b, err)
+	}
+	s, err = OpenSection(src, off, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	dst, err := OS{}.Create(filepath.Join(dir, "dst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst.WriteString("head\r\n")
+	n, err := OS{}.Copy(dst, s)
+	dst.Close()
+	got, _ := os.ReadFile(filepath.Join(dir, "dst"))
+	if err != nil || n != size || string(got) != "head\r\nSubject: s\r\n\r\nbod" {
+		t.Fatalf("copied %d bytes, %q, %v", n, got, err)
+	}
+}
