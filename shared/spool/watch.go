@@ -10,36 +10,71 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
+
 	"example.org/popspool/shared/event"
 )
 
-// Watcher tells a daemon when a folder may hold new work. Folder events
+// Watcher tells a daemon when a folder may hold new work. fsnotify events
 // are only hints: they can be lost (queue overflow, network shares, files
 // dropped in while the daemon was down), so the folder listing is the truth
 // and it is also rescanned periodically (notes/dependencies.md §4.3).
 type Watcher struct {
 	kick   chan struct{}
 	rescan time.Duration
-	on     bool // folder events arrive; false: the daemon polls
+	fs     *fsnotify.Watcher
 }
 
 // Watch starts watching folders. It watches first and the caller scans
-// after, so nothing dropped in between is missed. If the folders cannot
-// be watched (too many watches, an unsupported filesystem) the daemon
-// polls. On Linux the watch is inotify's, for the events that can mean
-// new work only (watch_linux.go); elsewhere fsnotify's.
+// after, so nothing dropped in between is missed. If fsnotify cannot watch
+// (too many watches, an unsupported filesystem) the daemon polls.
 func (s *Spool) Watch(ctx context.Context, rescan time.Duration, folders ...string) *Watcher {
 	w := &Watcher{kick: make(chan struct{}, 1), rescan: rescan}
-	dirs := make([]string, len(folders))
-	for i, f := range folders {
-		dirs[i] = s.Dir(f)
+	fw, err := fsnotify.NewWatcher()
+	if err == nil {
+		for _, f := range folders {
+			if err = fw.Add(s.Dir(f)); err != nil {
+				break
+			}
+		}
 	}
-	if err := s.watch(ctx, w, dirs); err != nil {
+	if err != nil {
 		event.Emit(&s.log, event.WatchFailed).Err(err).Dur("rescan", rescan).Msg("polling the folders instead")
+		if fw != nil {
+			fw.Close()
+		}
 		return w
 	}
-	w.on = true
+	w.fs = fw
+	go w.pump(ctx, s)
 	return w
+}
+
+func (w *Watcher) pump(ctx context.Context, s *Spool) {
+	defer w.fs.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.fs.Events:
+			if !ok {
+				return
+			}
+			if ev.Has(fsnotify.Create) || ev.Has(fsnotify.Write) || ev.Has(fsnotify.Chmod) {
+				w.Kick()
+			}
+		case err, ok := <-w.fs.Errors:
+			if !ok {
+				return
+			}
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				event.Emit(&s.log, event.WatchOverflow).Msg("too many changes at once; rescanning")
+			} else {
+				event.Emit(&s.log, event.WatchOverflow).Err(err).Msg("watch error; rescanning")
+			}
+			w.Kick()
+		}
+	}
 }
 
 // Kick asks for a scan as soon as the daemon waits next.
