@@ -10,16 +10,18 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
-// BenchmarkSend sends 10 KiB messages over one connection to go-smtp's
+// BenchmarkSend sends 10 KiB (and 1 MiB) messages over one connection to go-smtp's
 // server, which discards them: the client's cost per message without disk.
 // trace=off is deliverd below log.level = "trace"; trace=on hands every
 // line to a function that drops it, the cost of building the transcript.
 func BenchmarkSend(b *testing.B) {
-	body := bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n"), 140)
+	line := []byte("0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n")
 	for _, tc := range []struct {
 		name  string
+		lines int
 		trace func(byte, string)
-	}{{"trace=off", nil}, {"trace=on", func(byte, string) {}}} {
+	}{{"trace=off", 140, nil}, {"trace=on", 140, func(byte, string) {}}, {"trace=off/1MB", 14000, nil}} {
+		body := bytes.Repeat(line, tc.lines)
 		b.Run(tc.name, func(b *testing.B) {
 			srv := smtp.NewServer(discardBackend{})
 			srv.Domain = "sink.test"

@@ -25,6 +25,7 @@ type Conn struct {
 	helo    string
 	lmtp    bool
 	rehello bool // go-smtp forgot the EHLO on RSET; say it again before MAIL
+	in, out []byte // the body's read buffer and stuffed output, kept for the next message
 }
 
 // Dial connects to t, reads the greeting, says EHLO (LHLO for LMTP), runs
