@@ -24,7 +24,7 @@ type Conn struct {
 	o       Options
 	helo    string
 	lmtp    bool
-	rehello bool // go-smtp forgot the EHLO on RSET; say it again before MAIL
+	rehello bool   // go-smtp forgot the EHLO on RSET; say it again before MAIL
 	in, out []byte // the body's read buffer and stuffed output, kept for the next message
 }
 
