@@ -5,11 +5,8 @@ package queue
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"example.org/popspool/spooltest/measure"
 
@@ -21,11 +18,11 @@ import (
 // BenchmarkBacklog is issue 13.4's backlog: deliverd started with 1,000
 // and with 100,000 files of 1 KiB waiting in pickup/, delivering over 4
 // connections to go-smtp's in-process server (which discards), the real
-// ledger fsynced. Each iteration delivers the first backlogMeasure() files,
+// ledger fsynced. Each iteration delivers the first measure.BacklogMeasure files,
 // then stops, and reports:
 //
 //	first-handoff-ms  from Run to the first delivery recorded (its 4001 line)
-//	ms/msg            wall time per file over the first backlogMeasure(), the first scan included
+//	ms/msg            wall time per file over the first measure.BacklogMeasure, the first scan included
 //	ms/msg-after-first  the same from the first handoff on: the cost of a file, the scan left out
 //	cpu-µs/msg        user+sys CPU of the process (the SMTP server's share included) per file
 //	peak-heap-MiB     highest HeapInuse sampled every 5 ms, minus the heap before Run
@@ -36,17 +33,6 @@ func BenchmarkBacklog(b *testing.B) {
 	for _, n := range []int{1000, 100000} {
 		b.Run(fmt.Sprintf("waiting=%d", n), func(b *testing.B) { benchBacklog(b, n) })
 	}
-}
-
-// backlogMeasure is how many files each iteration delivers: 1,000, or
-// $POPSPOOL_BENCH_BACKLOG_MEASURE (at most the backlog; set it to 100000
-// to drain the whole backlog and see that the cost per file stays flat).
-func backlogMeasure(waiting int) int64 {
-	n, err := strconv.Atoi(os.Getenv("POPSPOOL_BENCH_BACKLOG_MEASURE"))
-	if err != nil || n <= 0 {
-		n = 1000
-	}
-	return int64(min(n, waiting))
 }
 
 func benchBacklog(b *testing.B, waiting int) {
@@ -62,18 +48,9 @@ func benchBacklog(b *testing.B, waiting int) {
 		for range waiting {
 			putMsg(b, q, "sender@example.net", msg, "alice@l")
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		lines := &measure.Handoffs{Event: []byte(`"event":4001`), StopAt: backlogMeasure(waiting), Stop: cancel}
+		lines := &measure.Handoffs{Event: []byte(`"event":4001`), StopAt: measure.BacklogMeasure(waiting)}
 		q.Log = zerolog.New(lines)
-		m := measure.Start()
-		b.StartTimer()
-		lines.Start = time.Now()
-		if err := q.Run(ctx, true); err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		cancel()
-		lines.Report(b, m.Stop())
+		lines.Time(b, func(ctx context.Context) error { return q.Run(ctx, true) })
 		q.Target.Close()
 	}
 }

@@ -5,11 +5,8 @@ package worker
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"example.org/popspool/spooltest/measure"
 
@@ -20,11 +17,11 @@ import (
 
 // BenchmarkBacklog is issue 13.4's backlog: rewrited started with 1,000
 // and with 100,000 files of 1 KiB waiting in incoming/. Each iteration
-// routes the first backlogMeasure() files (every handoff fsynced), then
+// routes the first measure.BacklogMeasure files (every handoff fsynced), then
 // stops, and reports:
 //
 //	first-handoff-ms  from Run to the first file's move into pickup/ committed (its 3001 line)
-//	ms/msg            wall time per file over the first backlogMeasure(), the first scan included
+//	ms/msg            wall time per file over the first measure.BacklogMeasure, the first scan included
 //	ms/msg-after-first  the same from the first handoff on: the cost of a file, the scan left out
 //	cpu-µs/msg        user+sys CPU of the process per file, the same span
 //	peak-heap-MiB     highest HeapInuse sampled every 5 ms, minus the heap before Run
@@ -37,17 +34,6 @@ func BenchmarkBacklog(b *testing.B) {
 	}
 }
 
-// backlogMeasure is how many files each iteration routes: 1,000, or
-// $POPSPOOL_BENCH_BACKLOG_MEASURE (at most the backlog; set it to 100000
-// to drain the whole backlog and see that the cost per file stays flat).
-func backlogMeasure(waiting int) int64 {
-	n, err := strconv.Atoi(os.Getenv("POPSPOOL_BENCH_BACKLOG_MEASURE"))
-	if err != nil || n <= 0 {
-		n = 1000
-	}
-	return int64(min(n, waiting))
-}
-
 func benchBacklog(b *testing.B, waiting int) {
 	msg := "X-Popspool-Account: office\r\nFrom: a@example.net\r\nSubject: backlog\r\n\r\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n", 15)
 	for range b.N {
@@ -56,17 +42,8 @@ func benchBacklog(b *testing.B, waiting int) {
 		for range waiting {
 			drop(b, w, spool.NewID()+".eml", msg)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		lines := &measure.Handoffs{Event: []byte(`"event":3001`), StopAt: backlogMeasure(waiting), Stop: cancel}
+		lines := &measure.Handoffs{Event: []byte(`"event":3001`), StopAt: measure.BacklogMeasure(waiting)}
 		w.Log = zerolog.New(lines)
-		m := measure.Start()
-		b.StartTimer()
-		lines.Start = time.Now()
-		if err := w.Run(ctx, true); err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		cancel()
-		lines.Report(b, m.Stop())
+		lines.Time(b, func(ctx context.Context) error { return w.Run(ctx, true) })
 	}
 }

@@ -6,9 +6,11 @@ package measure
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -139,4 +141,35 @@ func (h *Handoffs) Report(b *testing.B, r Result) {
 	b.ReportMetric(float64(r.CPU.Microseconds())/float64(n), "cpu-µs/msg")
 	b.ReportMetric(float64(r.Heap)/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(float64(r.HWM)/(1<<20), "peak-RSS-MiB")
+}
+
+// Time runs one timed iteration of a backlog bench: run gets a context
+// that h ends after StopAt handoffs (h.Stop is set to end it), b's timer
+// runs from the start to run's return, and the figures are reported
+// (Report).
+func (h *Handoffs) Time(b *testing.B, run func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h.Stop = cancel
+	m := Start()
+	b.StartTimer()
+	h.Start = time.Now()
+	err := run(ctx)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	h.Report(b, m.Stop())
+}
+
+// BacklogMeasure is how many handoffs an iteration of a backlog bench
+// times: 1,000, or $POPSPOOL_BENCH_BACKLOG_MEASURE (at most the backlog;
+// set it to 100000 to drain the whole backlog and see that the cost per
+// file stays flat).
+func BacklogMeasure(waiting int) int64 {
+	n, err := strconv.Atoi(os.Getenv("POPSPOOL_BENCH_BACKLOG_MEASURE"))
+	if err != nil || n <= 0 {
+		n = 1000
+	}
+	return int64(min(n, waiting))
 }
