@@ -132,6 +132,8 @@ func (f *fake) session(c net.Conn) {
 			if reply[0] == '2' {
 				rcpts = append(rcpts, to)
 			}
+		case cmd == "DATA" && len(rcpts) == 0:
+			reply = "554 5.5.1 no valid recipients\r\n" // as Postfix says to a pipelining client (RFC 2920 §3.1)
 		case cmd == "DATA":
 			if !f.say(c, f.DataGo) {
 				return

@@ -95,8 +95,8 @@ func TestTranscriptDebug(t *testing.T) {
 
 // TestLMTPTranscript: the transcript of a real Dovecot LMTP session over
 // STARTTLS: LHLO before and after the handshake, one reply per recipient
-// after the dot (RFC 2033 §4.2), the refusal of an unknown one, and no
-// message line.
+// after the dot (RFC 2033 §4.2), the refusal of an unknown one, the
+// commands pipelined, and no message line.
 func TestLMTPTranscript(t *testing.T) {
 	d := dovecot.StartWith(t, lmtpUsers, dovecot.Options{LMTP: true})
 	q := lmtpQueue(t, d, 1)
@@ -120,8 +120,11 @@ func TestLMTPTranscript(t *testing.T) {
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^S 220 .*Dovecot.* ready\.\nC LHLO gw\.popspool\.test\n`),
 		regexp.MustCompile(`(?m)^C STARTTLS\nS 220 2\.0\.0 Begin TLS negotiation now\.\nC \[TLS handshake done, TLS 1\.3\]\nC LHLO gw\.popspool\.test\n`),
-		regexp.MustCompile(`(?m)^C RCPT TO:<ghost@popspool\.test>\nS 550 5\.1\.1 <ghost@popspool\.test> User doesn't exist`),
-		regexp.MustCompile(`(?m)^C DATA\nS 354 .*\nC \[message body: \d+ bytes with the final dot, not traced\]\n` +
+		// PIPELINING (RFC 2920): MAIL, the RCPTs and DATA go out together,
+		// their replies follow in order.
+		regexp.MustCompile(`(?m)^C MAIL FROM:.*\nC RCPT TO:<alice@popspool\.test>\nC RCPT TO:<bob@popspool\.test>\nC RCPT TO:<ghost@popspool\.test>\nC DATA\n` +
+			`S 250 .*\nS 250 .*\nS 250 .*\nS 550 5\.1\.1 <ghost@popspool\.test> User doesn't exist.*\nS 354 .*\n` +
+			`C \[message body: \d+ bytes with the final dot, not traced\]\n` +
 			`S 250 2\.0\.0 <alice@popspool\.test> \S+ Saved\nS 250 2\.0\.0 <bob@popspool\.test> \S+ Saved$`),
 		regexp.MustCompile(`(?m)^C QUIT\nS 221 `),
 	} {

@@ -24,8 +24,9 @@ type Conn struct {
 	o       Options
 	helo    string
 	lmtp    bool
-	rehello bool   // go-smtp forgot the EHLO on RSET; say it again before MAIL
-	in, out []byte // the body's read buffer and stuffed output, kept for the next message
+	rehello bool              // go-smtp forgot the EHLO on RSET; say it again before MAIL
+	in, out []byte            // the body's read buffer and stuffed output, kept for the next message
+	r       *textproto.Reader // replies to pipelined commands, made on first use
 }
 
 // Dial connects to t, reads the greeting, says EHLO (LHLO for LMTP), runs

@@ -69,6 +69,9 @@ func (c *Conn) send(t *tx, from string, body io.Reader, size int64) error {
 	if !ok {
 		return nil
 	}
+	if c.offers("PIPELINING") {
+		return c.pipelined(t, from, opts, body)
+	}
 	if done, err := c.mail(t, from, opts); done {
 		return err
 	}
@@ -273,39 +276,19 @@ func (c *Conn) fail(e *Error) *Error {
 	return e
 }
 
-// source remembers a read error of the body, to tell it from a write error.
 // dataBlock is how much of the stuffed body goes to the wire per write.
 const dataBlock = 64 << 10
 
-// body sends the message dot-stuffed straight to the wire, dataBlock
-// bytes a write, and its last line break through dc, whose Close then
-// writes the final dot (stuffer.ending): on the wire exactly what
-// writing it all through dc would send, without go-smtp's byte-at-a-time
-// DotWriter and its 4 KiB writes.
+// body sends the message dot-stuffed straight to the wire (stream),
+// and its last line break through dc, whose Close then writes the final
+// dot (stuffer.ending): on the wire exactly what writing it all through
+// dc would send, without go-smtp's byte-at-a-time DotWriter and its 4 KiB
+// writes.
 func (c *Conn) body(dc *smtp.DataCommand, body io.Reader) error {
-	if c.in == nil {
-		c.in, c.out = make([]byte, dataBlock), make([]byte, 0, 2*dataBlock+2)
-	}
-	st, buf := stuffer{out: c.out[:0]}, c.in
+	st, err := c.stream(body)
 	defer func() { c.out = st.out[:0] }()
-	for {
-		n, err := body.Read(buf)
-		st.stuff(buf[:n])
-		if len(st.out) >= dataBlock {
-			keep := 2 // the ending may hold back the last two bytes
-			if _, werr := c.w.Write(st.out[:len(st.out)-keep]); werr != nil {
-				return c.fail(&Error{Op: "DATA", Err: werr})
-			}
-			st.out = append(st.out[:0], st.out[len(st.out)-keep:]...)
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			// SMTP cannot abort DATA: hanging up is the only way not to
-			// send a truncated message with a valid final dot.
-			return c.fail(&Error{Op: "body", Err: err})
-		}
+	if err != nil {
+		return err
 	}
 	hold, feed := st.ending()
 	if rest := st.out[:len(st.out)-hold]; len(rest) > 0 {
@@ -317,6 +300,35 @@ func (c *Conn) body(dc *smtp.DataCommand, body io.Reader) error {
 		return c.fail(&Error{Op: "DATA", Err: err})
 	}
 	return nil
+}
+
+// stream reads the body and writes it dot-stuffed to the wire, dataBlock
+// bytes a write. The stuffer it returns holds the rest, at least the last
+// two bytes, which its ending may change.
+func (c *Conn) stream(body io.Reader) (stuffer, error) {
+	if c.in == nil {
+		c.in, c.out = make([]byte, dataBlock), make([]byte, 0, 2*dataBlock+5)
+	}
+	st, buf := stuffer{out: c.out[:0]}, c.in
+	for {
+		n, err := body.Read(buf)
+		st.stuff(buf[:n])
+		if len(st.out) >= dataBlock {
+			keep := 2 // the ending may hold back the last two bytes
+			if _, werr := c.w.Write(st.out[:len(st.out)-keep]); werr != nil {
+				return st, c.fail(&Error{Op: "DATA", Err: werr})
+			}
+			st.out = append(st.out[:0], st.out[len(st.out)-keep:]...)
+		}
+		if err == io.EOF {
+			return st, nil
+		}
+		if err != nil {
+			// SMTP cannot abort DATA: hanging up is the only way not to
+			// send a truncated message with a valid final dot.
+			return st, c.fail(&Error{Op: "body", Err: err})
+		}
+	}
 }
 
 // rcptOptions carries ORCPT; go-smtp sends it only if DSN is offered.

@@ -82,3 +82,16 @@ func (s *stuffer) ending() (hold int, feed string) {
 	}
 	return 0, "\r\n"
 }
+
+// end appends to s.out what ends the data: what DotWriter's Close writes
+// in the state the body left it in (the CRLF it adds after a body that
+// does not end in one, the LF after a last bare CR), and the final dot.
+func (s *stuffer) end() {
+	switch s.state {
+	case stCR:
+		s.out = append(s.out, '\n')
+	case stBegin, stData:
+		s.out = append(s.out, '\r', '\n')
+	}
+	s.out = append(s.out, ".\r\n"...)
+}

@@ -39,15 +39,33 @@ func stuffed(body []byte, rng *rand.Rand) []byte {
 	return out.Bytes()
 }
 
-// The stuffer sends what textproto's DotWriter sends, byte for byte, for
+// ended is what the stuffer and its end send for body, as a pipelined
+// transaction writes it.
+func ended(body []byte, rng *rand.Rand) []byte {
+	var s stuffer
+	for b := body; len(b) > 0; {
+		n := min(len(b), 1+rng.Intn(7))
+		s.stuff(b[:n])
+		b = b[n:]
+	}
+	s.end()
+	return s.out
+}
+
+// The stuffer sends what textproto's DotWriter sends, byte for byte, with
+// the ending through a DotWriter or with its own end, for
 // bodies made of dots, CRs, LFs and letters in every arrangement up to
 // six bytes and in 20,000 random ones up to 200, cut into random chunks.
 func TestStufferIsDotWriter(t *testing.T) {
 	alphabet := []byte(".\r\nab")
 	rng := rand.New(rand.NewSource(1))
 	check := func(body []byte) {
-		if want, got := dotWriter(body), stuffed(body, rng); !bytes.Equal(want, got) {
+		want := dotWriter(body)
+		if got := stuffed(body, rng); !bytes.Equal(want, got) {
 			t.Fatalf("body %q: DotWriter sends %q, the stuffer %q", body, want, got)
+		}
+		if got := ended(body, rng); !bytes.Equal(want, got) {
+			t.Fatalf("body %q: DotWriter sends %q, the stuffer and its end %q", body, want, got)
 		}
 	}
 	var all func(prefix []byte, n int)
