@@ -134,10 +134,10 @@ func (s *SMTP) Close() error {
 }
 
 // SMTPOptions makes the client options of the [deliver] section: HELO,
-// STARTTLS mode, AUTH with its password (read afresh), and the trusted
-// CAs of ca_file.
+// STARTTLS mode, AUTH with its password (read afresh), the trusted CAs
+// of ca_file, and pipelining.
 func SMTPOptions(d *config.Deliver) (smtpc.Options, error) {
-	opt := smtpc.Options{Helo: d.Helo, StartTLS: d.StartTLS, Username: d.Username}
+	opt := smtpc.Options{Helo: d.Helo, StartTLS: d.StartTLS, Username: d.Username, NoPipelining: !d.Pipelines()}
 	var err error
 	if opt.Password, err = d.Secret(); err != nil {
 		return opt, fmt.Errorf("deliver: %w", err)

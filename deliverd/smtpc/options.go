@@ -41,6 +41,9 @@ type Options struct {
 	// '?'. When Trace is nil no line is built for it. It is called by the
 	// goroutine using the Conn.
 	Trace func(dir byte, line string)
+	// NoPipelining makes Send wait for each reply before the next command
+	// even when the server offers PIPELINING (RFC 2920).
+	NoPipelining bool
 	Timeouts
 }
 

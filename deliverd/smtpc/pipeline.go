@@ -13,7 +13,7 @@ import (
 )
 
 // pipelined runs the transaction with PIPELINING (RFC 2920) when the
-// server offers it: MAIL, every RCPT and DATA leave in one write and
+// server offers it (and Options.NoPipelining does not say no): MAIL, every RCPT and DATA leave in one write and
 // their replies are read in order; after a 354 the body and the final
 // dot leave, and the reply to the dot is read. Two round trips a message
 // instead of three plus one a recipient, and as many fewer reads and

@@ -49,6 +49,20 @@ func TestPipeliningSendsCommandsTogether(t *testing.T) {
 	}
 }
 
+// Options.NoPipelining: the client waits for each reply even though the
+// server offers PIPELINING, so after a refused MAIL it sends no RCPT.
+func TestNoPipelining(t *testing.T) {
+	f := newFake(t, append(ehloWith(true), no("MAIL", "550 5.7.1 not you"))...)
+	c := fakeDial(t, f, Options{StartTLS: StartTLSNone, NoPipelining: true})
+	res := send(t, c, "a@example.org", []string{"b@example.org"}, testBody)
+	wantStatus(t, res.Rcpts[0], 550, "5.7.1")
+	c.Close()
+	<-waitDone(f)
+	if cmds, _ := f.seen(); count(cmds, "RCPT") != 0 {
+		t.Errorf("commands %q: RCPT sent after a refused MAIL", cmds)
+	}
+}
+
 // pipeCase is one server behaviour, scripted for a client that waits for
 // each reply (piped false) and for one that pipelines, which also sends
 // the RCPTs and DATA after a refused MAIL and DATA after refused RCPTs.

@@ -69,7 +69,7 @@ func (c *Conn) send(t *tx, from string, body io.Reader, size int64) error {
 	if !ok {
 		return nil
 	}
-	if c.offers("PIPELINING") {
+	if !c.o.NoPipelining && c.offers("PIPELINING") {
 		return c.pipelined(t, from, opts, body)
 	}
 	if done, err := c.mail(t, from, opts); done {

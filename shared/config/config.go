@@ -119,10 +119,18 @@ type Deliver struct {
 	// recipient rewrited recorded in the envelope; by default it is sent
 	// whenever the server offers DSN.
 	DSN *bool `toml:"dsn"`
+	// Pipelining = false makes deliverd wait for each reply before the
+	// next command, for a server (or a firewall in front of it) that
+	// offers PIPELINING (RFC 2920) and mishandles it; by default MAIL,
+	// RCPT and DATA go out together whenever it is offered.
+	Pipelining *bool `toml:"pipelining"`
 }
 
 // SendORCPT reports whether RCPT carries ORCPT where the server offers DSN.
 func (d *Deliver) SendORCPT() bool { return d.DSN == nil || *d.DSN }
+
+// Pipelines reports whether deliverd pipelines where the server offers it.
+func (d *Deliver) Pipelines() bool { return d.Pipelining == nil || *d.Pipelining }
 
 // Path returns the config file to read: flag, then $POPSPOOL_CONFIG, then
 // DefaultPath.

@@ -135,16 +135,20 @@ func TestDeliverBounceKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := c.Deliver; d.BounceTo != "postmaster" || !d.SendORCPT() || d.Postmaster != "postmaster" || d.Connections != 4 {
+	if d := c.Deliver; d.BounceTo != "postmaster" || !d.SendORCPT() || d.Postmaster != "postmaster" || d.Connections != 4 || !d.Pipelines() {
 		t.Fatalf("defaults %+v", d)
 	}
-	text := good + "bounce_to = \"both\"\ndsn = false\npostmaster = \"pm@contoso.local\"\nconnections = 2\n"
+	text := good + "bounce_to = \"both\"\ndsn = false\npostmaster = \"pm@contoso.local\"\nconnections = 2\npipelining = false\n"
 	c, err = Load(write(t, text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := c.Deliver; d.BounceTo != "both" || d.SendORCPT() || d.Postmaster != "pm@contoso.local" || d.Connections != 2 {
+	if d := c.Deliver; d.BounceTo != "both" || d.SendORCPT() || d.Postmaster != "pm@contoso.local" || d.Connections != 2 || d.Pipelines() {
 		t.Fatalf("set %+v", d)
+	}
+	_, err = Load(write(t, good+"pipelining = \"off\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 18") || !strings.Contains(err.Error(), "deliver.pipelining") {
+		t.Errorf("pipelining = \"off\": got %v", err)
 	}
 	_, err = Load(write(t, good+"dsn = \"yes\"\n"))
 	if err == nil || !strings.Contains(err.Error(), "line 18") || !strings.Contains(err.Error(), "deliver.dsn") {

@@ -20,7 +20,7 @@ const DefaultTarget = "default"
 // maildir_create) belong to the table and are never taken from [deliver]:
 // the credentials for Exchange must not reach the Dovecot next to it. The
 // keys of how deliverd uses the server (helo, retry, expire, connections,
-// dsn) default to [deliver]'s.
+// dsn, pipelining) default to [deliver]'s.
 type Target struct {
 	URL             string     `toml:"url"`
 	Helo            string     `toml:"helo"`
@@ -35,6 +35,7 @@ type Target struct {
 	Connections     int        `toml:"connections"`
 	MaildirCreate   bool       `toml:"maildir_create"`
 	DSN             *bool      `toml:"dsn"`
+	Pipelining      *bool      `toml:"pipelining"`
 }
 
 // resolve is t as a whole [deliver] table: its own keys, and base's for
@@ -62,6 +63,9 @@ func (t *Target) resolve(base *Deliver) *Deliver {
 	}
 	if t.DSN != nil {
 		d.DSN = t.DSN
+	}
+	if t.Pipelining != nil {
+		d.Pipelining = t.Pipelining
 	}
 	return &d
 }

@@ -64,6 +64,7 @@ expire = "24h"
 url = "lmtp://127.0.0.1:24"
 connections = 2
 dsn = false
+pipelining = false
 
 [target.archive]
 url = "maildir://DIR/archive/{user}"
@@ -86,8 +87,11 @@ func TestTargetsResolve(t *testing.T) {
 	dv, _ := c.DeliverFor("dovecot")
 	// The server's keys are never inherited: no AUTH for Dovecot, and
 	// starttls defaults by its own URL (loopback: none).
-	if dv.Username != "" || dv.PasswordFile != "" || dv.StartTLS != "none" || dv.Connections != 2 || dv.SendORCPT() || dv.Expire.D() != 72*time.Hour {
+	if dv.Username != "" || dv.PasswordFile != "" || dv.StartTLS != "none" || dv.Connections != 2 || dv.SendORCPT() || dv.Expire.D() != 72*time.Hour || dv.Pipelines() {
 		t.Fatalf("dovecot %+v", dv)
+	}
+	if !ex.Pipelines() || !c.Deliver.Pipelines() {
+		t.Fatal("pipelining = false of [target.dovecot] reached another target")
 	}
 	ar, _ := c.DeliverFor("archive")
 	if ar.MaildirPattern() == "" || !c.MaildirMayCreateAt(ar, "anyone@contoso.local") || c.MaildirMayCreate("anyone@contoso.local") {
