@@ -49,6 +49,8 @@ type Worker struct {
 	// it goes to failed/ (event 3016); default: the filter's time-out plus
 	// half a minute.
 	RouteDeadline time.Duration
+	// Batch is how many files a batch takes; default batchSize.
+	Batch int
 
 	mu    sync.Mutex
 	tries map[string]int // id -> times it could not be read
@@ -95,6 +97,7 @@ func (w *Worker) Recover(ctx context.Context) error {
 			return err
 		}
 	}
+	w.S.DropSpares() // the originals recovery retired
 	return nil
 }
 
@@ -183,6 +186,11 @@ func (w *Worker) moveNow(path, id string, p *plan) error {
 // (group commit).
 const batchSize = 32
 
+// spareLinger is how long rewrited keeps its spare inodes (spool.Retire)
+// once it has nothing to route: long enough to reuse them for fetchd's
+// next batch, short enough that no old message stays on the disk long.
+const spareLinger = 2 * time.Second
+
 // Run routes files as they arrive until ctx ends; with once, until
 // incoming/ is empty.
 func (w *Worker) Run(ctx context.Context, once bool) error {
@@ -191,6 +199,7 @@ func (w *Worker) Run(ctx context.Context, once bool) error {
 	defer beat.Close()
 	defer w.closeDups()
 	ctx = liveness.With(ctx, beat)
+	worked := time.Now()
 	for {
 		beat.Busy()
 		w.purgeDuplicates()
@@ -198,8 +207,13 @@ func (w *Worker) Run(ctx context.Context, once bool) error {
 		if err != nil {
 			return err
 		}
+		if len(names) > 0 {
+			worked = time.Now()
+		} else if time.Since(worked) >= spareLinger {
+			w.S.DropSpares()
+		}
 		for len(names) > 0 && ctx.Err() == nil {
-			n := min(batchSize, len(names))
+			n := min(w.batch(), len(names))
 			if err := w.handleBatch(ctx, names[:n]); err != nil {
 				return err
 			}
@@ -210,15 +224,26 @@ func (w *Worker) Run(ctx context.Context, once bool) error {
 		}
 		if once && wait == 0 {
 			if names, _, _ := w.S.Ready(spool.Incoming); len(names) == 0 {
+				w.S.DropSpares()
 				return nil
 			}
 			continue
 		}
 		beat.Idle()
+		if w.S.Spares() > 0 && (wait == 0 || wait > spareLinger) {
+			wait = spareLinger // back in time to drop them
+		}
 		if !watch.Wait(ctx, wait) {
 			return nil
 		}
 	}
+}
+
+func (w *Worker) batch() int {
+	if w.Batch > 0 {
+		return w.Batch
+	}
+	return batchSize
 }
 
 // stallBudget is how long routing one file may take before the watchdog
@@ -281,7 +306,7 @@ type routed struct {
 
 // handOff makes the routed versions of a batch durable together (one
 // group sync, docs/crashes.md), moves them on (one fsync per folder),
-// then removes the claimed originals (one fsync of tmp/ for all) and logs
+// then retires the claimed originals (one fsync of tmp/ for all) and logs
 // the outcomes. nil entries (files put back) are skipped.
 func (w *Worker) handOff(g *spool.Group, rs []*routed) error {
 	rs = slices.DeleteFunc(rs, func(r *routed) bool { return r == nil })
@@ -313,8 +338,10 @@ func (w *Worker) handOff(g *spool.Group, rs []*routed) error {
 }
 
 // moveOn moves a routed version (or the claimed file, unreadable) into
-// b; the returned func, called once b is committed, removes the claimed
-// original and logs the outcome. A failed move puts the original back.
+// b; the returned func, called once b is committed, retires the claimed
+// original (removed, or kept as a spare inode for a later part: the
+// fsync of tmp/ after it makes either durable) and logs the outcome. A
+// failed move puts the original back.
 func (w *Worker) moveOn(r *routed, b *spool.Batch) (func(), error) {
 	src := r.path
 	if r.part != nil {
@@ -329,7 +356,7 @@ func (w *Worker) moveOn(r *routed, b *spool.Batch) (func(), error) {
 	}
 	return func() {
 		if r.part != nil {
-			if err := w.S.Unlink(r.path); err != nil {
+			if err := w.S.Retire(r.path); err != nil {
 				w.Log.Debug().Err(err).Str("id", r.id).Msg("claimed original not removed; recovery will")
 			}
 		}

@@ -12,7 +12,7 @@ var Points = []string{
 	"fetchd.spool.sealed", "fetchd.retr", "fetchd.journaled", "fetchd.spool.moved", "fetchd.spool.committed",
 	"fetchd.deleted", "fetchd.quit",
 	"rewrited.spool.claimed", "rewrited.spool.committed", "rewrited.spool.sealed", "rewrited.spool.moved",
-	"rewrited.spool.removed",
+	"rewrited.spool.retired", "rewrited.spool.removed",
 	"deliverd.spool.claimed", "deliverd.spool.committed", "deliverd.started", "deliverd.sent", "deliverd.done",
 	"deliverd.spool.removed",
 }

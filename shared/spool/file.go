@@ -38,6 +38,7 @@ type Part struct {
 	daemon string
 	group  *Group // nil: sealed on its own (Seal)
 	n      int64  // bytes written
+	was    int64  // a spare written over: its size before, cut back to n on Close
 }
 
 // Write writes b to the part.

@@ -11,8 +11,13 @@ import (
 type FS interface {
 	// Create makes a new file for writing; it must not exist (O_EXCL, 0600).
 	Create(path string) (*os.File, error)
-	// Write writes to a file made by Create (or a journal opened for
-	// appending); like io.Writer, a short count comes with an error.
+	// Reuse opens an existing file for writing over it from its start,
+	// without truncating it (a spare inode, Spool.Retire).
+	Reuse(path string) (*os.File, error)
+	// Truncate cuts an open file to size.
+	Truncate(f *os.File, size int64) error
+	// Write writes to a file made by Create or Reuse (or a journal opened
+	// for appending); like io.Writer, a short count comes with an error.
 	Write(f *os.File, b []byte) (int, error)
 	// SyncFile makes a file's data durable (fsync).
 	SyncFile(f *os.File) error
@@ -43,6 +48,14 @@ type OS struct{}
 func (OS) Create(path string) (*os.File, error) {
 	return openFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 }
+
+// Reuse opens path with O_WRONLY: no O_TRUNC, which on ext4 makes the
+// close start the writeback of what is written next (auto_da_alloc) and
+// cost three to four times a new file (docs/benchmarks.md).
+func (OS) Reuse(path string) (*os.File, error) { return openFile(path, os.O_WRONLY, 0) }
+
+// Truncate is f.Truncate.
+func (OS) Truncate(f *os.File, size int64) error { return f.Truncate(size) }
 
 // Write is f.Write.
 func (OS) Write(f *os.File, b []byte) (int, error) { return f.Write(b) }
@@ -83,4 +96,11 @@ func (s *Spool) FS() FS { return s.fs }
 
 // SyncTmp fsyncs the daemon's tmp/ folder, so the files created there
 // are durable by name (fetchd does it before the journal records them).
-func (s *Spool) SyncTmp() error { return s.fs.SyncDir(s.TmpDir()) }
+// It also makes the spares retired before it ready for reuse.
+func (s *Spool) SyncTmp() error {
+	if err := s.fs.SyncDir(s.TmpDir()); err != nil {
+		return err
+	}
+	s.spares.durable()
+	return nil
+}

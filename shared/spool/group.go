@@ -24,7 +24,9 @@ type Group struct {
 // NewGroup starts a group of parts.
 func (s *Spool) NewGroup() *Group { return &Group{s: s} }
 
-// Create opens tmp/<daemon>/<id>.part in the group.
+// Create opens a part for id in the group: a spare (Spool.Retire) to be
+// written over, named <n>.spare, if there is one, else a new
+// tmp/<daemon>/<id>.part. The part's Name says which.
 func (g *Group) Create(id string) (*Part, error) {
 	if g.anchor == nil {
 		d, err := openDir(g.s.TmpDir())
@@ -33,7 +35,10 @@ func (g *Group) Create(id string) (*Part, error) {
 		}
 		g.anchor = d
 	}
-	p, err := g.s.Create(id)
+	p, err := g.s.reuseSpare(id)
+	if p == nil && err == nil {
+		p, err = g.s.Create(id)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +83,12 @@ func (p *Part) Close() error {
 	if p.group == nil {
 		p.f.Close()
 		return fmt.Errorf("close %s: not in a group", name)
+	}
+	if p.was > p.n {
+		if err := p.fs.Truncate(p.f, p.n); err != nil {
+			p.f.Close()
+			return fmt.Errorf("truncate %s: %w", name, err)
+		}
 	}
 	if err := setBack(p.f, time.Now().Add(-2*Settle)); err != nil {
 		p.f.Close()

@@ -48,6 +48,7 @@ type Spool struct {
 	log    zerolog.Logger
 	lock   *os.File
 	fs     FS
+	spares spares
 }
 
 // Open creates missing folders, checks that they share one filesystem and

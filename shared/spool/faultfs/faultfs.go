@@ -126,6 +126,22 @@ func (fs *FS) Create(p string) (*os.File, error) {
 	return f, err
 }
 
+// Reuse opens a spare to write over, or fails with the fault of Create
+// (it is how a part is made); nothing it holds counts as durable.
+func (fs *FS) Reuse(p string) (*os.File, error) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.fail(Create, p) {
+		return nil, &os.PathError{Op: "open", Path: p, Err: fs.Fault.Err}
+	}
+	f, err := fs.OS.Reuse(p)
+	if err == nil {
+		fs.durable[f] = 0
+		fs.byName[p] = f
+	}
+	return f, err
+}
+
 // Write writes b, or half of it before failing, as a disk filling up
 // mid-write does.
 func (fs *FS) Write(f *os.File, b []byte) (int, error) {

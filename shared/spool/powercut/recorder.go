@@ -27,7 +27,7 @@ import (
 
 // Op is one recorded call.
 type Op struct {
-	Kind  string // "create", "write", "sync", "rename", "remove", "syncdir", "mark"
+	Kind  string // "create", "reuse", "truncate", "write", "sync", "rename", "remove", "syncdir", "mark"
 	Path  string // relative to the root, slash-separated
 	To    string // rename target
 	Inode int    // create, write, sync: the file
@@ -94,7 +94,7 @@ func (r *Recorder) add(op Op) {
 		r.next++
 		op.Inode = r.next
 		r.inode[op.Path] = op.Inode
-	case "sync", "write":
+	case "sync", "write", "reuse", "truncate":
 		op.Inode = r.inode[op.Path]
 	case "rename":
 		r.inode[op.To] = r.inode[op.Path]
@@ -130,6 +130,27 @@ func (r *Recorder) Create(path string) (*os.File, error) {
 		r.add(Op{Kind: "create", Path: r.rel(path)})
 	}
 	return f, err
+}
+
+// Reuse records a file opened to be written over from its start: until
+// its next fsync what is written may reach the disk in part (a prefix of
+// it over the old content), whole or not at all.
+func (r *Recorder) Reuse(path string) (*os.File, error) {
+	f, err := r.OS.Reuse(path)
+	if err == nil {
+		r.add(Op{Kind: "reuse", Path: r.rel(path)})
+	}
+	return f, err
+}
+
+// Truncate records a file cut to a size; the model credits it with
+// nothing until the file's next fsync, which records the content.
+func (r *Recorder) Truncate(f *os.File, size int64) error {
+	err := r.OS.Truncate(f, size)
+	if err == nil {
+		r.add(Op{Kind: "truncate", Path: r.rel(f.Name())})
+	}
+	return err
 }
 
 // Write records bytes appended to a file; until its next fsync they may

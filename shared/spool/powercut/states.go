@@ -61,7 +61,7 @@ type effect struct{ add, drop bool }
 func (r *Recorder) durable(ops []Op, i int) (add, drop bool) {
 	op := ops[i]
 	switch op.Kind {
-	case "write", "sync", "syncdir", "mark": // data: replay decides
+	case "write", "sync", "syncdir", "mark", "reuse", "truncate": // data: replay decides
 		return true, true
 	case "rename":
 		drop = syncedAfter(ops, i, path.Dir(op.Path))
@@ -119,6 +119,7 @@ func (r *Recorder) replay(ops []Op, eff []effect, tear *rand.Rand) (State, bool)
 	names := map[string]int{}
 	data := map[int][]byte{}
 	unsynced := map[int][]byte{}
+	over := map[int]bool{} // written over since the last fsync: torn bytes overlay the old
 	for p, b := range r.Initial {
 		names[p] = r.start[p]
 		data[r.start[p]] = b
@@ -129,6 +130,10 @@ func (r *Recorder) replay(ops []Op, eff []effect, tear *rand.Rand) (State, bool)
 		case "sync":
 			data[op.Inode] = op.Data
 			delete(unsynced, op.Inode)
+			delete(over, op.Inode)
+		case "reuse":
+			delete(unsynced, op.Inode)
+			over[op.Inode] = true
 		case "write":
 			unsynced[op.Inode] = append(unsynced[op.Inode], op.Data...)
 		case "create":
@@ -155,7 +160,7 @@ func (r *Recorder) replay(ops []Op, eff []effect, tear *rand.Rand) (State, bool)
 			}
 		}
 	}
-	if tear != nil && !tearInto(data, unsynced, names, tear) {
+	if tear != nil && !tearInto(data, unsynced, over, names, tear) {
 		return nil, true
 	}
 	st := State{}
@@ -167,8 +172,9 @@ func (r *Recorder) replay(ops []Op, eff []effect, tear *rand.Rand) (State, bool)
 
 // tearInto appends to each named file a random non-empty prefix of its
 // unsynced bytes (appends reach the disk in order, as ext4's ordered mode
-// writes them back); it reports whether any file had some.
-func tearInto(data, unsynced map[int][]byte, names map[string]int, rng *rand.Rand) bool {
+// writes them back), or, for a file written over, lays that prefix over
+// its old content; it reports whether any file had some.
+func tearInto(data, unsynced map[int][]byte, over map[int]bool, names map[string]int, rng *rand.Rand) bool {
 	torn := false
 	for _, p := range sortedNames(names) {
 		ino := names[p]
@@ -177,7 +183,12 @@ func tearInto(data, unsynced map[int][]byte, names map[string]int, rng *rand.Ran
 			continue
 		}
 		keep := 1 + rng.Intn(len(u))
-		data[ino] = append(append([]byte(nil), data[ino]...), u[:keep]...)
+		if over[ino] {
+			old := data[ino]
+			data[ino] = append(append([]byte(nil), u[:keep]...), old[min(keep, len(old)):]...)
+		} else {
+			data[ino] = append(append([]byte(nil), data[ino]...), u[:keep]...)
+		}
 		delete(unsynced, ino) // a file with two names is torn once
 		torn = true
 	}
