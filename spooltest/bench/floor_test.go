@@ -64,6 +64,12 @@ func BenchmarkFloor(b *testing.B) {
 	b.Run("popspool-protocol/batch-32", func(b *testing.B) {
 		floor(b, 32, newPipeline(pipeOpts{sync: true, protocol: true}))
 	})
+	b.Run("popspool-spares/batch-32", func(b *testing.B) {
+		floor(b, 32, newPipeline(pipeOpts{sync: true, protocol: true, spares: true}))
+	})
+	b.Run("popspool-recycle/batch-32", func(b *testing.B) {
+		floor(b, 32, newPipeline(pipeOpts{sync: true, protocol: true, spares: true, recycle: true}))
+	})
 }
 
 // floorMsgSize is the message's size, as fetched.
@@ -252,8 +258,13 @@ func mpopOne(tmp, nw int, id string, careful bool) error {
 
 // pipeOpts choose the pipeline's variant: sync makes every handoff
 // durable (else no fsync or syncfs at all); protocol adds the file work
-// of today's protocol beyond the minimum.
-type pipeOpts struct{ sync, protocol bool }
+// of today's protocol beyond the minimum; spares has rewrited write its
+// parts over the last batch's claimed originals (spool.Retire) instead
+// of creating them and unlinking the originals; recycle (not popspool's
+// protocol: a measure of what it could gain) also has deliverd hand its
+// delivered files to fetchd, which writes its next parts over them, so
+// that in the steady state the spool creates and frees no inode.
+type pipeOpts struct{ sync, protocol, spares, recycle bool }
 
 // pipeline is the three stages' file work in one process.
 type pipeline struct {
@@ -262,6 +273,9 @@ type pipeline struct {
 	fetchTmp, rewriteTmp, deliverTmp, incoming, pickup, state, mdTmp, mdNew int
 	journal, ledger                                                         int
 	buf                                                                     []byte
+	spareNames                                                              []string // in tmp/rewrited, ready
+	fetchSpares                                                             []string // in tmp/fetchd, ready (recycle)
+	spareSeq                                                                int
 }
 
 func newPipeline(o pipeOpts) newLoop {
@@ -362,13 +376,17 @@ const (
 // tmp/fetchd/, synced together, renamed into incoming/.
 func (p *pipeline) fetch(ids []string) error {
 	n := len(ids)
-	for _, id := range ids {
-		part := id + ".part"
-		fd, err := create(p.fetchTmp, part)
+	parts := make([]string, n)
+	for i, id := range ids {
+		part, fd, err := p.fetchPart(id)
 		if err != nil {
 			return err
 		}
-		if err := writeAll(fd, []byte(fetchedEnvelope), floorMessage); err != nil {
+		parts[i] = part
+		if err := writeAll(fd, []byte(fetchedEnvelope), floorMessage); err == nil && part != id+".part" {
+			err = unix.Ftruncate(fd, int64(len(fetchedEnvelope)+len(floorMessage)))
+		}
+		if err != nil {
 			unix.Close(fd)
 			return err
 		}
@@ -393,12 +411,28 @@ func (p *pipeline) fetch(ids []string) error {
 			return err
 		}
 	}
-	for _, id := range ids {
-		if err := moveNoReplace(p.fetchTmp, id+".part", p.incoming, id+".eml"); err != nil {
+	for i, id := range ids {
+		if err := moveNoReplace(p.fetchTmp, parts[i], p.incoming, id+".eml"); err != nil {
 			return err
 		}
 	}
 	return p.dirSync(p.incoming, p.fetchTmp)
+}
+
+// fetchPart opens the part for id: a recycled file to write over, or a
+// new <id>.part.
+func (p *pipeline) fetchPart(id string) (string, int, error) {
+	if k := len(p.fetchSpares); k > 0 {
+		name := p.fetchSpares[k-1]
+		p.fetchSpares = p.fetchSpares[:k-1]
+		fd, err := unix.Openat(p.fetchTmp, name, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return "", -1, fmt.Errorf("open %s: %w", name, err)
+		}
+		return name, fd, nil
+	}
+	fd, err := create(p.fetchTmp, id+".part")
+	return id + ".part", fd, err
 }
 
 // rewrite is rewrited's part: each file read, its routed version written
@@ -412,17 +446,22 @@ func (p *pipeline) rewrite(ids []string) error {
 		}
 		src = p.rewriteTmp
 	}
-	for _, id := range ids {
-		part := id + ".part"
-		if err := p.copyOne(src, id+".eml", p.rewriteTmp, part, routedEnvelope, len(ids)); err != nil {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = id + ".part"
+		over := p.spares && len(p.spareNames) > 0
+		if over {
+			parts[i], p.spareNames = p.spareNames[len(p.spareNames)-1], p.spareNames[:len(p.spareNames)-1]
+		}
+		if err := p.copyOne(src, id+".eml", p.rewriteTmp, parts[i], routedEnvelope, len(ids), over); err != nil {
 			return err
 		}
 	}
 	if err := p.groupSync(p.rewriteTmp, len(ids)); err != nil {
 		return err
 	}
-	for _, id := range ids {
-		if err := moveNoReplace(p.rewriteTmp, id+".part", p.pickup, id+".eml"); err != nil {
+	for i, id := range ids {
+		if err := moveNoReplace(p.rewriteTmp, parts[i], p.pickup, id+".eml"); err != nil {
 			return err
 		}
 	}
@@ -433,12 +472,34 @@ func (p *pipeline) rewrite(ids []string) error {
 	if err := p.dirSync(moved...); err != nil {
 		return err
 	}
+	if p.spares && p.protocol {
+		return p.retire(ids)
+	}
 	for _, id := range ids {
 		if err := unlink(src, id+".eml"); err != nil {
 			return err
 		}
 	}
 	return p.dirSync(src)
+}
+
+// retire renames the claimed originals in tmp/rewrited to spare names
+// and fsyncs the folder, after which the next batch writes over them.
+func (p *pipeline) retire(ids []string) error {
+	var names []string
+	for _, id := range ids {
+		p.spareSeq++
+		name := fmt.Sprintf("%d.spare", p.spareSeq)
+		if err := moveNoReplace(p.rewriteTmp, id+".eml", p.rewriteTmp, name); err != nil {
+			return err
+		}
+		names = append(names, name)
+	}
+	if err := p.dirSync(p.rewriteTmp); err != nil {
+		return err
+	}
+	p.spareNames = append(p.spareNames, names...)
+	return nil
 }
 
 // deliver is deliverd's part into a Maildir: each file read, its Maildir
@@ -456,7 +517,7 @@ func (p *pipeline) deliver(ids []string) error {
 		}
 	}
 	for _, id := range ids {
-		if err := p.copyOne(src, id+".eml", p.mdTmp, id+".popspool", deliveredHeading, len(ids)); err != nil {
+		if err := p.copyOne(src, id+".eml", p.mdTmp, id+".popspool", deliveredHeading, len(ids), false); err != nil {
 			return err
 		}
 	}
@@ -512,21 +573,39 @@ func (p *pipeline) ledgerStart(ids []string) error {
 // batch's S fsync covers it), and removes the file, with no folder fsync:
 // the ledger is the truth.
 func (p *pipeline) ledgerDone(ids []string, src int) error {
+	var recycled []string
 	for _, id := range ids {
 		if err := writeAll(p.ledger, []byte("D "+id+"\n")); err != nil {
 			return err
 		}
-		if err := unlink(src, id+".eml"); err != nil {
+		if !p.recycle {
+			if err := unlink(src, id+".eml"); err != nil {
+				return err
+			}
+			continue
+		}
+		p.spareSeq++
+		name := fmt.Sprintf("%d.spare", p.spareSeq)
+		if err := moveNoReplace(src, id+".eml", p.fetchTmp, name); err != nil {
 			return err
 		}
+		recycled = append(recycled, name)
 	}
+	if len(recycled) == 0 {
+		return nil
+	}
+	if err := p.dirSync(p.fetchTmp); err != nil { // durable before written over
+		return err
+	}
+	p.fetchSpares = append(p.fetchSpares, recycled...)
 	return nil
 }
 
 // copyOne reads from/name (up to 16 KiB, as rewrited's header buffer)
 // and writes to/newName: head, then the message after the envelope lines
-// copied by copy_file_range.
-func (p *pipeline) copyOne(from int, name string, to int, newName, head string, n int) error {
+// copied by copy_file_range; with over, newName exists (a spare) and is
+// written over and cut to its new length.
+func (p *pipeline) copyOne(from int, name string, to int, newName, head string, n int, over bool) error {
 	in, err := unix.Openat(from, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", name, err)
@@ -537,11 +616,20 @@ func (p *pipeline) copyOne(from int, name string, to int, newName, head string, 
 		return fmt.Errorf("read %s: %w", name, err)
 	}
 	off := int64(envelopeEnd(p.buf[:k]))
-	out, err := create(to, newName)
-	if err != nil {
-		return err
+	var out int
+	if over {
+		out, err = unix.Openat(to, newName, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	} else {
+		out, err = create(to, newName)
 	}
-	if err := p.writeCopy(out, in, off, head, newName, int64(k)-off); err != nil {
+	if err != nil {
+		return fmt.Errorf("open %s: %w", newName, err)
+	}
+	err = p.writeCopy(out, in, off, head, newName, int64(k)-off)
+	if err == nil && over {
+		err = unix.Ftruncate(out, int64(len(head))+int64(k)-off)
+	}
+	if err != nil {
 		unix.Close(out)
 		return err
 	}
