@@ -23,12 +23,7 @@ func dotWriter(body []byte) []byte {
 // chunks of the sizes rng picks, with the ending fed through a DotWriter
 // as data does.
 func stuffed(body []byte, rng *rand.Rand) []byte {
-	var s stuffer
-	for b := body; len(b) > 0; {
-		n := min(len(b), 1+rng.Intn(7))
-		s.stuff(b[:n])
-		b = b[n:]
-	}
+	s := stuffInChunks(body, rng)
 	hold, feed := s.ending()
 	var out bytes.Buffer
 	out.Write(s.out[:len(s.out)-hold])
@@ -42,14 +37,20 @@ func stuffed(body []byte, rng *rand.Rand) []byte {
 // ended is what the stuffer and its end send for body, as a pipelined
 // transaction writes it.
 func ended(body []byte, rng *rand.Rand) []byte {
+	s := stuffInChunks(body, rng)
+	s.end()
+	return s.out
+}
+
+// stuffInChunks stuffs body in chunks of the sizes rng picks.
+func stuffInChunks(body []byte, rng *rand.Rand) *stuffer {
 	var s stuffer
 	for b := body; len(b) > 0; {
 		n := min(len(b), 1+rng.Intn(7))
 		s.stuff(b[:n])
 		b = b[n:]
 	}
-	s.end()
-	return s.out
+	return &s
 }
 
 // The stuffer sends what textproto's DotWriter sends, byte for byte, with
