@@ -116,3 +116,28 @@ func TestRoutingPastDeadlineQuarantinesAtOnce(t *testing.T) {
 		t.Fatalf("the good file behind it was not routed: %v", err)
 	}
 }
+
+// The original of a file whose plan was given up on may still be read by
+// the late plan (here a filter fed from it), so it is removed, never kept
+// as a spare inode that the next part would be written over; an original
+// whose plan finished is kept.
+func TestLatePlanOriginalIsNoSpare(t *testing.T) {
+	w := setup(t, "office")
+	w.Filter = filter.New(config.Filter{MaxHops: 3, Command: []string{"sh", "-c", "grep -q STALL && exec sleep 10; exit 0"}, Timeout: config.Duration(time.Minute)})
+	w.RouteDeadline = 300 * time.Millisecond
+	bad, good := spool.NewID(), spool.NewID()
+	drop(t, w, bad+".eml", strings.Replace(msg, "body", "STALL", 1))
+	drop(t, w, good+".eml", msg)
+	for i, c := range []struct {
+		id     string
+		spares int
+	}{{bad, 0}, {good, 1}} {
+		if err := w.handleBatch(context.Background(), []string{c.id + ".eml"}); err != nil {
+			t.Fatal(err)
+		}
+		if got := w.S.Spares(); got != c.spares {
+			t.Errorf("after file %d: %d spares, want %d", i, got, c.spares)
+		}
+	}
+	w.S.DropSpares()
+}

@@ -302,6 +302,9 @@ type routed struct {
 	part     *spool.Part
 	folder   string
 	done     func(dst string) // logs the outcome, once the move is durable
+	// late: the original's plan was given up on and may still be reading
+	// it, so it is removed, never kept as a spare to be written over.
+	late bool
 }
 
 // handOff makes the routed versions of a batch durable together (one
@@ -356,7 +359,11 @@ func (w *Worker) moveOn(r *routed, b *spool.Batch) (func(), error) {
 	}
 	return func() {
 		if r.part != nil {
-			if err := w.S.Retire(r.path); err != nil {
+			retire := w.S.Retire
+			if r.late {
+				retire = w.S.Unlink
+			}
+			if err := retire(r.path); err != nil {
 				w.Log.Debug().Err(err).Str("id", r.id).Msg("claimed original not removed; recovery will")
 			}
 		}
@@ -511,7 +518,8 @@ func (w *Worker) finish(path, id string, p *plan, g *spool.Group, start time.Tim
 		return nil, w.putBack(path, id, err)
 	}
 	took := event.Since(start)
-	return &routed{path: path, id: id, part: part, folder: folder, done: func(dst string) {
+	late := p.reject != nil && p.reject.ev == event.RouteTimeout
+	return &routed{path: path, id: id, part: part, folder: folder, late: late, done: func(dst string) {
 		w.report(id, dst, p, size, took)
 	}}, nil
 }
