@@ -198,6 +198,7 @@ func (w *Worker) Run(ctx context.Context, once bool) error {
 	beat := liveness.Register("rewrited routing", w.stallBudget())
 	defer beat.Close()
 	defer w.closeDups()
+	defer w.S.DropSpares() // a stop leaves no old message behind
 	ctx = liveness.With(ctx, beat)
 	worked := time.Now()
 	for {
@@ -224,7 +225,6 @@ func (w *Worker) Run(ctx context.Context, once bool) error {
 		}
 		if once && wait == 0 {
 			if names, _, _ := w.S.Ready(spool.Incoming); len(names) == 0 {
-				w.S.DropSpares()
 				return nil
 			}
 			continue
