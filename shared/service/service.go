@@ -33,6 +33,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 
@@ -97,6 +98,7 @@ func Run(name string, args []string, run func(ctx context.Context, env *Env) err
 		configInvalid(name, os.Stderr, err)
 		return 2
 	}
+	oneProc()
 	if env.Once {
 		return runPlain(env, run)
 	}
@@ -109,6 +111,19 @@ func Run(name string, args []string, run func(ctx context.Context, env *Env) err
 	return newSupervisor(name, run, out, ctl).serve(env)
 }
 
+// oneProc runs the daemon's goroutines on one processor (GOMAXPROCS=1)
+// unless the GOMAXPROCS variable says otherwise. Each daemon does its
+// work one file at a time and mostly waits for the disk and the network;
+// with a second processor the Go runtime wakes and parks threads to hand
+// goroutines across, and on a two-core machine shared with the mail
+// server that cost more CPU than it saved (docs/design-notes.md, "One
+// processor per daemon").
+func oneProc() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
+}
+
 func configInvalid(name string, w io.Writer, err error) {
 	l := zerolog.New(w).With().Timestamp().Str("daemon", name).Logger()
 	event.Emit(&l, event.ConfigInvalid).Msg(err.Error())
@@ -119,7 +134,7 @@ func configInvalid(name string, w io.Writer, err error) {
 func runPlain(env *Env, run func(ctx context.Context, env *Env) error) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	event.Emit(&env.Log, event.Started).Str("config", env.Config.File).Str("spool", env.Config.Spool).Bool("once", env.Once).Str("version", version()).Msg(env.Name + " started")
+	event.Emit(&env.Log, event.Started).Str("config", env.Config.File).Str("spool", env.Config.Spool).Bool("once", env.Once).Str("version", version()).Int("procs", runtime.GOMAXPROCS(0)).Msg(env.Name + " started")
 	if err := run(ctx, env); err != nil && !errors.Is(err, context.Canceled) {
 		event.Emit(&env.Log, event.StoppedOnError).Err(err).Msg(env.Name + " stopped on an error")
 		return 1

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -372,5 +373,22 @@ func TestTeeConsoleFormat(t *testing.T) {
 	}
 	if f := tr.Snapshot(); f.LastError == nil || f.LastError.Event != 2005 {
 		t.Fatal("console format hid the line from the status")
+	}
+}
+
+// The daemon runs on one processor unless GOMAXPROCS says otherwise.
+func TestOneProc(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	t.Setenv("GOMAXPROCS", "")
+	runtime.GOMAXPROCS(2)
+	oneProc()
+	if n := runtime.GOMAXPROCS(0); n != 1 {
+		t.Errorf("GOMAXPROCS unset: %d processors, want 1", n)
+	}
+	t.Setenv("GOMAXPROCS", "2")
+	runtime.GOMAXPROCS(2)
+	oneProc()
+	if n := runtime.GOMAXPROCS(0); n != 2 {
+		t.Errorf("GOMAXPROCS=2: %d processors, want 2", n)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"runtime"
 	"sync"
 	"time"
 
@@ -69,7 +70,7 @@ func newSupervisor(name string, run func(context.Context, *Env) error, out io.Wr
 // that feeds the status) and returns the exit code.
 func (s *supervisor) serve(env *Env) int {
 	env = s.rebind(env.Config)
-	event.Emit(&env.Log, event.Started).Str("config", env.Config.File).Str("spool", env.Config.Spool).Bool("once", false).Str("version", version()).Msg(s.name + " started")
+	event.Emit(&env.Log, event.Started).Str("config", env.Config.File).Str("spool", env.Config.Spool).Bool("once", false).Str("version", version()).Int("procs", runtime.GOMAXPROCS(0)).Msg(s.name + " started")
 	s.track.SetState("starting", env.Config.File)
 	s.notify(notify.Status("starting; recovering unfinished work"))
 	ctx, cancel := context.WithCancel(context.Background())
