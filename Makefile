@@ -23,7 +23,7 @@ SYSUSERSDIR ?= /usr/lib/sysusers.d
 TMPFILESDIR ?= /usr/lib/tmpfiles.d
 UNITS       := $(addprefix dist/systemd/popspool-,$(addsuffix .service,$(DAEMONS))) dist/systemd/popspool.target
 
-.PHONY: all build test unit deps lint vulncheck windows demo bench bench-e2e clean install uninstall install-check deb deb-check systemd-test wine-test console-test
+.PHONY: all build test unit deps lint vulncheck windows demo bench bench-e2e bench-compare bench-tools clean install uninstall install-check deb deb-check systemd-test wine-test console-test
 
 all: build
 
@@ -92,14 +92,26 @@ chaos: deps
 # N x 10 KB (POPSPOOL_BENCH_N, default 1000) and 200 x 1 MB (POPSPOOL_BENCH_N_1MB),
 # with CPU and peak RSS per daemon and a strace pass (system calls per message). As root;
 # installs fetchmail and mpop when missing. docs/benchmarks.md.
-bench-e2e: deps
+bench-e2e: bench-tools
+	$(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -timeout 30m ./spooltest/bench
+
+# The side by side of issue 12 RUNS times, and the range of each figure
+# over the runs (spooltest/cmd/benchranges); the runs' output is kept in
+# bench-compare.log.
+RUNS ?= 3
+bench-compare: bench-tools
+	for i in $$(seq $(RUNS)); do \
+		$(GO) test -run '^$$' -bench 'EndToEnd/.*/.*/(popspool|popspool-strace|smtp-source-s4|mpop|plain|tls)$$/(popspool|popspool-strace|mpop)$$' -benchtime 1x -timeout 30m ./spooltest/bench; \
+	done > bench-compare.log 2>&1; $(GO) run ./spooltest/cmd/benchranges < bench-compare.log
+
+# fetchmail and mpop, the peers of the end-to-end benchmark (as root).
+bench-tools: deps
 	@if [ "$$(id -u)" = 0 ] && ! { command -v fetchmail && command -v mpop; } >/dev/null; then \
-		echo "bench-e2e: installing fetchmail and mpop"; \
+		echo "bench: installing fetchmail and mpop"; \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y -qq --no-install-recommends fetchmail mpop >/dev/null 2>&1 || \
 		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends fetchmail mpop >/dev/null; }; \
 	fi
-	$(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -timeout 30m ./spooltest/bench
 
 # Binaries, systemd units, the popspool user and spool (sysusers.d,
 # tmpfiles.d), an example config and the docs. The config itself and the
