@@ -383,7 +383,8 @@ func (p *pipeline) fetch(ids []string) error {
 			return err
 		}
 		parts[i] = part
-		if err := writeAll(fd, []byte(fetchedEnvelope), floorMessage); err == nil && part != id+".part" {
+		err = writeAll(fd, []byte(fetchedEnvelope), floorMessage)
+		if err == nil && part != id+".part" { // written over a recycled file
 			err = unix.Ftruncate(fd, int64(len(fetchedEnvelope)+len(floorMessage)))
 		}
 		if err != nil {
