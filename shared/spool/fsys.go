@@ -98,9 +98,10 @@ func (s *Spool) FS() FS { return s.fs }
 // are durable by name (fetchd does it before the journal records them).
 // It also makes the spares retired before it ready for reuse.
 func (s *Spool) SyncTmp() error {
+	gen := s.spares.syncing()
 	if err := s.fs.SyncDir(s.TmpDir()); err != nil {
 		return err
 	}
-	s.spares.durable()
+	s.spares.done(gen)
 	return nil
 }

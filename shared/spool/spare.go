@@ -22,16 +22,18 @@ import (
 // could bring back the original's name over changed content. A part
 // written into it leaves tmp/ only after its group's Sync, as any part.
 type spares struct {
-	mu    sync.Mutex
-	list  []spare
-	bytes int64
-	seq   int
+	mu     sync.Mutex
+	list   []spare
+	bytes  int64
+	seq    int
+	gen    int // of the next fsync of tmp/
+	synced int // the spares of earlier generations are durably renamed
 }
 
 type spare struct {
-	path  string
-	size  int64
-	ready bool // tmp/ was fsynced since its rename
+	path string
+	size int64
+	gen  int // the fsync of tmp/ that makes its rename durable
 }
 
 // Limits of what spares may hold: a batch's worth of files, and disk
@@ -70,18 +72,24 @@ func (s *Spool) keepSpare(path string) bool {
 		return false
 	}
 	crash.Point(s.Daemon + ".spool.retired")
-	sp.list = append(sp.list, spare{path: name, size: fi.Size()})
+	sp.list = append(sp.list, spare{path: name, size: fi.Size(), gen: sp.gen})
 	sp.bytes += fi.Size()
 	return true
 }
 
-// durable marks the spares retired so far ready to be written over.
-func (sp *spares) durable() {
+// syncing starts an fsync of tmp/: the spares retired so far are ready
+// to be written over once done(gen) says it succeeded.
+func (sp *spares) syncing() (gen int) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	for i := range sp.list {
-		sp.list[i].ready = true
-	}
+	sp.gen++
+	return sp.gen - 1
+}
+
+func (sp *spares) done(gen int) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	sp.synced = max(sp.synced, gen+1)
 }
 
 // take removes a ready spare from the list.
@@ -89,7 +97,7 @@ func (sp *spares) take() (spare, bool) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	for i := len(sp.list) - 1; i >= 0; i-- {
-		if x := sp.list[i]; x.ready {
+		if x := sp.list[i]; x.gen < sp.synced {
 			sp.list = append(sp.list[:i], sp.list[i+1:]...)
 			sp.bytes -= x.size
 			return x, true
