@@ -28,6 +28,7 @@ func (q *Queue) handleGroup(ctx context.Context, ws []work) error {
 // may be in place), and the file that panics alone is set aside.
 func (q *Queue) deliverGroup(ctx context.Context, b Batcher, ws []work) error {
 	var ps []*prepared
+	defer func() { releaseAll(ps) }() // settle released each, unless an error stopped the loop
 	for _, w := range ws {
 		p, err := q.prepareSafely(w)
 		if err != nil {
@@ -49,6 +50,7 @@ func (q *Queue) deliverGroup(ctx context.Context, b Batcher, ws []work) error {
 	outs, r := sendBatch(ctx, b, jobs)
 	if r != nil {
 		event.Emit(&q.Log, event.UnexpectedPanic).Int("files", len(ps)).Interface("panic", r).Msg("delivering the group again one file at a time")
+		releaseAll(ps) // each is read again by handle
 		for _, p := range ps {
 			p.w.retry = true
 			if err := q.handleSafely(ctx, p.w); err != nil {
@@ -64,6 +66,12 @@ func (q *Queue) deliverGroup(ctx context.Context, b Batcher, ws []work) error {
 		}
 	}
 	return nil
+}
+
+func releaseAll(ps []*prepared) {
+	for _, p := range ps {
+		p.at.release()
+	}
 }
 
 // sendBatch is b.SendBatch with a panic returned instead of raised.
