@@ -60,8 +60,31 @@ func (q *Queue) deliverGroup(ctx context.Context, b Batcher, ws []work) error {
 		return nil
 	}
 	crash.Point("deliverd.sent")
+	return q.settleGroup(ps, outs)
+}
+
+// settleGroup settles a delivered group: the D records of the files
+// every recipient took are written together, in one write, before any
+// of those files is removed (each D still comes before its file's
+// removal, so the ledger's story is the single file's); the others are
+// settled one by one. If the records cannot be written, each file is
+// settled on its own, meeting the error as it would alone.
+func (q *Queue) settleGroup(ps []*prepared, outs [][]Outcome) error {
+	var ids []string
 	for i, p := range ps {
-		if err := q.settle(p.w.path, p.w.id, p.env, outs[i], p.at); err != nil {
+		if delivered(outs[i]) {
+			ids = append(ids, p.w.id)
+		}
+	}
+	written := len(ids) > 1 && q.Ledger.Done(ids...) == nil
+	for i, p := range ps {
+		var err error
+		if written && delivered(outs[i]) {
+			err = q.remove(p.w.path, p.w.id, p.env, p.at)
+		} else {
+			err = q.settle(p.w.path, p.w.id, p.env, outs[i], p.at)
+		}
+		if err != nil {
 			return err
 		}
 	}

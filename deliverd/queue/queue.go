@@ -436,7 +436,7 @@ func (q *Queue) settle(path, id string, env envelope.Envelope, out []Outcome, at
 			perm = append(perm, o)
 		}
 	}
-	if len(temp)+len(perm) == 0 {
+	if delivered(out) {
 		return q.done(path, id, env, at)
 	}
 	if len(ok) > 0 {
@@ -479,6 +479,16 @@ func (q *Queue) settle(path, id string, env envelope.Envelope, out []Outcome, at
 	return q.dispose(path, id, env, nil, rcptsOf(failed), lastErr, ev)
 }
 
+// delivered reports whether every recipient of out took the message.
+func delivered(out []Outcome) bool {
+	for _, o := range out {
+		if !o.OK {
+			return false
+		}
+	}
+	return true
+}
+
 func rcptsOf(l []Outcome) []string {
 	r := make([]string, 0, len(l))
 	for _, o := range l {
@@ -516,6 +526,12 @@ func (q *Queue) done(path, id string, env envelope.Envelope, at attempt) error {
 	if err := q.Ledger.Done(id); err != nil {
 		return q.putBack(path, id, err)
 	}
+	return q.remove(path, id, env, at)
+}
+
+// remove removes a delivered file once its D record is written.
+func (q *Queue) remove(path, id string, env envelope.Envelope, at attempt) error {
+	at.release()
 	crash.Point("deliverd.done")
 	q.settled(id)
 	// The D record is written, durable with the next commit (Done), and
