@@ -91,6 +91,7 @@ func (q *Queue) settleGroup(ps []*prepared, outs [][]Outcome) error {
 	return nil
 }
 
+// releaseAll closes the files of a group (again: a no-op).
 func releaseAll(ps []*prepared) {
 	for _, p := range ps {
 		p.at.release()
