@@ -209,7 +209,8 @@ func (l *Ledger) Delivered(id string) bool {
 func (l *Ledger) Accepted(id, rcpt string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.accepted[id][rcptField(rcpt)]
+	m := l.accepted[id]
+	return m != nil && m[rcptField(rcpt)] // most ids have none: no field to make
 }
 
 // Unfinished reports whether an attempt for id started and has no outcome.
@@ -274,30 +275,39 @@ func (l *Ledger) Accept(id string, rcpts []string) error {
 	return l.commit(recs...)
 }
 
-// Done records that id was delivered to every recipient. The record is
-// written at once, so it survives the process being killed, and it
-// counts at once (Delivered), but it is made durable only by the next
-// commit of any record, or by Sync: deliverd calls Sync before it waits
-// for work. A power cut in between loses the D; the durable S of the
-// attempt then counts the message as an unknown outcome (W) if its file
-// comes back, and nothing is lost if it does not.
-func (l *Ledger) Done(id string) error {
-	r := []string{"D", id}
+// Done records that each of ids was delivered to every recipient. The
+// records are written at once, in one write, so they survive the process
+// being killed, and they count at once (Delivered), but they are made
+// durable only by the next commit of any record, or by Sync: deliverd
+// calls Sync before it waits for work. A power cut in between loses the
+// Ds; the durable S of each attempt then counts the message as an
+// unknown outcome (W) if its file comes back, and nothing is lost if it
+// does not. A record refused by its check writes none of them.
+func (l *Ledger) Done(ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	recs := make([][]string, len(ids))
+	for i, id := range ids {
+		recs[i] = []string{"D", id}
+		if err := journal.Check(recs[i]); err != nil {
+			return fmt.Errorf("ledger record: %w", err)
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.broken != nil {
 		return l.broken
 	}
-	if err := journal.Check(r); err != nil {
-		return fmt.Errorf("ledger record: %w", err)
-	}
-	l.add(r)
+	l.add(recs...)
 	l.appended++
 	if err := l.write(); err != nil {
 		l.broken = fmt.Errorf("%w: %w", ErrBroken, err)
 		return l.broken
 	}
-	l.apply(r) // applied again after the fsync: a D is idempotent
+	for _, r := range recs {
+		l.apply(r) // applied again after the fsync: a D is idempotent
+	}
 	return nil
 }
 

@@ -431,3 +431,51 @@ func TestStartGroupAndLazyDone(t *testing.T) {
 		t.Fatalf("Sync: %v, %d fsyncs (want 3)", err, l.Syncs)
 	}
 }
+
+// writeCount is the real file system, counting the journal's writes.
+type writeCount struct {
+	spool.OS
+	n int
+}
+
+func (w *writeCount) Write(f *os.File, b []byte) (int, error) {
+	w.n++
+	return w.OS.Write(f, b)
+}
+
+// Done of a delivered group writes its D records in one write, none
+// fsynced, each counting at once and each in the file; an empty Done
+// writes nothing, and a record its check refuses writes none of them.
+func TestDoneOfAGroupIsOneWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "deliverd.ledger")
+	fs := &writeCount{}
+	l, err := OpenFS(path, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ids := []string{spool.NewID(), spool.NewID(), spool.NewID()}
+	if err := l.Start(ids...); err != nil {
+		t.Fatal(err)
+	}
+	writes, syncs := fs.n, l.Syncs
+	if err := l.Done(ids...); err != nil || fs.n != writes+1 || l.Syncs != syncs {
+		t.Fatalf("Done of 3: %v, %d writes (want 1), %d fsyncs (want 0)", err, fs.n-writes, l.Syncs-syncs)
+	}
+	for _, id := range ids {
+		if !l.Delivered(id) || l.Unfinished(id) {
+			t.Fatalf("%s: delivered %v, unfinished %v", id, l.Delivered(id), l.Unfinished(id))
+		}
+	}
+	recs, _, err := journal.Read(path)
+	if err != nil || len(recs) != 6 || strings.Join(recs[5], " ") != "D "+ids[2] {
+		t.Fatalf("the Ds are not in the file: %v %v", recs, err)
+	}
+	if err := l.Done(); err != nil || fs.n != writes+1 {
+		t.Fatalf("an empty Done: %v, %d writes", err, fs.n-writes)
+	}
+	bad := spool.NewID()
+	if err := l.Done(bad, "a\nb"); err == nil || l.Delivered(bad) || fs.n != writes+1 {
+		t.Fatalf("a refused record: %v, delivered %v, %d writes", err, l.Delivered(bad), fs.n-writes)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"example.org/popspool/deliverd/ledger"
 	"example.org/popspool/deliverd/maildir"
 	"example.org/popspool/shared/spool"
 )
@@ -131,5 +132,78 @@ func TestGroupPanicSetsAsideOnlyItsFile(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(q.S.Dir(spool.Pickup)); len(left) != 0 {
 		t.Fatalf("pickup/ keeps %d files", len(left))
+	}
+}
+
+// ledgerWrites is the real file system, keeping each write of the ledger.
+type ledgerWrites struct {
+	spool.OS
+	mu     sync.Mutex
+	writes []string
+}
+
+func (w *ledgerWrites) Write(f *os.File, b []byte) (int, error) {
+	w.mu.Lock()
+	w.writes = append(w.writes, string(b))
+	w.mu.Unlock()
+	return w.OS.Write(f, b)
+}
+
+// TestGroupDeliveredIsOneLedgerWrite: the D records of a Maildir group's
+// delivered files are written in one write, those of the files refused in
+// the same group in none, and every delivered file is removed, every
+// refused one in badmail/.
+func TestGroupDeliveredIsOneLedgerWrite(t *testing.T) {
+	root := t.TempDir()
+	q := newQueue(t, &Maildirs{Pattern: root + "/{user}", MayCreate: func(r string) bool { return r != "ghost@l" }})
+	w := &ledgerWrites{}
+	l, err := ledger.OpenFS(filepath.Join(t.TempDir(), "deliverd.ledger"), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	q.Ledger = l
+	var ok, refused []string
+	for i := range 8 {
+		if i%4 == 3 {
+			refused = append(refused, put(t, q, spool.Pickup, "ghost@l"))
+		} else {
+			ok = append(ok, put(t, q, spool.Pickup, "alice@l"))
+		}
+	}
+	if err := q.Run(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	holding := 0
+	for _, s := range w.writes {
+		if strings.Contains(s, " D "+ok[0]+"\n") {
+			holding++
+			for _, id := range ok {
+				if !strings.Contains(s, " D "+id+"\n") {
+					t.Errorf("the D of %s is not in the group's write %q", id, s)
+				}
+			}
+			for _, id := range refused {
+				if strings.Contains(s, " D "+id+"\n") {
+					t.Errorf("a D for the refused %s", id)
+				}
+			}
+		}
+	}
+	if holding != 1 {
+		t.Fatalf("%d writes hold the first D, want 1", holding)
+	}
+	for _, id := range ok {
+		if _, err := os.Stat(filepath.Join(root, "alice", "new", maildir.Name(id))); err != nil || !l.Delivered(id) {
+			t.Fatalf("%s: %v, delivered %v", id, err, l.Delivered(id))
+		}
+	}
+	for _, id := range refused {
+		if _, err := os.Stat(filepath.Join(q.S.Dir(spool.Badmail), id+".eml")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if left, _ := os.ReadDir(q.S.TmpDir()); len(left) != 1 { // .lock
+		t.Fatalf("tmp/deliverd keeps %d entries", len(left))
 	}
 }

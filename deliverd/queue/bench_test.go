@@ -13,6 +13,7 @@ import (
 
 	"example.org/popspool/deliverd/smtpc"
 	"example.org/popspool/shared/spool"
+	"example.org/popspool/spooltest/measure"
 	"example.org/popspool/spooltest/postfix"
 )
 
@@ -20,7 +21,8 @@ import (
 // real ledger (S records fsynced once per claimed group, D records with
 // the next commit) and reports messages/s, ledger fsyncs per message, and
 // the folder fsyncs of the spool per message (claims, moves; a Maildir
-// target's own fsyncs are not counted):
+// target's own fsyncs are not counted), and the CPU (user + system) of
+// the process per message, an in-process server's share included:
 //
 //	go test -run '^$' -bench Deliver -benchtime 1000x ./queue
 //
@@ -64,11 +66,13 @@ func benchRun(b *testing.B, q *Queue, rcpt string) {
 	q.S.SetFS(dirs)
 	syncs := q.Ledger.Syncs
 	b.ResetTimer()
+	cpu := measure.CPU()
 	start := time.Now()
 	if err := q.Run(context.Background(), true); err != nil {
 		b.Fatal(err)
 	}
 	d := time.Since(start)
+	cpu = measure.CPU() - cpu
 	b.StopTimer()
 	if q.Unsent != 0 {
 		b.Fatalf("%d messages not delivered", q.Unsent)
@@ -76,6 +80,7 @@ func benchRun(b *testing.B, q *Queue, rcpt string) {
 	b.ReportMetric(float64(b.N)/d.Seconds(), "msgs/s")
 	b.ReportMetric(float64(q.Ledger.Syncs-syncs)/float64(b.N), "fsyncs/msg")
 	b.ReportMetric(float64(dirs.n.Load())/float64(b.N), "dirsyncs/msg")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/msg")
 }
 
 // countDirSyncs counts the folder fsyncs of a spool.

@@ -171,6 +171,7 @@ func readHeader(path string) []byte {
 	if err != nil {
 		return nil
 	}
+	defer msg.close()
 	r, err := msg.Open()
 	if err != nil {
 		return nil

@@ -175,7 +175,7 @@ func TestCrashAfterDSNSendsNoSecond(t *testing.T) {
 	q := newQueue(t, tg)
 	id := put(t, q, spool.Pickup, "perm@l")
 	path, _, _ := q.S.Claim(spool.Pickup, id+".eml")
-	env, _, _ := readEnvelope(path)
+	env, _ := envelopeOf(path)
 	q.Ledger.Start(id)
 	out := []Outcome{{Rcpt: "perm@l", Text: "550 5.1.1 no", Code: 550, Enhanced: "5.1.1"}}
 	if err := q.bounce(path, id, env, "550", out, false, false); err != nil {

@@ -244,6 +244,7 @@ func (q *Queue) elsewhere(path, id string, env envelope.Envelope, rcpts []string
 	case !ls.known(env.Target):
 		return true, q.unknownTarget(path, id, env, rcpts, at)
 	}
+	at.release()
 	if _, err := q.S.Move(path, spool.Pickup, id); err != nil {
 		return true, q.putBack(path, id, err)
 	}

@@ -295,6 +295,7 @@ func readFile(t *testing.T, path string) (envelope.Envelope, string) {
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
+	defer m.close()
 	r, err := m.Open()
 	if err != nil {
 		t.Fatal(err)

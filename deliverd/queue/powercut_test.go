@@ -40,6 +40,19 @@ func (a *accepting) Send(_ context.Context, j Job) ([]Outcome, error) {
 	}
 	return out, nil
 }
+
+// acceptingBatch is accepting as a Batcher: the queue hands it whole
+// claimed groups, whose D records it writes together (settleGroup).
+type acceptingBatch struct{ *accepting }
+
+func (a acceptingBatch) SendBatch(ctx context.Context, jobs []Job) [][]Outcome {
+	out := make([][]Outcome, len(jobs))
+	for i, j := range jobs {
+		out[i], _ = a.Send(ctx, j)
+	}
+	return out
+}
+
 func (a *accepting) Idle()        {}
 func (a *accepting) Close() error { return nil }
 
@@ -65,6 +78,31 @@ func TestPowerCut(t *testing.T) {
 // the second's, and the Sync at the end), and no fsync of tmp/deliverd
 // after the last removal.
 func checkTrace(t *testing.T, rec *powercut.Recorder) {
+	checkTraceWrites(t, rec, []string{"SS", "D", "D", "S", "D"})
+}
+
+// TestPowerCutBatch is TestPowerCut for a Batcher target: the first
+// group's two D records are written together, before either file is
+// removed, and then made durable by the second group's S fsync.
+func TestPowerCutBatch(t *testing.T) {
+	rec, ids := recordDeliverWith(t, nil, 0, true)
+	checkTraceWrites(t, rec, []string{"SS", "DD", "S", "D"})
+	powerCut(t, rec, ids)
+}
+
+// TestPowerCutBatchCatchesMissingLedgerSync proves the model sees the
+// group's D records: without the ledger's fsyncs a message reaches the
+// target twice uncounted.
+func TestPowerCutBatchCatchesMissingLedgerSync(t *testing.T) {
+	rec, ids := recordDeliverWith(t, func(r *powercut.Recorder) spool.FS { return noLedgerSync{r} }, 0, true)
+	if firstBroken(t, rec, ids) == "" {
+		t.Fatal("without the ledger's fsyncs no crash state broke the promise: the model is blind")
+	}
+}
+
+// checkTraceWrites is checkTrace with the kinds of records each ledger
+// write must hold.
+func checkTraceWrites(t *testing.T, rec *powercut.Recorder, want []string) {
 	t.Helper()
 	var writes []string
 	syncs, removed, lastRemove, lastTmpSync := 0, 0, -1, -1
@@ -80,7 +118,6 @@ func checkTrace(t *testing.T, rec *powercut.Recorder) {
 			lastTmpSync = i
 		}
 	}
-	want := []string{"SS", "D", "D", "S", "D"}
 	if fmt.Sprint(writes) != fmt.Sprint(want) || syncs != 3 || removed != 3 || lastTmpSync > lastRemove {
 		t.Fatalf("ledger writes %v (want %v), ledger fsyncs %d (want 3), removals %d (want 3), tmp/deliverd fsynced after the last: %v",
 			writes, want, syncs, removed, lastTmpSync > lastRemove)
@@ -248,6 +285,12 @@ func recordDeliver(t *testing.T) (*powercut.Recorder, []string) {
 // CompactMin set to compactMin (0: the default).
 func recordDeliverFS(t *testing.T, wrap func(*powercut.Recorder) spool.FS, compactMin int) (*powercut.Recorder, []string) {
 	t.Helper()
+	return recordDeliverWith(t, wrap, compactMin, false)
+}
+
+// recordDeliverWith is recordDeliverFS, with a Batcher target if batch.
+func recordDeliverWith(t *testing.T, wrap func(*powercut.Recorder) spool.FS, compactMin int, batch bool) (*powercut.Recorder, []string) {
+	t.Helper()
 	q := newQueue(t, nil)
 	var ids []string
 	for i := 0; i < 3; i++ {
@@ -269,6 +312,9 @@ func recordDeliverFS(t *testing.T, wrap func(*powercut.Recorder) spool.FS, compa
 	}
 	l.CompactMin = compactMin
 	q.Ledger, q.Target = l, &accepting{rec: rec}
+	if batch {
+		q.Target = acceptingBatch{&accepting{rec: rec}}
+	}
 	q.Cfg.Deliver.Connections = 1
 	q.group = 2 // two claimed groups: the first one's D records ride on the second's S fsync
 	if err := q.Run(context.Background(), true); err != nil {

@@ -309,6 +309,8 @@ func (q *Queue) handle(ctx context.Context, w work) error {
 	if p == nil {
 		return err
 	}
+	// settle releases the file before it moves it; this is for a panic.
+	defer p.at.release()
 	crash.Point("deliverd.started") // its S is durable: the claim wrote it
 	crash.Poison("deliverd.send", p.env.Sender)
 	out, err := q.Target.Send(ctx, p.job)
@@ -327,11 +329,12 @@ type prepared struct {
 	at  attempt
 }
 
-// prepare reads a claimed file and makes its Job. It returns nil when
-// there is nothing to send, the file disposed of already (a copy of a
-// delivered message, an unreadable envelope, no recipient left, another
-// lane's target), with the error that must stop the daemon if any.
-func (q *Queue) prepare(w work) (*prepared, error) {
+// prepare reads a claimed file and makes its Job, whose Msg holds the
+// file open until settle releases it. It returns nil when there is
+// nothing to send, the file disposed of already (a copy of a delivered
+// message, an unreadable envelope, no recipient left, another lane's
+// target), with the error that must stop the daemon if any.
+func (q *Queue) prepare(w work) (p *prepared, err error) {
 	path, id := w.path, w.id
 	start := time.Now()
 	if w.folder == spool.Deferred {
@@ -349,11 +352,17 @@ func (q *Queue) prepare(w work) (*prepared, error) {
 	if err != nil {
 		return nil, q.dispose(path, id, env, nil, nil, "unreadable spool file: "+err.Error(), event.NoEnvelope)
 	}
+	at := attempt{msg: msg, start: start}
+	defer func() {
+		if p == nil {
+			at.release() // not to be sent (or a panic): closed before the file moves
+		}
+	}()
 	rcpts := q.pending(id, env.Receivers)
 	if len(env.Receivers) == 0 {
+		at.release()
 		return nil, q.dispose(path, id, env, nil, nil, "no X-Receiver lines: the file did not pass rewrited", event.NoEnvelope)
 	}
-	at := attempt{size: msg.Size, start: start}
 	if len(rcpts) == 0 {
 		return nil, q.done(path, id, env, at)
 	}
@@ -414,6 +423,7 @@ func (q *Queue) netFailure(id string, rcpts []string, out []Outcome, err error) 
 // left to retry. Permanently failed recipients, and on expiry the
 // temporarily failed ones, get a DSN now.
 func (q *Queue) settle(path, id string, env envelope.Envelope, out []Outcome, at attempt) error {
+	at.release() // what is left to read goes by path (bounce, dispose)
 	var ok []string
 	var temp, perm []Outcome
 	for _, o := range out {
@@ -426,7 +436,7 @@ func (q *Queue) settle(path, id string, env envelope.Envelope, out []Outcome, at
 			perm = append(perm, o)
 		}
 	}
-	if len(temp)+len(perm) == 0 {
+	if delivered(out) {
 		return q.done(path, id, env, at)
 	}
 	if len(ok) > 0 {
@@ -469,6 +479,16 @@ func (q *Queue) settle(path, id string, env envelope.Envelope, out []Outcome, at
 	return q.dispose(path, id, env, nil, rcptsOf(failed), lastErr, ev)
 }
 
+// delivered reports whether every recipient of out took the message.
+func delivered(out []Outcome) bool {
+	for _, o := range out {
+		if !o.OK {
+			return false
+		}
+	}
+	return true
+}
+
 func rcptsOf(l []Outcome) []string {
 	r := make([]string, 0, len(l))
 	for _, o := range l {
@@ -489,17 +509,29 @@ func lastError(l []Outcome, expired bool) string {
 	return s
 }
 
-// attempt is what the Delivered line reports of one delivery: the size of
-// the message (without envelope lines) and when deliverd took the file.
+// attempt is one delivery of a claimed file: its message, held open
+// until the file is settled, whose size (without envelope lines) the
+// Delivered line reports, and when deliverd took the file.
 type attempt struct {
-	size  int64
+	msg   Msg
 	start time.Time
 }
 
+// release closes the claimed file; settle and done do it before they
+// rename or remove the file.
+func (at attempt) release() { at.msg.close() }
+
 func (q *Queue) done(path, id string, env envelope.Envelope, at attempt) error {
+	at.release()
 	if err := q.Ledger.Done(id); err != nil {
 		return q.putBack(path, id, err)
 	}
+	return q.remove(path, id, env, at)
+}
+
+// remove removes a delivered file once its D record is written.
+func (q *Queue) remove(path, id string, env envelope.Envelope, at attempt) error {
+	at.release()
 	crash.Point("deliverd.done")
 	q.settled(id)
 	// The D record is written, durable with the next commit (Done), and
@@ -511,7 +543,7 @@ func (q *Queue) done(path, id string, env envelope.Envelope, at attempt) error {
 		return q.ioError(err, id)
 	}
 	event.Emit(&q.Log, event.Delivered).Str("id", id).Str("from", env.Sender).Strs("to", env.Receivers).Int("attempt", env.Attempts+1).
-		Int64("size", at.size).Float64(event.Elapsed, event.Since(at.start)).Msg("delivered")
+		Int64("size", at.msg.Size).Float64(event.Elapsed, event.Since(at.start)).Msg("delivered")
 	return nil
 }
 

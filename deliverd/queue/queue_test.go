@@ -106,6 +106,7 @@ func read(t *testing.T, q *Queue, folder, id string) (envelope.Envelope, string)
 	if err != nil {
 		t.Fatalf("%s/%s: %v", folder, id, err)
 	}
+	defer msg.close()
 	r, _ := msg.Open()
 	defer r.Close()
 	b := make([]byte, msg.Size)
@@ -210,6 +211,7 @@ func TestRecoverAfterCrashMidDelivery(t *testing.T) {
 	r, _ := msg.Open()
 	maildir.Deliver(filepath.Join(root, "alice"), id, "", r, false, true)
 	r.Close()
+	msg.close()
 	q.Ledger.Start(id)
 	if err := q.Recover(); err != nil {
 		t.Fatal(err)

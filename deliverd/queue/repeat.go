@@ -73,7 +73,7 @@ func (q *Queue) giveUp(path, id string, n int, cause error) error {
 // the loop: if even the move to badmail/ fails, the file returns to
 // pickup/ and its count starts again.
 func (q *Queue) setAside(path, id, reason string, ev event.ID) error {
-	env, _, err := readEnvelope(path)
+	env, err := envelopeOf(path)
 	if err != nil {
 		return q.dispose(path, id, env, nil, nil, reason+"; and unreadable: "+err.Error(), ev)
 	}

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"io"
+	"os"
 
 	"example.org/popspool/shared/spool"
 )
@@ -13,11 +14,32 @@ type Msg struct {
 	Path   string
 	Offset int64
 	Size   int64
+	// f is the claimed file, held open from the read of its envelope
+	// (readEnvelope) until the queue settles it, so that the envelope
+	// and every read of the message come from one version of the file
+	// (docs/design-notes.md, "One descriptor a message"); nil: the
+	// message is opened by Path.
+	f *os.File
 }
 
 // Open returns a reader of the message, streamed from the file (a
-// spool.Section, which the spool's Copy copies in the kernel).
-func (m Msg) Open() (io.ReadCloser, error) { return spool.OpenSection(m.Path, m.Offset, m.Size) }
+// spool.Section, which the spool's Copy copies in the kernel). The
+// readers of one Msg read it one after the other, never at once.
+func (m Msg) Open() (io.ReadCloser, error) {
+	if m.f == nil {
+		return spool.OpenSection(m.Path, m.Offset, m.Size)
+	}
+	return spool.SectionOf(m.f, m.Offset, m.Size)
+}
+
+// close closes the held file, if any; again, it does nothing harmful (the
+// os.File refuses a second close). The queue closes it before it renames
+// or removes the file: Windows does neither to an open file.
+func (m Msg) close() {
+	if m.f != nil {
+		m.f.Close()
+	}
+}
 
 // Outcome is one recipient's result.
 type Outcome struct {

@@ -12,7 +12,7 @@ import (
 // file never passes through user space.
 type Section struct {
 	io.LimitedReader
-	f *os.File
+	f *os.File // closed by Close; nil for a section of a file its caller holds (SectionOf)
 }
 
 // OpenSection opens size bytes of path from offset on, through OpenFile.
@@ -21,12 +21,31 @@ func OpenSection(path string, offset, size int64) (*Section, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+	s, err := SectionOf(f, offset, size)
+	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("seek %s: %w", path, err)
+		return nil, err
 	}
-	return &Section{LimitedReader: io.LimitedReader{R: f, N: size}, f: f}, nil
+	s.f = f
+	return s, nil
 }
 
-// Close closes the file.
-func (s *Section) Close() error { return s.f.Close() }
+// SectionOf is a section of size bytes from offset on of a file the
+// caller holds open and closes itself: it moves f's offset there, and its
+// Close leaves f open. Sections of one file read it one after the other,
+// never at once (each moves the offset they share).
+func SectionOf(f *os.File, offset, size int64) (*Section, error) {
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("seek %s: %w", f.Name(), err)
+	}
+	return &Section{LimitedReader: io.LimitedReader{R: f, N: size}}, nil
+}
+
+// Close closes the file opened by OpenSection; for a SectionOf it does
+// nothing.
+func (s *Section) Close() error {
+	if s.f == nil {
+		return nil
+	}
+	return s.f.Close()
+}

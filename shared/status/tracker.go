@@ -57,10 +57,13 @@ func (t *Tracker) Observe(p []byte) zerolog.Level {
 			continue
 		}
 		var l line
-		// A field of an unexpected type spoils only that field.
-		var typeErr *json.UnmarshalTypeError
-		if err := json.Unmarshal(raw, &l); err != nil && !errors.As(err, &typeErr) {
-			continue
+		if !scanLine(raw, &l) {
+			l = line{}
+			// A field of an unexpected type spoils only that field.
+			var typeErr *json.UnmarshalTypeError
+			if err := json.Unmarshal(raw, &l); err != nil && !errors.As(err, &typeErr) {
+				continue
+			}
 		}
 		lvl = parseLevel(l.Level)
 		if l.Event != 0 {
