@@ -113,11 +113,11 @@ func (u *unstuffer) firstDot(win []byte) int {
 }
 
 // nextDot returns the index of the first dot at or after from that
-// follows a CRLF in win, or -1. It looks for dots, not for CRLFs: the
+// follows a CRLF in win, or -1. It looks for dots, not for line ends: the
 // bulk of a large message (base64) has none, so the search is one pass
-// over the window, where a search for CRLF stops at every line. After a
-// few dots inside lines (text) it looks for CRLF "." instead, which then
-// stops once a line rather than at every full stop.
+// over the window, where a search for line ends stops at every line.
+// After a few dots inside lines (text) it looks at each line start
+// instead, which then stops once a line rather than at every full stop.
 func nextDot(win []byte, from int) int {
 	for range dotsInLines {
 		i := bytes.IndexByte(win[from:], '.')
@@ -130,17 +130,28 @@ func nextDot(win []byte, from int) int {
 		}
 		from = at + 1
 	}
-	if i := bytes.Index(win[from:], crlfDot); i >= 0 {
-		return from + i + 2
-	}
-	return -1
+	return nextLineDot(win, from)
 }
 
 // dotsInLines is how many dots inside lines nextDot passes over before it
-// searches for CRLF "." instead.
+// looks at line starts instead.
 const dotsInLines = 8
 
-var crlfDot = []byte("\r\n.")
+// nextLineDot is nextDot by line ends: the first LF at or after from
+// that follows a CR and is followed by a dot.
+func nextLineDot(win []byte, from int) int {
+	for {
+		i := bytes.IndexByte(win[from:], '\n')
+		if i < 0 {
+			return -1
+		}
+		at := from + i + 1
+		if at >= 2 && at < len(win) && win[at] == '.' && win[at-2] == '\r' {
+			return at
+		}
+		from = at
+	}
+}
 
 func (u *unstuffer) write(p []byte) {
 	if u.werr != nil || len(p) == 0 {
