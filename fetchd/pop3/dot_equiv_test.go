@@ -312,3 +312,15 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n += n
 	return n, err
 }
+
+// FuzzCopyDotSameAsLineByLine compares the two unstuffers on any wire
+// octets, buffer size and way of reading.
+func FuzzCopyDotSameAsLineByLine(f *testing.F) {
+	for _, s := range []string{"", ".\r\n", "a\r\n..\r\n.\r\n+OK\r\n", "aaaaaaaaaaaaaaa\r\n.\r\n", "\r\n.\n.\r\n", string(nastyMessage()[:120])} {
+		f.Add([]byte(s), uint8(0), uint8(0))
+	}
+	readers := []func([]byte) io.Reader{whole, oneByte, halfData}
+	f.Fuzz(func(t *testing.T, wire []byte, size, how uint8) {
+		sameAsRef(t, "fuzz", wire, readers[int(how)%len(readers)], 16+int(size)%64, -1)
+	})
+}
