@@ -330,11 +330,11 @@ func (c *Client) setDeadline() error {
 }
 
 // extendRead moves the read deadline forward while a message body
-// flows. It is called after every piece read (each line), so it moves
-// the deadline only once it has come within Timeout of now, to now plus
-// Timeout plus a slack: a stall still has at least Timeout, at most
-// Timeout plus the slack, and a message costs a few deadline (timer)
-// changes instead of one a line.
+// flows. It is called after every window copyDot handles (at most a
+// buffer's worth), so it moves the deadline only once it has come within
+// Timeout of now, to now plus Timeout plus a slack: a stall still has at
+// least Timeout, at most Timeout plus the slack, and a message costs a
+// few deadline (timer) changes instead of one a window.
 func (c *Client) extendRead() {
 	now := time.Now()
 	if c.readBy.Sub(now) >= c.opt.Timeout {

@@ -2,6 +2,7 @@ package pop3
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -18,42 +19,153 @@ import (
 // passes through unchanged. This is why net/textproto's DotReader is not
 // used: it rewrites CRLF to LF and also ends at ".\n".
 //
-// Memory stays at r's buffer size: lines longer than the buffer are copied
-// in pieces. tick is called after every piece read (to extend the read
-// deadline while data flows).
+// The body is handled a window at a time (see window): whatever r holds
+// through its last LF, written to w in spans between the stuffed dots, so
+// a message costs a few Writes per buffer, not one per line. Memory stays
+// at r's buffer size: lines longer than the buffer are copied in pieces.
+// tick is called after every window (to extend the read deadline while
+// data flows).
 //
 // If w fails, the rest of the body is still read and discarded so that the
 // session stays usable; the write error is returned as werr. A read error
 // (including EOF before the terminator) is returned as rerr and means the
-// session is lost.
+// session is lost; the octets of the line it cut short are not written.
 func copyDot(r *bufio.Reader, w io.Writer, tick func()) (n int64, werr, rerr error) {
-	lineStart, prev := true, byte(0)
+	u := unstuffer{w: w, lineStart: true}
 	for {
-		chunk, err := r.ReadSlice('\n')
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			return n, werr, bodyReadErr(err)
+		win, err := window(r)
+		if err != nil {
+			return u.n, u.werr, bodyReadErr(err)
 		}
 		tick()
-		out := chunk
-		if lineStart && chunk[0] == '.' {
-			if string(chunk) == ".\r\n" {
-				return n, werr, nil
-			}
-			out = chunk[1:]
+		used, done := u.unstuff(win)
+		r.Discard(used) // buffered: cannot fail
+		if done {
+			return u.n, u.werr, nil
 		}
-		if werr == nil {
-			m, err := w.Write(out)
-			n += int64(m)
-			werr = shortWrite(m, len(out), err)
-		}
-		lineStart, prev = nextLineStart(chunk, prev)
 	}
+}
+
+// window returns the next run of r's buffered octets that can be
+// unstuffed whole: through the last LF buffered, or the whole buffer if it
+// holds no LF (a piece of a line longer than the buffer). It reads from the
+// connection only when neither is there; a line not yet ended stays
+// buffered until its LF arrives, so a terminator is never split between
+// two windows. The octets stay in r until discarded.
+func window(r *bufio.Reader) ([]byte, error) {
+	need := 1
+	for {
+		if _, err := r.Peek(need); err != nil {
+			return nil, err
+		}
+		buf, _ := r.Peek(r.Buffered())
+		if i := bytes.LastIndexByte(buf, '\n'); i >= 0 {
+			return buf[:i+1], nil
+		}
+		if len(buf) == r.Size() {
+			return buf, nil
+		}
+		need = len(buf) + 1
+	}
+}
+
+// unstuffer is copyDot's state between windows.
+type unstuffer struct {
+	w         io.Writer
+	n         int64 // octets written
+	werr      error // w failed: the rest is read, not written
+	lineStart bool  // the next octet starts a line
+	prev      byte  // the last octet of the previous window
+}
+
+// terminator ends a multi-line response at a line start (RFC 1939 §3).
+var terminator = []byte(".\r\n")
+
+// unstuff writes window win without its stuffed dots and says how much of
+// it was used: all of it, or, when done, up to and including the
+// terminator (what follows belongs to the next reply).
+func (u *unstuffer) unstuff(win []byte) (used int, done bool) {
+	from := 0
+	for at := u.firstDot(win); at >= 0; at = nextDot(win, at+1) {
+		u.write(win[from:at])
+		if bytes.HasPrefix(win[at:], terminator) {
+			return at + len(terminator), true
+		}
+		from = at + 1
+	}
+	u.write(win[from:])
+	u.lineStart, u.prev = nextLineStart(win, u.prev)
+	return len(win), false
+}
+
+// firstDot returns the index of the first line start in win holding a
+// dot, or -1. A window starts a line if the previous one ended in CRLF;
+// if the previous one ended in CR (the buffer filled there) and win
+// starts with LF, its second octet starts a line.
+func (u *unstuffer) firstDot(win []byte) int {
+	switch {
+	case u.lineStart && win[0] == '.':
+		return 0
+	case u.prev == '\r' && win[0] == '\n' && len(win) > 1 && win[1] == '.':
+		return 1
+	}
+	return nextDot(win, 0)
+}
+
+// nextDot returns the index of the first dot at or after from that
+// follows a CRLF in win, or -1. It looks for dots, not for line ends: the
+// bulk of a large message (base64) has none, so the search is one pass
+// over the window, where a search for line ends stops at every line.
+// After a few dots inside lines (text) it looks at each line start
+// instead, which then stops once a line rather than at every full stop.
+func nextDot(win []byte, from int) int {
+	for range dotsInLines {
+		i := bytes.IndexByte(win[from:], '.')
+		if i < 0 {
+			return -1
+		}
+		at := from + i
+		if at >= 2 && win[at-2] == '\r' && win[at-1] == '\n' {
+			return at
+		}
+		from = at + 1
+	}
+	return nextLineDot(win, from)
+}
+
+// dotsInLines is how many dots inside lines nextDot passes over before it
+// looks at line starts instead.
+const dotsInLines = 8
+
+// nextLineDot is nextDot by line ends: the first LF at or after from
+// that follows a CR and is followed by a dot.
+func nextLineDot(win []byte, from int) int {
+	for {
+		i := bytes.IndexByte(win[from:], '\n')
+		if i < 0 {
+			return -1
+		}
+		at := from + i + 1
+		if at >= 2 && at < len(win) && win[at] == '.' && win[at-2] == '\r' {
+			return at
+		}
+		from = at
+	}
+}
+
+func (u *unstuffer) write(p []byte) {
+	if u.werr != nil || len(p) == 0 {
+		return
+	}
+	m, err := u.w.Write(p)
+	u.n += int64(m)
+	u.werr = shortWrite(m, len(p), err)
 }
 
 // nextLineStart reports whether the octet after chunk starts a line, given
 // prev, the octet before chunk. A chunk ends either at LF or where the
 // buffer filled up, so a CRLF split between two chunks arrives as "...\r"
-// followed by a chunk that is exactly "\n".
+// followed by a chunk that starts with "\n".
 func nextLineStart(chunk []byte, prev byte) (bool, byte) {
 	last := chunk[len(chunk)-1]
 	if last != '\n' {
