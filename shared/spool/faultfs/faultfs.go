@@ -112,29 +112,20 @@ func (fs *FS) fail(kind, path string) bool {
 }
 
 // Create makes the file, or fails with the fault.
-func (fs *FS) Create(p string) (*os.File, error) {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	if fs.fail(Create, p) {
-		return nil, &os.PathError{Op: "open", Path: p, Err: fs.Fault.Err}
-	}
-	f, err := fs.OS.Create(p)
-	if err == nil {
-		fs.durable[f] = 0
-		fs.byName[p] = f
-	}
-	return f, err
-}
+func (fs *FS) Create(p string) (*os.File, error) { return fs.openPart(p, fs.OS.Create) }
 
 // Reuse opens a spare to write over, or fails with the fault of Create
 // (it is how a part is made); nothing it holds counts as durable.
-func (fs *FS) Reuse(p string) (*os.File, error) {
+func (fs *FS) Reuse(p string) (*os.File, error) { return fs.openPart(p, fs.OS.Reuse) }
+
+// openPart opens a part with open, or fails with the fault of Create.
+func (fs *FS) openPart(p string, open func(string) (*os.File, error)) (*os.File, error) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if fs.fail(Create, p) {
 		return nil, &os.PathError{Op: "open", Path: p, Err: fs.Fault.Err}
 	}
-	f, err := fs.OS.Reuse(p)
+	f, err := open(p)
 	if err == nil {
 		fs.durable[f] = 0
 		fs.byName[p] = f
