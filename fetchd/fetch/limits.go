@@ -21,18 +21,28 @@ func (s *session) wants(m message) bool {
 	if l.reached {
 		return false
 	}
-	overCount := s.a.MaxMessages > 0 && l.messages >= s.a.MaxMessages
-	overBytes := s.a.MaxBytes > 0 && l.messages > 0 && l.bytes+m.size > int64(s.a.MaxBytes)
-	if overCount || overBytes {
+	if !s.fitsIn(l, m) {
 		l.reached = true
 		event.Emit(&s.f.Log, event.PollLimit).Str("account", s.a.Name).Int("taken", l.messages).Int64("taken_bytes", l.bytes).
 			Int("max_messages", s.a.MaxMessages).Int64("max_bytes", int64(s.a.MaxBytes)).
 			Msg("this poll stopped at the account's limit; the other messages stay on the server for the next polls")
 		return false
 	}
+	l.count(m)
+	return true
+}
+
+// fitsIn reports whether message m would fit in limit l, counting
+// nothing (sendAhead asks it of a copy, ahead of the loop).
+func (s *session) fitsIn(l *pollLimit, m message) bool {
+	overCount := s.a.MaxMessages > 0 && l.messages >= s.a.MaxMessages
+	overBytes := s.a.MaxBytes > 0 && l.messages > 0 && l.bytes+m.size > int64(s.a.MaxBytes)
+	return !l.reached && !overCount && !overBytes
+}
+
+func (l *pollLimit) count(m message) {
 	l.messages++
 	l.bytes += m.size
-	return true
 }
 
 // needsDownload reports whether one(m) would download m, as opposed to

@@ -37,12 +37,15 @@ type session struct {
 	pending  []sealed      // written and recorded, not yet moved and DELE'd
 	group    *spool.Group  // the pending downloads' data, durable at flush
 	out      *bufio.Writer // the download's buffer, reused from one to the next
-	dele     []int
-	listed   []message   // nil until the listing succeeded
-	release  bool        // retrieve-now: try the messages set aside once more
-	partial  bool        // the listing was cut at max_listing: the journal keeps what it did not see
-	limit    pollLimit   // max_messages, max_bytes: limits.go
-	stopping atomic.Bool // fetchd is stopping and cut the session: no failure is the message's
+	dele     []int         // messages fetched before, deleted again before QUIT
+	fetched  []int         // messages fetched and durable, deleted before QUIT
+	listed   []message     // nil until the listing succeeded
+	queue    []message     // what the session handles, in order, and
+	at       int           // the index of the one in hand
+	release  bool          // retrieve-now: try the messages set aside once more
+	partial  bool          // the listing was cut at max_listing: the journal keeps what it did not see
+	limit    pollLimit     // max_messages, max_bytes: limits.go
+	stopping atomic.Bool   // fetchd is stopping and cut the session: no failure is the message's
 	stats    Stats
 	// forceRefresh asks built-in OAuth for a new access token (one retry
 	// of a refused login); tokenFresh says the one in hand is new.
@@ -104,29 +107,31 @@ func (s *session) run(stop context.Context) error {
 		return err
 	}
 	s.listed = msgs
-	for _, m := range s.order(msgs) {
-		if stop.Err() != nil {
-			break
+	s.queue = s.order(msgs)
+	for i, m := range s.queue {
+		s.at = i
+		if stop.Err() != nil && !s.c.Ahead(m.num) {
+			break // the message in flight, if any, is the one in hand
 		}
 		if s.needsDownload(m) && !s.wants(m) {
 			continue // on the server for the next poll; known ones are still deleted
 		}
-		if err := s.one(m); err != nil {
-			// What is durable moves on; nothing more is deleted, and the
-			// session ends without QUIT, so no DELE of it takes effect.
-			if ferr := s.flush(false); kindOf(ferr) == failFatal {
+		if err := s.one(stop, m); err != nil {
+			// What is durable moves on; nothing is deleted: the session
+			// ends without QUIT.
+			if ferr := s.flush(); kindOf(ferr) == failFatal {
 				return ferr
 			}
 			return err
 		}
 	}
-	if err := s.flush(true); err != nil {
+	if err := s.flush(); err != nil {
 		if kindOf(err) != failFatal {
-			s.flush(false) // what a full disk left recorded moves on
+			s.flush() // what a full disk left recorded moves on
 		}
 		return err
 	}
-	if err := s.deleteOld(); err != nil {
+	if err := s.deleteAll(); err != nil {
 		return classify(s.protocolError(err), failOther)
 	}
 	if err := s.c.Quit(); err != nil {
@@ -163,7 +168,7 @@ func (s *session) protocolError(err error) error {
 // one handles one listed message: known ones are only deleted (again);
 // new ones are downloaded, sealed and recorded; one over max_size is left
 // on the server (and, with oversize = "headers", its header stored).
-func (s *session) one(m message) error {
+func (s *session) one(stop context.Context, m message) error {
 	rec, known := s.j.seen[m.uidl]
 	if known && rec.stub && !s.tooBig(m) {
 		known = false // only its header was stored, and max_size has grown: fetch it whole
@@ -177,7 +182,7 @@ func (s *session) one(m message) error {
 	case s.tooBig(m):
 		return s.oversize(m)
 	}
-	id, err := s.download(m)
+	id, err := s.download(stop, m)
 	var me *msgError
 	if errors.As(err, &me) {
 		return s.failed(m, me)
@@ -202,7 +207,7 @@ func (s *session) record(m message, id string, stub bool) error {
 	}
 	s.pending = append(s.pending, sealed{path: partPath(s.f.S, id), id: id, uidl: m.uidl, num: m.num, stub: stub})
 	if len(s.pending) >= batchSize {
-		return s.flush(true)
+		return s.flush()
 	}
 	return nil
 }
@@ -236,7 +241,7 @@ func uidlHash(u string) string {
 // download streams RETR into tmp/fetchd/<id>.part after the trace header
 // lines, and closes it in the session's group: flush makes the data of
 // the batch durable together.
-func (s *session) download(m message) (string, error) {
+func (s *session) download(stop context.Context, m message) (string, error) {
 	start := time.Now()
 	id := spool.NewID()
 	p, err := s.group.Create(id)
@@ -248,6 +253,9 @@ func (s *session) download(m message) (string, error) {
 	g := &guard{w: w, left: s.downloadLimit(m), cut: func() { s.c.Close() }}
 	var n int64
 	err = s.within(s.retrBudget(m), fmt.Sprintf("RETR %d", m.num), func() (err error) {
+		if err := s.sendAhead(stop, m); err != nil {
+			return err
+		}
 		n, err = s.c.Retr(m.num, g)
 		return err
 	})
@@ -336,10 +344,10 @@ func (s *session) spoolError(err error) error {
 }
 
 // flush makes the pending messages durable (one data sync for the batch,
-// one journal fsync), moves them into incoming/ (one fsync per folder)
-// and then, if dele, deletes them on the server: durable before
-// irreversible.
-func (s *session) flush(dele bool) error {
+// one journal fsync) and moves them into incoming/ (one fsync per
+// folder); only then are they listed for deletion, which deleteAll sends
+// before QUIT: durable before irreversible.
+func (s *session) flush() error {
 	if len(s.pending) == 0 {
 		s.group.Release()
 		return nil
@@ -353,7 +361,7 @@ func (s *session) flush(dele bool) error {
 	}
 	crash.Point("fetchd.journaled")
 	b := s.f.S.NewBatch()
-	var nums []int
+	nums := s.fetched
 	for _, p := range s.pending {
 		if _, err := b.Move(p.path, spool.Incoming, p.id); err != nil {
 			// Still in tmp/ with a record: moved on by recovery at start,
@@ -369,14 +377,9 @@ func (s *session) flush(dele bool) error {
 		event.Emit(&s.f.Log, event.DirSyncFailed).Str("account", s.a.Name).Err(err).Msg("fetchd stops so recovery runs at start")
 		return classify(err, failFatal)
 	}
-	if !dele || s.a.Keep || len(nums) == 0 {
-		return nil
+	if !s.a.Keep {
+		s.fetched = nums
 	}
-	if err := s.c.DeleMany(nums); err != nil {
-		return classify(s.protocolError(fmt.Errorf("DELE: %w", err)), failOther)
-	}
-	crash.Point("fetchd.deleted") // marked on the server, not yet gone: QUIT commits
-	s.stats.Deleted += len(nums)
 	return nil
 }
 
@@ -433,17 +436,24 @@ func (s *session) dropUnrecorded(err error) error {
 	return classify(s.spoolError(err), failOther)
 }
 
-// deleteOld deletes messages fetched in an earlier session that the server
-// still lists (the earlier session was cut before QUIT, RFC 1939 §6).
-func (s *session) deleteOld() error {
-	if len(s.dele) == 0 {
+// deleteAll marks for deletion, in one pipelined round before QUIT, the
+// messages this session made durable and those fetched in an earlier
+// session that the server still lists (that session was cut before
+// QUIT, RFC 1939 §6). DELE takes effect only at QUIT, so sending them
+// all at the end deletes exactly what sending them batch by batch would,
+// and leaves the connection to the RETRs meanwhile.
+func (s *session) deleteAll() error {
+	if len(s.dele)+len(s.fetched) == 0 {
 		return nil
 	}
-	if err := s.c.DeleMany(s.dele); err != nil {
+	if err := s.c.DeleMany(append(s.dele, s.fetched...)); err != nil {
 		return fmt.Errorf("DELE: %w", err)
 	}
-	s.stats.Deleted += len(s.dele)
-	event.Emit(&s.f.Log, event.Redeleted).Str("account", s.a.Name).Int("count", len(s.dele)).Msg("deleted messages fetched before")
+	crash.Point("fetchd.deleted") // marked on the server, not yet gone: QUIT commits
+	s.stats.Deleted += len(s.dele) + len(s.fetched)
+	if len(s.dele) > 0 {
+		event.Emit(&s.f.Log, event.Redeleted).Str("account", s.a.Name).Int("count", len(s.dele)).Msg("deleted messages fetched before")
+	}
 	return nil
 }
 

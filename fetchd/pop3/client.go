@@ -91,6 +91,7 @@ type Client struct {
 	closed   bool
 	beat     *liveness.Loop // the work loop of ctx, marked at each command and piece read
 	readBy   time.Time      // the read deadline last set
+	ahead    []int          // RETRs sent ahead (Prefetch), replies not yet read, in order
 }
 
 // bufSize is the read buffer; it is also the piece size in which very long
@@ -238,7 +239,17 @@ func (c *Client) cmdSecret(line, name, shown string) (string, error) {
 	return c.readStatus(name)
 }
 
+// usable says whether command name may be sent now: the session is
+// alive and no reply to a RETR sent ahead is still to be read.
 func (c *Client) usable(name string) error {
+	if err := c.alive(name); err != nil {
+		return err
+	}
+	return c.inOrder(name)
+}
+
+// alive says whether the session can still carry commands.
+func (c *Client) alive(name string) error {
 	if c.closed {
 		return fmt.Errorf("pop3 %s: %w", name, ErrClosed)
 	}

@@ -192,9 +192,10 @@ func bodyReadErr(err error) error {
 	return err
 }
 
-// body sends cmd and streams its multi-line reply (RETR, TOP) into w.
-func (c *Client) body(cmd string, w io.Writer) (int64, error) {
-	if _, err := c.cmd(cmd); err != nil {
+// body sends cmd, unless it was sent ahead (Prefetch), and streams its
+// multi-line reply (RETR, TOP) into w.
+func (c *Client) body(cmd string, sent bool, w io.Writer) (int64, error) {
+	if err := c.begin(cmd, sent); err != nil {
 		return 0, err
 	}
 	n, werr, rerr := copyDot(c.r, w, c.extendRead)
@@ -208,6 +209,23 @@ func (c *Client) body(cmd string, w io.Writer) (int64, error) {
 		return n, fmt.Errorf("pop3 %s: write message after %d octets (rest discarded, session still usable): %w", cmd, n, werr)
 	}
 	return n, nil
+}
+
+// begin reads the status line of cmd, sending cmd first unless it was
+// sent ahead.
+func (c *Client) begin(cmd string, sent bool) error {
+	if !sent {
+		_, err := c.cmd(cmd)
+		return err
+	}
+	if err := c.alive(cmd); err != nil {
+		return err
+	}
+	if err := c.setDeadline(); err != nil {
+		return c.fatal(cmd, err)
+	}
+	_, err := c.readStatus(cmd)
+	return err
 }
 
 // readListing reads the lines of a multi-line reply whose +OK line has
@@ -249,12 +267,13 @@ func (c *Client) readListing(cmd string, maxLines int, fn func(no int, line []by
 // A failure of w does not break the session (the rest of the message is read
 // and discarded); an -ERR reply is an *Error; any read error or an early EOF
 // is an error and leaves the Client unusable. A nil error means the whole
-// message up to the terminator was received and written.
+// message up to the terminator was received and written. If RETR n was
+// sent ahead (Prefetch), its reply is read without sending it again.
 func (c *Client) Retr(n int, w io.Writer) (int64, error) {
 	if err := checkNum("RETR", n); err != nil {
 		return 0, err
 	}
-	return c.body(fmt.Sprintf("RETR %d", n), w)
+	return c.body(fmt.Sprintf("RETR %d", n), c.takeAhead(n), w)
 }
 
 // Top streams the header and the first lines lines of the body of message n
@@ -266,7 +285,7 @@ func (c *Client) Top(n, lines int, w io.Writer) (int64, error) {
 	if lines < 0 {
 		return 0, fmt.Errorf("pop3 TOP %d: negative line count %d", n, lines)
 	}
-	return c.body(fmt.Sprintf("TOP %d %d", n, lines), w)
+	return c.body(fmt.Sprintf("TOP %d %d", n, lines), false, w)
 }
 
 func checkNum(cmd string, n int) error {
