@@ -13,10 +13,10 @@ import (
 const aheadMax = 1 << 20
 
 // sendAhead sends RETR for the message in hand, unless it is in flight
-// already, and for the next messages the session will download, so that
-// the server sends them while this one is written to disk and while a
-// batch is made durable (pop3.Client.Prefetch: only with PIPELINING, at
-// most its window; else Retr sends its own). A message is sent ahead
+// already, and for the next message the session will download, so that
+// the server sends it while this one is written to disk
+// (pop3.Client.Prefetch: only with PIPELINING, and one ahead, MaxAhead;
+// else Retr sends its own). A message is sent ahead
 // only when nothing can come between: no other command comes before it
 // (messages in between are only deleted again, which needs no command
 // until the end), it fits the poll's limits with those before it, it is
@@ -51,7 +51,7 @@ func (s *session) nextDownloads() []message {
 	l := s.limit
 	for _, m := range s.queue[s.at+1:] {
 		switch {
-		case len(out) == pop3.MaxAhead || s.tooBig(m):
+		case len(out) == pop3.MaxAhead-1 || s.tooBig(m): // the one in hand takes a place
 			return out
 		case !s.needsDownload(m):
 			continue

@@ -56,7 +56,8 @@ func fakeMessages(n int) []fakeMsg {
 
 // TestRetrSentAhead: with PIPELINING each RETR after the first goes out
 // before the reply to the one before it has been read (the transcript
-// shows "C RETR k+1" before "[RETR k body]"), across batch boundaries
+// shows "C RETR k+1" before "[RETR k body]"), but not sooner (RETR k+2
+// after it), across batch boundaries
 // (40 messages, batches of 32), and the DELEs of the whole session go
 // out after the last message, before QUIT: all 40 land once and are
 // deleted.
@@ -81,6 +82,11 @@ func TestRetrSentAhead(t *testing.T) {
 		sent, read := at(fmt.Sprintf("C RETR %d", k+1)), at(fmt.Sprintf("S [RETR %d body", k))
 		if sent < 0 || read < 0 || sent > read {
 			t.Fatalf("RETR %d at line %d, RETR %d's body read at line %d: want it sent ahead\n%s", k+1, sent, k, read, strings.Join(lines, "\n"))
+		}
+		// Only one ahead: RETR k+2 waits until message k is read whole,
+		// so a reset after a cut cannot cost an earlier, innocent message.
+		if later := at(fmt.Sprintf("C RETR %d", k+2)); k+2 <= n && later < read {
+			t.Fatalf("RETR %d at line %d, before RETR %d's body was read (line %d)", k+2, later, k, read)
 		}
 	}
 	if first, last := at("C DELE"), at(fmt.Sprintf("S [RETR %d body", n)); first < last {
@@ -173,4 +179,64 @@ func TestOversizeBetweenDownloads(t *testing.T) {
 	if left := p.left(); !slices.Equal(left, []string{"u1"}) {
 		t.Fatalf("server left %v, want the big one", left)
 	}
+}
+
+// TestAccountWithoutPipelining: pipelining = false on the account (for a
+// server that offers PIPELINING and mishandles it) sends each RETR only
+// after the reply to the one before it has been read.
+func TestAccountWithoutPipelining(t *testing.T) {
+	r, p := newFakeRig(t, fakeMessages(4)...)
+	off := false
+	r.cfg.Account[0].Pipelining = &off
+	log, err := event.NewLogger(r.log, "fetchd", "trace", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.f.Log = log
+	if st, err := r.poll(t); err != nil || st.Fetched != 4 || len(p.left()) != 0 {
+		t.Fatalf("poll %+v %v, server left %v", st, err, p.left())
+	}
+	lines := transcriptLines(t, r.log.String())
+	at := func(prefix string) int {
+		return slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, prefix) })
+	}
+	for k := 1; k < 4; k++ {
+		if sent, read := at(fmt.Sprintf("C RETR %d", k+1)), at(fmt.Sprintf("S [RETR %d body", k)); sent < read {
+			t.Fatalf("RETR %d at line %d before RETR %d's body (line %d) with pipelining = false", k+1, sent, k, read)
+		}
+	}
+}
+
+// TestStopWithKnownBetweenRetrs: a stop asked while a RETR is in flight
+// past a message fetched before (kept on the server, so known) still
+// finishes that RETR and ends with QUIT: the known message in between
+// does not end the loop with a reply unread.
+func TestStopWithKnownBetweenRetrs(t *testing.T) {
+	a, b := fakeMessage("a", "kept one"), fakeMessage("b", "kept two")
+	r, p := newFakeRig(t, a, b)
+	r.cfg.Account[0].Keep = true
+	if st, err := r.poll(t); err != nil || st.Fetched != 2 {
+		t.Fatalf("first poll %+v %v", st, err)
+	}
+	c, d := fakeMessage("c", "new one"), fakeMessage("d", "new two")
+	r.want["c"], r.want["d"] = stuffless(c.data), stuffless(d.data)
+	p.mu.Lock()
+	p.msgs = []fakeMsg{c, a, d, b} // known ones between the new ones
+	p.mu.Unlock()
+	stop, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var cmds commandLog
+	p.hook = cmds.hook(func(cmd string) {
+		if cmd == "RETR 3" { // sent ahead while RETR 1 is in hand
+			cancel()
+		}
+	})
+	st, err := r.f.Poll(stop, &r.cfg.Account[0])
+	if err != nil || st.Fetched != 2 {
+		t.Fatalf("poll %+v %v; want c and d fetched, no error", st, err)
+	}
+	if got := cmds.verbs("RETR", "QUIT"); !slices.Equal(got, []string{"RETR 1", "RETR 3", "QUIT"}) {
+		t.Fatalf("commands %v, want RETR 1, RETR 3, QUIT", got)
+	}
+	r.checkFake(t)
 }

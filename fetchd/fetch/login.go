@@ -29,7 +29,7 @@ func (s *session) connect() error {
 		event.Emit(&s.f.Log, event.TLSFailed).Str("account", a.Name).Err(err).Msg("check ca_file")
 		return classify(err, failOther)
 	}
-	opts.NoPipelining = s.f.noPipelining
+	opts.NoPipelining = s.f.noPipelining || !a.Pipelines()
 	opts.Trace = transcript(&s.f.Log, a)
 	ctx, cut := context.WithCancelCause(context.Background())
 	c, err := pop3.Dial(ctx, a.Server, opts)

@@ -110,8 +110,8 @@ func (s *session) run(stop context.Context) error {
 	s.queue = s.order(msgs)
 	for i, m := range s.queue {
 		s.at = i
-		if stop.Err() != nil && !s.c.Ahead(m.num) {
-			break // the message in flight, if any, is the one in hand
+		if stop.Err() != nil && s.c.InFlight() == 0 {
+			break // the RETRs in flight, if any, are finished first
 		}
 		if s.needsDownload(m) && !s.wants(m) {
 			continue // on the server for the next poll; known ones are still deleted

@@ -6,11 +6,15 @@ import (
 )
 
 // MaxAhead is how many RETRs may be in flight before their replies are
-// read. A few keep the server sending while the client writes the
-// message in hand and makes a batch durable (the replies wait in the
-// socket buffers); RFC 2449 §6.6 asks pipelining clients not to fill
-// the TCP window, which a few commands of a dozen octets cannot.
-const MaxAhead = 8
+// read: the message being read and the next one. More would hide more
+// of a batch's sync, but would blame the wrong message for a cut: a
+// server that drops the connection with commands unread sends a TCP
+// reset, which discards what the client has received and not yet read.
+// With one ahead, the next RETR goes out only once the message before
+// the one in hand has been read whole, so a reset can only cost the
+// message in hand or the next, the one the server was sending when it
+// cut (docs/design-notes.md, "RETRs sent ahead").
+const MaxAhead = 2
 
 // Prefetch sends RETR n now, without reading its reply, so that the
 // server sends message n while the client still reads (and writes to
@@ -64,6 +68,9 @@ func (c *Client) Ahead(n int) bool {
 	}
 	return false
 }
+
+// InFlight is how many RETRs are in flight (Prefetch), not yet read.
+func (c *Client) InFlight() int { return len(c.ahead) }
 
 // inOrder refuses a command while RETRs are in flight: its reply would
 // be read as theirs. Only Retr of the first one in flight may go on.

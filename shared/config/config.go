@@ -77,10 +77,18 @@ type Account struct {
 	MaxBytes    Size `toml:"max_bytes"`
 	// Target names the [target.NAME] table this account's mail is
 	// delivered to; "" is [deliver]'s target (DefaultTarget).
-	Target       string `toml:"target"`
-	FetchOptions        // auth, token_file, token_command, oversize: fetch.go
-	Routing             // deliver_to, or multi-drop: routing.go
+	Target string `toml:"target"`
+	// Pipelining = false makes fetchd send one command at a time, for a
+	// server that offers PIPELINING (RFC 2449 §6.6) and mishandles it;
+	// by default RETRs are sent ahead and DELEs together whenever it is
+	// offered.
+	Pipelining   *bool `toml:"pipelining"`
+	FetchOptions       // auth, token_file, token_command, oversize: fetch.go
+	Routing            // deliver_to, or multi-drop: routing.go
 }
+
+// Pipelines reports whether fetchd pipelines where the server offers it.
+func (a *Account) Pipelines() bool { return a.Pipelining == nil || *a.Pipelining }
 
 // Fetch configures fetchd as a whole (the [fetch] table).
 type Fetch struct {

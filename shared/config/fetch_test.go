@@ -98,3 +98,24 @@ func TestFetchSessionsAndPollLimits(t *testing.T) {
 		}
 	}
 }
+
+func TestAccountPipelining(t *testing.T) {
+	c, err := Load(write(t, good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Account[0].Pipelines() {
+		t.Fatal("an account without a pipelining line does not pipeline")
+	}
+	c, err = Load(write(t, strings.Replace(good, `max_size = "10MB"`, "max_size = \"10MB\"\npipelining = false", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Account[0].Pipelines() {
+		t.Fatal("pipelining = false is not read")
+	}
+	_, err = Load(write(t, strings.Replace(good, `max_size = "10MB"`, "max_size = \"10MB\"\npipelining = \"no\"", 1)))
+	if err == nil || !strings.Contains(err.Error(), "line 13") || !strings.Contains(err.Error(), "account.pipelining") {
+		t.Fatalf("pipelining = \"no\": got %v", err)
+	}
+}
