@@ -46,6 +46,11 @@ func (l *commandLog) verbs(prefixes ...string) []string {
 	return out
 }
 
+// lineAt is the index of the first of lines that starts with prefix, or -1.
+func lineAt(lines []string, prefix string) int {
+	return slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, prefix) })
+}
+
 func fakeMessages(n int) []fakeMsg {
 	var msgs []fakeMsg
 	for i := range n {
@@ -75,9 +80,7 @@ func TestRetrSentAhead(t *testing.T) {
 	}
 	r.checkFake(t)
 	lines := transcriptLines(t, r.log.String())
-	at := func(prefix string) int {
-		return slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, prefix) })
-	}
+	at := func(prefix string) int { return lineAt(lines, prefix) }
 	for k := 1; k < n; k++ {
 		sent, read := at(fmt.Sprintf("C RETR %d", k+1)), at(fmt.Sprintf("S [RETR %d body", k))
 		if sent < 0 || read < 0 || sent > read {
@@ -197,9 +200,7 @@ func TestAccountWithoutPipelining(t *testing.T) {
 		t.Fatalf("poll %+v %v, server left %v", st, err, p.left())
 	}
 	lines := transcriptLines(t, r.log.String())
-	at := func(prefix string) int {
-		return slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, prefix) })
-	}
+	at := func(prefix string) int { return lineAt(lines, prefix) }
 	for k := 1; k < 4; k++ {
 		if sent, read := at(fmt.Sprintf("C RETR %d", k+1)), at(fmt.Sprintf("S [RETR %d body", k)); sent < read {
 			t.Fatalf("RETR %d at line %d before RETR %d's body (line %d) with pipelining = false", k+1, sent, k, read)
