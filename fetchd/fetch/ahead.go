@@ -1,10 +1,6 @@
 package fetch
 
-import (
-	"context"
-
-	"example.org/popspool/fetchd/pop3"
-)
+import "context"
 
 // aheadMax is the largest listed size of a message whose RETR is sent
 // ahead of the one in hand. Past it the round trip saved is nothing
@@ -15,51 +11,41 @@ const aheadMax = 1 << 20
 // sendAhead sends RETR for the message in hand, unless it is in flight
 // already, and for the next message the session will download, so that
 // the server sends it while this one is written to disk
-// (pop3.Client.Prefetch: only with PIPELINING, and one ahead, MaxAhead;
-// else Retr sends its own). A message is sent ahead
-// only when nothing can come between: no other command comes before it
-// (messages in between are only deleted again, which needs no command
-// until the end), it fits the poll's limits with those before it, it is
-// not large, and fetchd is not stopping.
+// (pop3.Client.Prefetch: only with PIPELINING; else Retr sends its own).
+// A message is sent ahead only when nothing can come between: no other
+// command comes before it (messages in between are only deleted again,
+// which needs no command until the end), it fits the poll's limits, it
+// is not large, and fetchd is not stopping.
 func (s *session) sendAhead(stop context.Context, m message) error {
 	if !s.c.Ahead(m.num) {
 		if _, err := s.c.Prefetch(m.num); err != nil {
 			return err
 		}
 	}
-	if stop.Err() != nil {
+	next, ok := s.nextDownload()
+	if !ok || stop.Err() != nil || s.c.Ahead(next.num) {
 		return nil
 	}
-	for _, next := range s.nextDownloads() {
-		if s.c.Ahead(next.num) {
-			continue
-		}
-		if sent, err := s.c.Prefetch(next.num); !sent || err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := s.c.Prefetch(next.num)
+	return err
 }
 
-// nextDownloads returns the messages after the one in hand that the
-// session will download next, in order, as long as no other command
-// comes first: messages only deleted again are passed over; one over
-// max_size (TOP), a large one, or one past the poll's limits ends the
-// list.
-func (s *session) nextDownloads() []message {
-	var out []message
-	l := s.limit
+// nextDownload returns the message after the one in hand that the
+// session will download next, if no other command comes first: messages
+// only deleted again are passed over; one over max_size (TOP), a large
+// one, or one past the poll's limits ends the search. One is enough:
+// pop3.MaxAhead allows one ahead of the message in hand.
+func (s *session) nextDownload() (message, bool) {
 	for _, m := range s.queue[s.at+1:] {
 		switch {
-		case len(out) == pop3.MaxAhead-1 || s.tooBig(m): // the one in hand takes a place
-			return out
+		case s.tooBig(m):
+			return message{}, false
 		case !s.needsDownload(m):
 			continue
-		case m.size > aheadMax || !s.fitsIn(&l, m):
-			return out
+		case m.size > aheadMax || !s.fitsIn(&s.limit, m):
+			return message{}, false
 		}
-		l.count(m)
-		out = append(out, m)
+		return m, true
 	}
-	return out
+	return message{}, false
 }

@@ -33,7 +33,7 @@ func (s *session) wants(m message) bool {
 }
 
 // fitsIn reports whether message m would fit in limit l, counting
-// nothing (sendAhead asks it of a copy, ahead of the loop).
+// nothing (sendAhead asks it of the message after the one in hand).
 func (s *session) fitsIn(l *pollLimit, m message) bool {
 	overCount := s.a.MaxMessages > 0 && l.messages >= s.a.MaxMessages
 	overBytes := s.a.MaxBytes > 0 && l.messages > 0 && l.bytes+m.size > int64(s.a.MaxBytes)
