@@ -92,11 +92,15 @@ func (s *session) failed(m message, me *msgError) error {
 	return classify(me.err, failMessage)
 }
 
-// syncJournal makes the journal durable now; the pending parts' data
-// and names first, as flush does.
+// syncJournal makes the journal durable now: the batch in flight lands
+// first, and pending parts are flushed, as their records must not be
+// durable before their data and names.
 func (s *session) syncJournal() error {
+	if err := s.land(); err != nil {
+		return err
+	}
 	if len(s.pending) > 0 {
-		return s.syncParts()
+		return s.flush()
 	}
 	if err := s.j.sync(); err != nil {
 		return s.journalError(err)

@@ -37,6 +37,9 @@ type Fetcher struct {
 	// stopGrace and listingBudget, if set, replace stopGrace and each
 	// session's listingBudget (tests).
 	stopGrace, listingBudget time.Duration
+	// batchSize, if set, replaces batchSize (tests: several batches
+	// from a few messages).
+	batchSize int
 
 	// httpClient, if set, makes the OAuth token requests (tests);
 	// oauthDir is the state folder when there is no spool (fetchd check).

@@ -26,13 +26,25 @@ import (
 // nothing left in tmp/fetchd, and no failed fsync retried. A failed fsync
 // cuts the file back (faultfs), so a DELE sent for a message whose copy
 // was not durable shows as a loss.
+//
+// It runs twice: with the four messages in one batch, and in batches of
+// two, so that faults also hit a batch made durable while the next one
+// downloads (flight.go), and its handling covers both batches.
 func TestIOErrors(t *testing.T) {
+	t.Run("one batch", func(t *testing.T) { testIOErrors(t, 0, 35) })
+	t.Run("batches in flight", func(t *testing.T) { testIOErrors(t, 2, 45) })
+}
+
+// testIOErrors injects every fault at every call with batches of batch
+// messages (0: the default) and wants at least least faults injected.
+func testIOErrors(t *testing.T, batch, least int) {
 	msgs := ioMessages()
 	injected, lost, retried, stops := 0, 0, 0, 0
 	perKind := map[string]int{}
 	for _, fault := range faultfs.Faults {
 		for k := 1; ; k++ {
 			r := newIORun(t, msgs)
+			r.batch = batch
 			f := faultfs.New(fault, k)
 			stopped := r.pollFaulty(f)
 			if f.Hit() == "" {
@@ -50,10 +62,10 @@ func TestIOErrors(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("ioerrors: daemon=fetchd injected=%d lost=%d fsync_retried=%d stops=%d per_fault=%v", injected, lost, retried, stops, perKind)
-	// 37 calls since the data of a batch is synced by one group sync
-	// rather than an fsync per message.
-	if injected < 35 || retried > 0 {
+	t.Logf("ioerrors: daemon=fetchd batch=%d injected=%d lost=%d fsync_retried=%d stops=%d per_fault=%v", batch, injected, lost, retried, stops, perKind)
+	// One batch: 37 calls since the data of a batch is synced by one
+	// group sync rather than an fsync per message.
+	if injected < least || retried > 0 {
 		t.Fatalf("injected %d, fsync retried %d", injected, retried)
 	}
 }
@@ -108,6 +120,8 @@ type ioRun struct {
 	root string
 	cfg  *config.Config
 	msgs map[string]string
+	// batch, if set, is the batch size of the faulty polls.
+	batch int
 }
 
 func newIORun(t *testing.T, msgs map[string]string) *ioRun {
@@ -156,6 +170,7 @@ func (r *ioRun) pollFaulty(fs spool.FS) bool {
 		return true // could not start: the service manager starts it again
 	}
 	defer f.Close()
+	f.batchSize = r.batch
 	for range 3 {
 		_, err := f.Poll(context.Background(), &r.cfg.Account[0])
 		if kindOf(err) == failFatal {

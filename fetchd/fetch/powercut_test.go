@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -28,7 +29,7 @@ import (
 // twice); nothing is left in tmp/fetchd.
 func TestPowerCut(t *testing.T) {
 	rec, cfg, msgs := recordFetch(t, nil)
-	points, states, violations := checkFetchStates(t, rec, cfg, msgs)
+	points, states, violations := checkFetchStates(t, rec, cfg, msgs, false)
 	t.Logf("crashstates: traces=1 (fetchd) points=%d states=%d violations=%d", points, states, violations)
 	if violations > 0 {
 		t.Fatalf("%d crash states broke the promise", violations)
@@ -39,7 +40,7 @@ func TestPowerCut(t *testing.T) {
 // with the journal's fsync dropped, a deleted message is lost.
 func TestPowerCutCatchesMissingJournalSync(t *testing.T) {
 	rec, cfg, msgs := recordFetch(t, func(r *powercut.Recorder) spool.FS { return noJournalSync{r} })
-	if _, _, violations := checkFetchStates(t, rec, cfg, msgs); violations == 0 {
+	if _, _, violations := checkFetchStates(t, rec, cfg, msgs, true); violations == 0 {
 		t.Fatal("without the journal fsync no crash state lost a message: the model is blind")
 	}
 }
@@ -49,7 +50,7 @@ func TestPowerCutCatchesMissingJournalSync(t *testing.T) {
 // DELE a message that is nowhere.
 func TestPowerCutCatchesMissingTmpSync(t *testing.T) {
 	rec, cfg, msgs := recordFetch(t, func(r *powercut.Recorder) spool.FS { return noTmpSync{r} })
-	if _, _, violations := checkFetchStates(t, rec, cfg, msgs); violations == 0 {
+	if _, _, violations := checkFetchStates(t, rec, cfg, msgs, true); violations == 0 {
 		t.Fatal("without fsyncs of tmp/fetchd no crash state broke the promise: the model is blind")
 	}
 }
@@ -59,7 +60,7 @@ func TestPowerCutCatchesMissingTmpSync(t *testing.T) {
 // message whose file holds nothing after the cut.
 func TestPowerCutCatchesMissingDataSync(t *testing.T) {
 	rec, cfg, msgs := recordFetch(t, func(r *powercut.Recorder) spool.FS { return noGroupSync{r} })
-	if _, _, violations := checkFetchStates(t, rec, cfg, msgs); violations == 0 {
+	if _, _, violations := checkFetchStates(t, rec, cfg, msgs, true); violations == 0 {
 		t.Fatal("without the data sync no crash state broke the promise: the model is blind")
 	}
 }
@@ -86,11 +87,80 @@ func (n noJournalSync) SyncFile(f *os.File) error {
 	return n.Recorder.SyncFile(f)
 }
 
+// TestPowerCutBatchInFlight records a session of 7 messages in batches
+// of 2, each batch made durable while the next downloads (flight.go;
+// the group sync is slowed so that the next batch's parts are created
+// between a batch's data sync and its journal record), and checks every
+// power-cut state of that interleaving. The companions drop each of the
+// three syncs in the same run and must find a broken promise.
+func TestPowerCutBatchInFlight(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wrap func(*powercut.Recorder) spool.FS
+		ok   bool
+	}{
+		{"every sync", func(r *powercut.Recorder) spool.FS { return slowGroupSync{r} }, true},
+		{"no journal sync", func(r *powercut.Recorder) spool.FS { return slowGroupSync{noJournalSync{r}} }, false},
+		{"no tmp sync", func(r *powercut.Recorder) spool.FS { return slowGroupSync{noTmpSync{r}} }, false},
+		{"no data sync", func(r *powercut.Recorder) spool.FS { return slowGroupSync{noGroupSync{r}} }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec, cfg, msgs := recordFetchN(t, 7, 2, tc.wrap)
+			if !createdInFlight(rec.Ops, 2) {
+				t.Fatal("no part was created while a batch was in flight: the trace does not test the overlap")
+			}
+			points, states, violations := checkFetchStates(t, rec, cfg, msgs, !tc.ok)
+			t.Logf("crashstates: traces=1 (fetchd, batches in flight) points=%d states=%d violations=%d", points, states, violations)
+			switch {
+			case tc.ok && violations > 0:
+				t.Fatalf("%d crash states broke the promise", violations)
+			case !tc.ok && violations == 0:
+				t.Fatal("with a sync dropped no crash state broke the promise: the model is blind")
+			}
+		})
+	}
+}
+
+// slowGroupSync holds each group sync back a moment, so that the
+// session downloads the next batch meanwhile.
+type slowGroupSync struct{ spool.FS }
+
+func (s slowGroupSync) SyncGroup(anchor *os.File, paths []string) error {
+	time.Sleep(20 * time.Millisecond)
+	return s.FS.SyncGroup(anchor, paths)
+}
+
+// createdInFlight reports whether the trace shows the next batch
+// downloading while one is made durable: when a journal record is
+// written, more parts than a batch holds are in tmp/fetchd.
+func createdInFlight(ops []powercut.Op, batch int) bool {
+	inTmp := 0
+	for _, op := range ops {
+		switch {
+		case op.Kind == "create" && strings.HasSuffix(op.Path, ".part"):
+			inTmp++
+		case op.Kind == "rename" && strings.HasSuffix(op.Path, ".part"):
+			inTmp--
+		case op.Kind == "write" && strings.HasSuffix(op.Path, ".uidl") && inTmp > batch:
+			return true
+		}
+	}
+	return false
+}
+
 func recordFetch(t *testing.T, wrap func(*powercut.Recorder) spool.FS) (*powercut.Recorder, *config.Config, map[string]string) {
+	return recordFetchN(t, 3, 0, wrap)
+}
+
+// recordFetchN records one session fetching n messages in batches of
+// batch (0: the default).
+func recordFetchN(t *testing.T, n, batch int, wrap func(*powercut.Recorder) spool.FS) (*powercut.Recorder, *config.Config, map[string]string) {
 	t.Helper()
 	dir := t.TempDir()
 	msgs := map[string]string{}
-	for i := 1; i <= 3; i++ {
+	var uids []string
+	for i := 1; i <= n; i++ {
+		uids = append(uids, fmt.Sprintf("uid-%d", i))
 		msgs[fmt.Sprintf("uid-%d", i)] = fmt.Sprintf("From: a@example.net\r\nSubject: %d\r\n\r\nbody %d\r\n", i, i)
 	}
 	srv, cfg := testAccount(t, dir, msgs)
@@ -107,7 +177,6 @@ func recordFetch(t *testing.T, wrap func(*powercut.Recorder) spool.FS) (*powercu
 		fs = wrap(rec)
 	}
 	s.SetFS(fs)
-	uids := []string{"uid-1", "uid-2", "uid-3"}
 	srv.SetFault(func(ev pop3srv.Event) bool {
 		if ev.Name == pop3srv.EvDeleted {
 			rec.Mark(uids[ev.Msg-1])
@@ -118,18 +187,21 @@ func recordFetch(t *testing.T, wrap func(*powercut.Recorder) spool.FS) (*powercu
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.batchSize = batch
 	if _, err := f.Poll(context.Background(), &cfg.Account[0]); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
 	s.Close()
-	if len(rec.Marks(len(rec.Ops))) != 3 {
-		t.Fatalf("server deleted %d messages, want 3", len(rec.Marks(len(rec.Ops))))
+	if len(rec.Marks(len(rec.Ops))) != n {
+		t.Fatalf("server deleted %d messages, want %d", len(rec.Marks(len(rec.Ops))), n)
 	}
 	return rec, cfg, msgs
 }
 
-func checkFetchStates(t *testing.T, rec *powercut.Recorder, cfg *config.Config, msgs map[string]string) (points, states, violations int) {
+// checkFetchStates checks every crash state of the trace; a companion
+// (blind) stops at the first violation, which is all it looks for.
+func checkFetchStates(t *testing.T, rec *powercut.Recorder, cfg *config.Config, msgs map[string]string, blind bool) (points, states, violations int) {
 	rng := rand.New(rand.NewSource(1))
 	for k := 0; k <= len(rec.Ops); k++ {
 		points++
@@ -147,6 +219,9 @@ func checkFetchStates(t *testing.T, rec *powercut.Recorder, cfg *config.Config, 
 				violations++
 				if violations <= 3 {
 					t.Logf("after %d calls: %s", k, bad)
+				}
+				if blind {
+					return points, states, violations
 				}
 			}
 		}

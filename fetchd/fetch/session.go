@@ -21,8 +21,9 @@ import (
 	"example.org/popspool/shared/spool"
 )
 
-// batchSize is how many messages share one journal fsync, one pair of
-// folder fsyncs and one pipelined DELE round (group commit).
+// batchSize is how many messages share one data sync, one journal fsync
+// and one pair of folder fsyncs (group commit); the next batch downloads
+// while one is made durable (flight.go).
 const batchSize = 32
 
 // session is one POP3 session of one account.
@@ -36,6 +37,7 @@ type session struct {
 	loggedIn bool
 	pending  []sealed      // written and recorded, not yet moved and DELE'd
 	group    *spool.Group  // the pending downloads' data, durable at flush
+	flight   *flight       // the batch made durable meanwhile: flight.go
 	out      *bufio.Writer // the download's buffer, reused from one to the next
 	dele     []int         // messages fetched before, deleted again before QUIT
 	fetched  []int         // messages fetched and durable, deleted before QUIT
@@ -117,6 +119,9 @@ func (s *session) run(stop context.Context) error {
 			continue // on the server for the next poll; known ones are still deleted
 		}
 		if err := s.one(stop, m); err != nil {
+			if kindOf(err) == failFatal {
+				return err // nothing more is written: recovery at start sorts it out
+			}
 			// What is durable moves on; nothing is deleted: the session
 			// ends without QUIT.
 			if ferr := s.flush(); kindOf(ferr) == failFatal {
@@ -206,10 +211,21 @@ func (s *session) record(m message, id string, stub bool) error {
 		return classify(s.spoolError(err), failOther)
 	}
 	s.pending = append(s.pending, sealed{path: partPath(s.f.S, id), id: id, uidl: m.uidl, num: m.num, stub: stub})
-	if len(s.pending) >= batchSize {
-		return s.flush()
+	if err := s.landIfDown(); err != nil {
+		return err
+	}
+	if len(s.pending) >= s.f.batch() {
+		return s.launch()
 	}
 	return nil
+}
+
+// batch is how many messages make a batch.
+func (f *Fetcher) batch() int {
+	if f.batchSize > 0 {
+		return f.batchSize
+	}
+	return batchSize
 }
 
 func (s *session) tooBig(m message) bool {
@@ -343,60 +359,22 @@ func (s *session) spoolError(err error) error {
 	return err
 }
 
-// flush makes the pending messages durable (one data sync for the batch,
-// one journal fsync) and moves them into incoming/ (one fsync per
-// folder); only then are they listed for deletion, which deleteAll sends
-// before QUIT: durable before irreversible.
+// flush lands the batch in flight and makes the pending messages
+// durable and moves them into incoming/ (flight.go), waiting for it;
+// only then are they listed for deletion, which deleteAll sends before
+// QUIT: durable before irreversible.
 func (s *session) flush() error {
+	if err := s.land(); err != nil {
+		return err
+	}
 	if len(s.pending) == 0 {
 		s.group.Release()
 		return nil
 	}
-	// The parts' data and names must be durable before the journal
-	// says they exist: a record without its file would have the next
-	// poll DELE a message that is nowhere (the power-cut model in
-	// powercut_test.go finds exactly that state without either).
-	if err := s.syncParts(); err != nil {
+	if err := s.launch(); err != nil {
 		return err
 	}
-	crash.Point("fetchd.journaled")
-	b := s.f.S.NewBatch()
-	nums := s.fetched
-	for _, p := range s.pending {
-		if _, err := b.Move(p.path, spool.Incoming, p.id); err != nil {
-			// Still in tmp/ with a record: moved on by recovery at start,
-			// which a restart runs now.
-			return classify(s.spoolError(err), failFatal)
-		}
-		if !p.stub {
-			nums = append(nums, p.num)
-		}
-	}
-	s.pending = s.pending[:0]
-	if err := b.Commit(); err != nil {
-		event.Emit(&s.f.Log, event.DirSyncFailed).Str("account", s.a.Name).Err(err).Msg("fetchd stops so recovery runs at start")
-		return classify(err, failFatal)
-	}
-	if !s.a.Keep {
-		s.fetched = nums
-	}
-	return nil
-}
-
-// syncParts makes the pending parts durable, data (one group sync) and
-// names (tmp/fetchd's fsync), then the journal that records them.
-func (s *session) syncParts() error {
-	if err := s.group.Sync(); err != nil {
-		return s.dropUnrecorded(err)
-	}
-	if err := s.f.S.SyncTmp(); err != nil {
-		event.Emit(&s.f.Log, event.DirSyncFailed).Str("account", s.a.Name).Err(err).Msg("fetchd stops so recovery runs at start")
-		return classify(err, failFatal)
-	}
-	if err := s.j.sync(); err != nil {
-		return s.journalError(err)
-	}
-	return nil
+	return s.land()
 }
 
 // journalError handles a failed journal sync. A full disk (the write

@@ -123,6 +123,14 @@ func attemptFields(uidl string, n int, at time.Time) []string {
 
 func (u *uidls) sync() error { return u.j.Sync() }
 
+// take takes the buffered records for a sync in another goroutine (a
+// batch in flight): write writes and fsyncs them while the next records
+// are buffered. No other sync, reopen or compaction may run meanwhile.
+func (u *uidls) take() (write func() error) {
+	j, b := u.j, u.j.Take()
+	return func() error { return j.WriteSync(b) }
+}
+
 // reopen rereads the journal from disk after a failed sync (journal.Sync:
 // the records that reached the file are found again, a torn tail is cut),
 // so that seen holds only what is on disk, and fsyncs it: after that, the

@@ -302,25 +302,54 @@ func (j *Journal) Sync() error {
 	if err := j.Write(); err != nil {
 		return err
 	}
-	if err := j.fs.SyncFile(j.f); err != nil {
-		return fmt.Errorf("fsync journal %s: %w", j.path, err)
-	}
-	return nil
+	return j.fsync()
 }
 
 // Write writes the buffered records, in one call, without an fsync: they
 // survive the process being killed, not a power cut, until the next Sync.
 // A failed write is undone as in Sync (ErrNotWritten).
 func (j *Journal) Write() error {
-	if j.buf.Len() == 0 {
+	err := j.write(j.buf.Bytes())
+	j.buf.Reset()
+	return err
+}
+
+// Take empties the buffer and returns the records it held, for
+// WriteSync: the caller may go on appending the next records while
+// those are written and fsynced in another goroutine.
+func (j *Journal) Take() []byte {
+	b := bytes.Clone(j.buf.Bytes())
+	j.buf.Reset()
+	return b
+}
+
+// WriteSync writes records taken from the buffer (Take) and fsyncs the
+// log: the commit point, as Sync is for the buffer, with the same
+// errors. It may run beside Append; not beside Sync, Write or another
+// WriteSync.
+func (j *Journal) WriteSync(records []byte) error {
+	if err := j.write(records); err != nil {
+		return err
+	}
+	return j.fsync()
+}
+
+func (j *Journal) write(b []byte) error {
+	if len(b) == 0 {
 		return nil
 	}
-	n, err := j.fs.Write(j.f, j.buf.Bytes())
-	j.buf.Reset()
+	n, err := j.fs.Write(j.f, b)
 	if err != nil {
 		return j.unwrite(err)
 	}
 	j.off += int64(n)
+	return nil
+}
+
+func (j *Journal) fsync() error {
+	if err := j.fs.SyncFile(j.f); err != nil {
+		return fmt.Errorf("fsync journal %s: %w", j.path, err)
+	}
 	return nil
 }
 
