@@ -181,10 +181,12 @@ func (w *Worker) moveNow(path, id string, p *plan) error {
 	return w.handOff(g, []*routed{r})
 }
 
-// batchSize is how many files share the data sync of their routed
+// batchSize is the most files that share the data sync of their routed
 // versions and the folder fsyncs of their claim and of their move on
-// (group commit).
-const batchSize = 32
+// (group commit). A claim takes what is waiting, so a large one forms
+// only under a backlog, where it shares the syncs among more files; a
+// lone message is still claimed alone at once.
+const batchSize = 128
 
 // spareLinger is how long rewrited keeps its spare inodes (spool.Retire)
 // once it has nothing to route: long enough to reuse them for fetchd's

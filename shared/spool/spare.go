@@ -36,10 +36,11 @@ type spare struct {
 	gen  int // the fsync of tmp/ that makes its rename durable
 }
 
-// Limits of what spares may hold: a batch's worth of files, and disk
+// Limits of what spares may hold: a batch's worth of files (rewrited
+// claims up to 128), and disk
 // space held while the daemon is busy (DropSpares frees it when idle).
 const (
-	maxSpares     = 32
+	maxSpares     = 128
 	maxSpareBytes = 64 << 20
 )
 
