@@ -172,6 +172,7 @@ type rig struct {
 	mu      sync.Mutex
 	lines   []string           // every e2e: line, printed again at the end
 	results map[string]float64 // "10KBx1000/tls/popspool" -> msgs/s
+	costs   map[string]cost    // same keys: CPU seconds per message
 }
 
 // run is one timed pass: its mailbox content and where its files go.
@@ -206,8 +207,14 @@ func (rn *run) finish(b *testing.B) {
 
 // runStats is what a client run returns besides the wall time.
 type runStats struct {
-	notes string // extra figures for the summary line
+	notes   string  // extra figures for the summary line
+	daemons float64 // CPU seconds of popspool's three daemons, 0 for others
 }
+
+// cost is the CPU a client's run took per message: the whole machine's
+// busy time (every process and the kernel, whoever they were for) and,
+// of that, popspool's three daemons'.
+type cost struct{ machine, daemons float64 }
 
 var bins = harness.Binaries{Prefix: "popspool-bench-bin-"}
 
@@ -221,6 +228,7 @@ func TestMain(m *testing.M) {
 func (r *rig) bench(b *testing.B, w workload, transport, client string, do func(*testing.B, *run) runStats) {
 	var total time.Duration
 	var notes string
+	var spent cost
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		rn := r.fill(b, w, transport, client, i)
@@ -232,6 +240,8 @@ func (r *rig) bench(b *testing.B, w workload, transport, client string, do func(
 		r.say("e2e: %s %s msgs=%d size=%s cpu during the run: %s",
 			client, transport, w.n, w.label, cpuReport(rn.procs0, rn.procs1, rn.cpu0, rn.cpu1, roots, 12))
 		notes = st.notes
+		spent.machine += float64(rn.cpu1.busy-rn.cpu0.busy) / userHZ
+		spent.daemons += st.daemons
 		if busy, ok := busyPercent(rn.cpu0, rn.cpu1); ok {
 			notes += fmt.Sprintf(" machine-busy=%.0f%%", busy)
 		}
@@ -252,6 +262,11 @@ func (r *rig) bench(b *testing.B, w workload, transport, client string, do func(
 		r.results = map[string]float64{}
 	}
 	r.results[key(w, transport, client)] = msgs
+	if r.costs == nil {
+		r.costs = map[string]cost{}
+	}
+	per1 := float64(w.n * b.N)
+	r.costs[key(w, transport, client)] = cost{machine: spent.machine / per1, daemons: spent.daemons / per1}
 	r.mu.Unlock()
 }
 
@@ -280,7 +295,29 @@ func (r *rig) ratioOf(w workload, transport, a, b string) {
 func (r *rig) ceiling(w workload) {
 	for _, tr := range []string{"plain", "tls"} {
 		r.ratioOf(w, tr, "popspool", "smtp-source-s4")
+		r.bound(w, tr)
 	}
+}
+
+// bound prints how fast popspool's run into Postfix could have gone on
+// this machine's cores had they been busy all the time, from the CPU the
+// run took per message (the whole machine's: Dovecot serving the mail,
+// the daemons, Postfix taking it, the kernel writing it back), and how
+// fast without popspool's daemons' share, against the ceiling. A ratio
+// the second figure does not reach is out of reach here whatever
+// popspool does.
+func (r *rig) bound(w workload, transport string) {
+	r.mu.Lock()
+	c, okC := r.costs[key(w, transport, "popspool")]
+	top, okT := r.results[key(w, transport, "smtp-source-s4")]
+	r.mu.Unlock()
+	if !okC || !okT || c.machine <= c.daemons || top <= 0 {
+		return
+	}
+	cores := float64(numCPU())
+	all, rest := cores/c.machine, cores/(c.machine-c.daemons)
+	r.say("e2e: cpu bound %s msgs=%d size=%s machine %.2f ms/msg (daemons %.2f): %d cores fully busy allow %.0f msgs/s = %.2fx smtp-source-s4; without the daemons %.0f msgs/s = %.2fx",
+		transport, w.n, w.label, c.machine*1000, c.daemons*1000, int(cores), all, all/top, rest, rest/top)
 }
 
 func (r *rig) say(format string, args ...any) {

@@ -54,7 +54,8 @@ func (r *rig) popspool(b *testing.B, rn *run) runStats {
 	}
 	st := stages(b, f, rn.start)
 	r.say("e2e: popspool %s msgs=%d size=%s where the time went: %s", rn.transport, rn.w.n, rn.w.label, st.describe(rn.end.Sub(rn.start)))
-	return runStats{notes: " cpu " + cpuOf(f, rn.w.n, peaks)}
+	notes, daemons := cpuOf(f, rn.w.n, peaks)
+	return runStats{notes: " cpu " + notes, daemons: daemons}
 }
 
 // popspoolStaged is a diagnostic: fetchd -once, then rewrited -once,
@@ -82,7 +83,8 @@ func (r *rig) popspoolStaged(b *testing.B, rn *run) runStats {
 		b.Errorf("popspool-staged %s: files left in the spool after delivery: %v", rn.transport, left)
 	}
 	r.say("e2e: popspool-staged %s msgs=%d size=%s stages alone: %s", rn.transport, rn.w.n, rn.w.label, strings.Join(parts, ", "))
-	return runStats{notes: " cpu " + cpuOf(f, rn.w.n, nil)}
+	notes, daemons := cpuOf(f, rn.w.n, nil)
+	return runStats{notes: " cpu " + notes, daemons: daemons}
 }
 
 // flow prepares a harness flow (fresh spool, logs) and replaces its
@@ -161,8 +163,8 @@ func logTails(f *harness.Flow) string {
 
 // cpuOf is each daemon's CPU time over its run of n messages (user+system,
 // each, and per message), its peak resident memory from peaks when known,
-// and the three daemons' CPU per message.
-func cpuOf(f *harness.Flow, n int, peaks map[string]int64) string {
+// and the three daemons' CPU per message; and that sum in seconds.
+func cpuOf(f *harness.Flow, n int, peaks map[string]int64) (string, float64) {
 	var parts []string
 	sum := 0.0
 	for _, d := range harness.Daemons {
@@ -177,7 +179,7 @@ func cpuOf(f *harness.Flow, n int, peaks map[string]int64) string {
 				rusageSeconds(ru)*1000/float64(n), rss))
 		}
 	}
-	return fmt.Sprintf("%s; 3 daemons %.2f ms/msg", strings.Join(parts, " "), sum*1000/float64(n))
+	return fmt.Sprintf("%s; 3 daemons %.2f ms/msg", strings.Join(parts, " "), sum*1000/float64(n)), sum
 }
 
 // peakRSS reads each running daemon's VmHWM (KiB) from /proc. Not
@@ -310,6 +312,7 @@ func (r *rig) smtpSource(b *testing.B, w workload, sessions int) {
 		b.Skipf("skipping: %s is missing (it comes with postfix)", bin)
 	}
 	var total time.Duration
+	busy := ""
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		rn := r.fill(b, workload{n: 0, size: w.size, label: w.label}, "smtp", "smtp-source", i)
@@ -337,13 +340,16 @@ func (r *rig) smtpSource(b *testing.B, w workload, sessions int) {
 		roots := map[int]bool{os.Getpid(): true, postfixMaster(r.pf.Dir): true}
 		r.say("e2e: postfix-alone smtp-source -s %d msgs=%d size=%s cpu during the run: %s",
 			sessions, w.n, w.label, cpuReport(rn.procs0, rn.procs1, rn.cpu0, rn.cpu1, roots, 12))
+		if pct, ok := busyPercent(rn.cpu0, rn.cpu1); ok {
+			busy = fmt.Sprintf(" machine-busy=%.0f%%", pct)
+		}
 	}
 	per := total / time.Duration(b.N)
 	msgs, mbs := float64(w.n)/per.Seconds(), float64(w.n*w.size)/1e6/per.Seconds()
 	b.ReportMetric(msgs, "msgs/s")
 	b.ReportMetric(mbs, "MB/s")
-	r.say("e2e: postfix-alone smtp-source -s %d msgs=%d size=%s %.2fs %.0f msgs/s %.2f MB/s (count checked)",
-		sessions, w.n, w.label, per.Seconds(), msgs, mbs)
+	r.say("e2e: postfix-alone smtp-source -s %d msgs=%d size=%s %.2fs %.0f msgs/s %.2f MB/s (count checked)%s",
+		sessions, w.n, w.label, per.Seconds(), msgs, mbs, busy)
 	r.mu.Lock()
 	if r.results == nil {
 		r.results = map[string]float64{}

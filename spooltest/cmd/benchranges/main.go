@@ -1,7 +1,7 @@
 // Command benchranges reads the output of several runs of the end-to-end
 // benchmark (spooltest/bench BenchmarkEndToEnd) and prints, for each
 // figure, the range over the runs: the ratios to the peers and to the
-// ceiling, each tool's rate, popspool's CPU a message and, from a traced
+// ceiling, the ceiling's CPU bound, each tool's rate, popspool's CPU a message and, from a traced
 // run (popspool-strace), its fsyncs a message. A run's figures are the
 // lines after its "e2e: --- all figures" marker.
 //
@@ -24,6 +24,7 @@ var (
 	rateLine  = regexp.MustCompile(`^e2e: (\S+) (\S+) msgs=(\d+) size=(\S+) [\d.]+s ([\d.]+) msgs/s`)
 	ceiling   = regexp.MustCompile(`^e2e: postfix-alone (smtp-source -s \d) msgs=(\d+) size=(\S+) [\d.]+s ([\d.]+) msgs/s`)
 	syncsLine = regexp.MustCompile(`^e2e: syscalls per message \(\S+\) (\S+) (\S+) msgs=(\d+) size=(\S+) fsyncs\(all kinds, 3 daemons\)=([\d.]+)`)
+	boundLine = regexp.MustCompile(`^e2e: cpu bound (\S+) msgs=(\d+) size=(\S+) .* = ([\d.]+)x smtp-source-s4; without the daemons [\d.]+ msgs/s = ([\d.]+)x`)
 	cpuLine   = regexp.MustCompile(`3 daemons ([\d.]+) ms/msg`)
 	daemonCPU = regexp.MustCompile(`(fetchd|rewrited|deliverd)=[\d.]+s\(user [\d.]+ sys [\d.]+, ([\d.]+) ms/msg`)
 )
@@ -82,6 +83,11 @@ func parse(f figures, line string) {
 	}
 	if m := syncsLine.FindStringSubmatch(line); m != nil {
 		f.add(fmt.Sprintf("fsyncs/msg %sx%s %s %s", m[4], m[3], m[2], m[1]), num(m[5]))
+		return
+	}
+	if m := boundLine.FindStringSubmatch(line); m != nil {
+		f.add(fmt.Sprintf("cpu bound %s %sx%s / smtp-source-s4", m[1], m[3], m[2]), num(m[4]))
+		f.add(fmt.Sprintf("cpu bound without the daemons %s %sx%s / smtp-source-s4", m[1], m[3], m[2]), num(m[5]))
 		return
 	}
 	if m := ceiling.FindStringSubmatch(line); m != nil {
