@@ -265,8 +265,8 @@ func (r *rig) bench(b *testing.B, w workload, transport, client string, do func(
 	if r.costs == nil {
 		r.costs = map[string]cost{}
 	}
-	per1 := float64(w.n * b.N)
-	r.costs[key(w, transport, client)] = cost{machine: spent.machine / per1, daemons: spent.daemons / per1}
+	moved := float64(w.n * b.N)
+	r.costs[key(w, transport, client)] = cost{machine: spent.machine / moved, daemons: spent.daemons / moved}
 	r.mu.Unlock()
 }
 
